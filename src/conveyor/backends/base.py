@@ -1,0 +1,364 @@
+"""The one Backend protocol every storage engine implements, and its value types.
+
+The operations are batch-shaped (a worker claims, renews and finishes many jobs
+per round trip) and noun-first. Times crossing this boundary are POSIX seconds
+(floats); a backend measures leases and due times on its own clock (the
+database's or server's ``now``), so worker clocks never decide a lease.
+
+Room to grow: rate and concurrency limits belong in ``claim`` (as fields of
+:class:`ClaimRequest`), pause/resume as ``queue_pause``/``queue_resume`` next to
+the admin operations, and schedules as a ``schedule_*`` family with its own
+table/keys; nothing above this layer needs to change shape for them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from ..states import State
+
+KeyMode = Literal["keep", "replace"]
+OutcomeKind = Literal["completed", "retry", "failed", "cancelled", "released"]
+
+#: The error recorded on a job whose lease ran out (its worker died or hung).
+WORKER_LOST = "worker lost: lease expired before the job finished"
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job to store. ``payload`` is the JSON text ``{"args": [...], "kwargs": {...}}``."""
+
+    id: str
+    task: str
+    queue: str
+    payload: str
+    max_attempts: int
+    priority: int = 0
+    #: Absolute due time (POSIX seconds). ``None``: ``delay`` seconds after the backend's now.
+    run_at: float | None = None
+    delay: float = 0.0
+    key: str | None = None
+    key_mode: KeyMode = "keep"
+    on_complete: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueResult:
+    """What ``enqueue_many`` did with one NewJob: created it, or matched its key."""
+
+    id: str
+    state: State
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRequest:
+    """Claim up to ``limit`` due jobs from ``queues`` for ``lease_seconds``."""
+
+    queues: tuple[str, ...]
+    limit: int
+    lease_seconds: float
+    worker_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    """A leased job, as a worker sees it. ``lease_token`` fences every later write."""
+
+    id: str
+    task: str
+    queue: str
+    payload: str
+    attempt: int
+    max_attempts: int
+    lease_token: str
+    priority: int
+    key: str | None
+    on_complete: str | None
+    created_at: float
+    run_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """The fence of one claim: writes apply only while the job holds this token."""
+
+    job_id: str
+    lease_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRenewal:
+    """Result of ``extend_leases``: which leases are gone, which jobs were asked to cancel."""
+
+    lost: frozenset[str]
+    cancel_requested: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one attempt ended, with what its audit record says.
+
+    ``completed``/``failed``/``cancelled`` are final; ``retry`` waits ``retry_delay``
+    seconds; ``released`` puts the job back in ``pending`` without counting the
+    attempt (graceful shutdown, or a prefetched job that never started).
+    """
+
+    job_id: str
+    lease_token: str
+    kind: OutcomeKind
+    attempt: int
+    worker: str
+    started_at: float | None = None
+    finished_at: float | None = None
+    result: str | None = None  # JSON text
+    error: str | None = None
+    traceback: str | None = None
+    retry_delay: float = 0.0
+    status_code: int | None = None
+    response_excerpt: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReapResult:
+    """What the reaper did: jobs returned to the queue, jobs failed as poison pills."""
+
+    requeued: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobQuery:
+    """Filters for the admin listing and bulk operations (all optional)."""
+
+    status: State | None = None
+    queue: str | None = None
+    task: str | None = None
+    created_after: float | None = None
+    created_before: float | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One attempt of one job, as the audit trail keeps it."""
+
+    job_id: str
+    attempt: int
+    worker: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    outcome: str
+    error: str | None = None
+    traceback: str | None = None
+    status_code: int | None = None
+    response_excerpt: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of the HTTP API and ``--json``."""
+        return {
+            "job_id": self.job_id,
+            "attempt": self.attempt,
+            "worker": self.worker,
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "outcome": self.outcome,
+            "error": self.error,
+            "traceback": self.traceback,
+            "status_code": self.status_code,
+            "response_excerpt": self.response_excerpt,
+        }
+
+
+@dataclass(slots=True)
+class JobRecord:
+    """Everything stored about one job."""
+
+    id: str
+    task: str
+    queue: str
+    state: State
+    args: list[Any]
+    kwargs: dict[str, Any]
+    attempt: int
+    max_attempts: int
+    priority: int
+    run_at: datetime
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    result: Any = None
+    error: str | None = None
+    traceback: str | None = None
+    key: str | None = None
+    worker: str | None = None
+    lease_expires_at: datetime | None = None
+    cancel_requested: bool = False
+    on_complete: str | None = None
+    attempts: list[AttemptRecord] = field(default_factory=list)
+
+    @property
+    def status(self) -> State:
+        """The state under its JSON name."""
+        return self.state
+
+    def to_dict(self, *, with_attempts: bool = True) -> dict[str, Any]:
+        """The JSON shape of ``GET /api/jobs/{id}`` (``status`` carries the state)."""
+        data: dict[str, Any] = {
+            "id": self.id,
+            "task": self.task,
+            "queue": self.queue,
+            "status": self.state,
+            "args": self.args,
+            "kwargs": self.kwargs,
+            "attempt": self.attempt,
+            "max_attempts": self.max_attempts,
+            "priority": self.priority,
+            "run_at": _iso(self.run_at),
+            "created_at": _iso(self.created_at),
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "result": self.result,
+            "error": self.error,
+            "traceback": self.traceback,
+            "key": self.key,
+            "worker": self.worker,
+            "cancel_requested": self.cancel_requested,
+            "on_complete": self.on_complete,
+        }
+        if with_attempts:
+            data["attempts"] = [a.to_dict() for a in self.attempts]
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a listing and the total that matched."""
+
+    items: list[JobRecord]
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """Counts by state, overall and per queue, and the age of the oldest due pending job."""
+
+    counts: dict[str, int]
+    queues: dict[str, dict[str, int]]
+    oldest_pending_age_s: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``GET /api/queue/stats``."""
+        return {
+            "counts": dict(self.counts),
+            "queues": {q: dict(c) for q, c in self.queues.items()},
+            "oldest_pending_age_s": self.oldest_pending_age_s,
+        }
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """The storage contract. Implementations are safe to call from several threads."""
+
+    url: str
+
+    # -- life cycle -------------------------------------------------------
+    def migrate(self) -> None:
+        """Create or upgrade the schema; idempotent and safe from several processes."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+    def now(self) -> float:
+        """The backend's clock, POSIX seconds."""
+        ...
+
+    # -- producers ---------------------------------------------------------
+    def enqueue_many(self, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
+        """Store jobs in one round trip, honouring idempotency keys; results in input order."""
+        ...
+
+    # -- workers -----------------------------------------------------------
+    def claim(self, request: ClaimRequest) -> list[ClaimedJob]:
+        """Atomically lease up to ``limit`` due jobs: priority desc, run_at, then FIFO."""
+        ...
+
+    def wait_for_jobs(self, queues: Sequence[str], timeout: float) -> None:
+        """Block until a job may be claimable in ``queues`` or ``timeout`` passes."""
+        ...
+
+    def extend_leases(self, leases: Sequence[Lease], lease_seconds: float) -> LeaseRenewal:
+        """Renew the leases still held; report the lost ones and cancel requests."""
+        ...
+
+    def finish_many(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        """Apply outcomes (fenced by lease token) and record attempts; True where applied."""
+        ...
+
+    def reap_expired(self, limit: int = 500) -> ReapResult:
+        """Return jobs with lapsed leases to the queue, or fail them when attempts are spent."""
+        ...
+
+    # -- admin -------------------------------------------------------------
+    def get(self, job_id: str) -> JobRecord | None:
+        """One job with its attempt records, or None."""
+        ...
+
+    def list_jobs(self, query: JobQuery) -> Page:
+        """Jobs matching ``query``, newest first (created_at desc, id desc)."""
+        ...
+
+    def stats(self) -> Stats:
+        """Counts by state and queue."""
+        ...
+
+    def resubmit(self, job_id: str, payload: str | None = None) -> JobRecord:
+        """A failed or cancelled job back to pending with a fresh attempt budget."""
+        ...
+
+    def resubmit_many(self, query: JobQuery, payload: str | None = None) -> int:
+        """Resubmit every failed/cancelled job matching ``query`` (limit/offset ignored)."""
+        ...
+
+    def cancel(self, job_id: str) -> JobRecord:
+        """Cancel a waiting job at once, or flag a running one for cancellation."""
+        ...
+
+    def delete(self, job_id: str) -> None:
+        """Delete a job that is not processing, with its attempt records."""
+        ...
+
+    def purge(self, states: Sequence[State], before: float, batch_size: int = 1000) -> int:
+        """Delete up to ``batch_size`` finished jobs in ``states`` finished before ``before``."""
+        ...
+
+    def audits(self, job_id: str | None = None, limit: int = 50, offset: int = 0) -> list[AttemptRecord]:
+        """Attempt records, newest first, optionally for one job."""
+        ...
+
+
+def encode_payload(args: Sequence[Any], kwargs: dict[str, Any]) -> str:
+    """The JSON text stored for a job's arguments."""
+    return json.dumps({"args": list(args), "kwargs": kwargs}, separators=(",", ":"), allow_nan=False)
+
+
+def decode_payload(payload: str) -> tuple[list[Any], dict[str, Any]]:
+    """The args and kwargs of a stored payload."""
+    data = json.loads(payload)
+    return data.get("args", []), data.get("kwargs", {})
+
+
+def from_ts(value: float | None) -> datetime | None:
+    """POSIX seconds to an aware UTC datetime (None stays None)."""
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()

@@ -1,0 +1,248 @@
+-- Conveyor's SQLite queries. Times are POSIX seconds (REAL) from the one clock
+-- of the machine the database file lives on. Named blocks; values are bound.
+
+-- name: migration_001
+CREATE TABLE IF NOT EXISTS conveyor_jobs (
+    id               TEXT PRIMARY KEY,
+    task             TEXT NOT NULL,
+    queue            TEXT NOT NULL,
+    state            TEXT NOT NULL,
+    payload          TEXT NOT NULL,
+    priority         INTEGER NOT NULL DEFAULT 0,
+    run_at           REAL NOT NULL,
+    created_at       REAL NOT NULL,
+    started_at       REAL,
+    finished_at      REAL,
+    attempt          INTEGER NOT NULL DEFAULT 0,
+    max_attempts     INTEGER NOT NULL,
+    key              TEXT,
+    result           TEXT,
+    error            TEXT,
+    traceback        TEXT,
+    lease_token      TEXT,
+    lease_expires_at REAL,
+    worker           TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    on_complete      TEXT
+);
+-- The claim walks this index in order and stops at LIMIT.
+CREATE INDEX IF NOT EXISTS conveyor_jobs_claim
+    ON conveyor_jobs (queue, priority DESC, run_at, id) WHERE state IN ('pending', 'retry');
+-- The reaper looks only at leased rows.
+CREATE INDEX IF NOT EXISTS conveyor_jobs_lease
+    ON conveyor_jobs (lease_expires_at) WHERE state = 'processing';
+-- One waiting job per idempotency key; lookups by key for the other states.
+CREATE UNIQUE INDEX IF NOT EXISTS conveyor_jobs_key_waiting
+    ON conveyor_jobs (key) WHERE key IS NOT NULL AND state IN ('pending', 'retry');
+CREATE INDEX IF NOT EXISTS conveyor_jobs_key ON conveyor_jobs (key) WHERE key IS NOT NULL;
+-- Stats, listings by state, purge by age.
+CREATE INDEX IF NOT EXISTS conveyor_jobs_state ON conveyor_jobs (state, queue);
+CREATE INDEX IF NOT EXISTS conveyor_jobs_finished ON conveyor_jobs (state, finished_at)
+    WHERE finished_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS conveyor_jobs_created ON conveyor_jobs (created_at DESC, id DESC);
+CREATE TABLE IF NOT EXISTS conveyor_attempts (
+    id               INTEGER PRIMARY KEY,
+    job_id           TEXT NOT NULL,
+    attempt          INTEGER NOT NULL,
+    worker           TEXT,
+    started_at       REAL,
+    finished_at      REAL,
+    outcome          TEXT NOT NULL,
+    error            TEXT,
+    traceback        TEXT,
+    status_code      INTEGER,
+    response_excerpt TEXT
+);
+CREATE INDEX IF NOT EXISTS conveyor_attempts_job ON conveyor_attempts (job_id, id);
+
+-- name: schema_version_table
+CREATE TABLE IF NOT EXISTS conveyor_schema (version INTEGER NOT NULL)
+
+-- name: schema_version
+SELECT max(version) FROM conveyor_schema
+
+-- name: record_version
+INSERT INTO conveyor_schema (version) VALUES (:version)
+
+-- name: insert_job
+INSERT INTO conveyor_jobs
+    (id, task, queue, state, payload, priority, run_at, created_at, max_attempts, key, on_complete)
+VALUES
+    (:id, :task, :queue, 'pending', :payload, :priority, :run_at, :now, :max_attempts, :key, :on_complete)
+
+-- name: find_by_key
+-- A live job with this key, or one completed within the retention window.
+SELECT id, state FROM conveyor_jobs
+WHERE key = :key
+  AND (state IN ('pending', 'retry', 'processing')
+       OR (state = 'completed' AND finished_at >= :completed_since))
+ORDER BY CASE WHEN state IN ('pending', 'retry') THEN 0 ELSE 1 END, created_at DESC
+LIMIT 1
+
+-- name: replace_waiting
+UPDATE conveyor_jobs
+SET payload = :payload, priority = :priority, run_at = :run_at, max_attempts = :max_attempts,
+    on_complete = :on_complete
+WHERE id = :id AND state IN ('pending', 'retry')
+
+-- name: any_due
+SELECT 1 FROM conveyor_jobs
+WHERE state IN ('pending', 'retry')
+  AND queue IN (SELECT value FROM json_each(:queues))
+  AND run_at <= :now
+LIMIT 1
+
+-- name: claim
+UPDATE conveyor_jobs
+SET state = 'processing', attempt = attempt + 1, lease_token = :token,
+    lease_expires_at = :now + :lease, worker = :worker, started_at = :now
+WHERE id IN (
+    SELECT id FROM conveyor_jobs
+    WHERE state IN ('pending', 'retry')
+      AND queue IN (SELECT value FROM json_each(:queues))
+      AND run_at <= :now
+    ORDER BY priority DESC, run_at, id
+    LIMIT :limit)
+RETURNING id, task, queue, payload, attempt, max_attempts, priority, key, on_complete,
+          created_at, run_at
+
+-- name: extend_lease
+UPDATE conveyor_jobs SET lease_expires_at = :expires
+WHERE id = :id AND lease_token = :token AND state = 'processing'
+
+-- name: cancel_flags
+SELECT id FROM conveyor_jobs
+WHERE id IN (SELECT value FROM json_each(:ids)) AND cancel_requested = 1
+
+-- name: finish_completed
+UPDATE conveyor_jobs
+SET state = 'completed', result = :result, finished_at = :now, error = NULL, traceback = NULL,
+    lease_token = NULL, lease_expires_at = NULL
+WHERE id = :id AND lease_token = :token AND state = 'processing'
+
+-- name: finish_retry
+UPDATE conveyor_jobs
+SET state = 'retry', run_at = :now + :delay, error = :error, traceback = :traceback,
+    lease_token = NULL, lease_expires_at = NULL
+WHERE id = :id AND lease_token = :token AND state = 'processing'
+
+-- name: finish_failed
+UPDATE conveyor_jobs
+SET state = 'failed', finished_at = :now, error = :error, traceback = :traceback,
+    lease_token = NULL, lease_expires_at = NULL
+WHERE id = :id AND lease_token = :token AND state = 'processing'
+
+-- name: finish_cancelled
+UPDATE conveyor_jobs
+SET state = 'cancelled', finished_at = :now, error = :error, traceback = :traceback,
+    lease_token = NULL, lease_expires_at = NULL
+WHERE id = :id AND lease_token = :token AND state = 'processing'
+
+-- name: finish_released
+-- Back in line where it was (run_at unchanged); the attempt did not count.
+UPDATE conveyor_jobs
+SET state = 'pending', attempt = attempt - 1, lease_token = NULL, lease_expires_at = NULL,
+    worker = NULL, started_at = NULL
+WHERE id = :id AND lease_token = :token AND state = 'processing'
+
+-- name: insert_attempt
+INSERT INTO conveyor_attempts
+    (job_id, attempt, worker, started_at, finished_at, outcome, error, traceback,
+     status_code, response_excerpt)
+VALUES
+    (:job_id, :attempt, :worker, :started_at, :finished_at, :outcome, :error, :traceback,
+     :status_code, :response_excerpt)
+
+-- name: expired_leases
+SELECT id, attempt, max_attempts, worker, started_at, lease_token, cancel_requested
+FROM conveyor_jobs
+WHERE state = 'processing' AND lease_expires_at < :now
+LIMIT :limit
+
+-- name: reap_requeue
+UPDATE conveyor_jobs
+SET state = 'pending', run_at = :now, error = :error, lease_token = NULL,
+    lease_expires_at = NULL
+WHERE id = :id AND lease_token = :token AND state = 'processing'
+
+-- name: reap_fail
+UPDATE conveyor_jobs
+SET state = :state, finished_at = :now, error = :error, traceback = NULL,
+    lease_token = NULL, lease_expires_at = NULL
+WHERE id = :id AND lease_token = :token AND state = 'processing'
+
+-- name: get_job
+SELECT * FROM conveyor_jobs WHERE id = :id
+
+-- name: job_attempts
+SELECT * FROM conveyor_attempts WHERE job_id = :id ORDER BY id
+
+-- name: list_jobs
+SELECT * FROM conveyor_jobs
+WHERE (:status IS NULL OR state = :status)
+  AND (:queue IS NULL OR queue = :queue)
+  AND (:task IS NULL OR task = :task)
+  AND (:created_after IS NULL OR created_at >= :created_after)
+  AND (:created_before IS NULL OR created_at < :created_before)
+ORDER BY created_at DESC, id DESC
+LIMIT :limit OFFSET :offset
+
+-- name: count_jobs
+SELECT count(*) FROM conveyor_jobs
+WHERE (:status IS NULL OR state = :status)
+  AND (:queue IS NULL OR queue = :queue)
+  AND (:task IS NULL OR task = :task)
+  AND (:created_after IS NULL OR created_at >= :created_after)
+  AND (:created_before IS NULL OR created_at < :created_before)
+
+-- name: stats
+SELECT queue, state, count(*) FROM conveyor_jobs GROUP BY queue, state
+
+-- name: oldest_pending
+SELECT min(run_at) FROM conveyor_jobs WHERE state = 'pending' AND run_at <= :now
+
+-- name: resubmit
+UPDATE conveyor_jobs
+SET state = 'pending', attempt = 0, run_at = :now, payload = coalesce(:payload, payload),
+    finished_at = NULL, started_at = NULL, error = NULL, traceback = NULL, result = NULL,
+    cancel_requested = 0, worker = NULL
+WHERE id = :id AND state IN ('failed', 'cancelled')
+
+-- name: resubmittable_ids
+SELECT id FROM conveyor_jobs
+WHERE state IN ('failed', 'cancelled')
+  AND (:status IS NULL OR state = :status)
+  AND (:queue IS NULL OR queue = :queue)
+  AND (:task IS NULL OR task = :task)
+  AND (:created_after IS NULL OR created_at >= :created_after)
+  AND (:created_before IS NULL OR created_at < :created_before)
+ORDER BY created_at, id
+
+-- name: cancel_waiting
+UPDATE conveyor_jobs
+SET state = 'cancelled', finished_at = :now, error = 'cancelled before it ran'
+WHERE id = :id AND state IN ('pending', 'retry')
+
+-- name: cancel_running
+UPDATE conveyor_jobs SET cancel_requested = 1 WHERE id = :id AND state = 'processing'
+
+-- name: delete_job
+DELETE FROM conveyor_jobs WHERE id = :id AND state <> 'processing'
+
+-- name: delete_attempts
+DELETE FROM conveyor_attempts WHERE job_id = :id
+
+-- name: purge
+DELETE FROM conveyor_jobs
+WHERE id IN (
+    SELECT id FROM conveyor_jobs
+    WHERE state IN (SELECT value FROM json_each(:states))
+      AND finished_at < :before
+    LIMIT :limit)
+RETURNING id
+
+-- name: audits_all
+SELECT * FROM conveyor_attempts ORDER BY id DESC LIMIT :limit OFFSET :offset
+
+-- name: audits_job
+SELECT * FROM conveyor_attempts WHERE job_id = :job_id ORDER BY id DESC LIMIT :limit OFFSET :offset

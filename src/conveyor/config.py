@@ -1,0 +1,86 @@
+"""Configuration's one home: arguments, then ``CONVEYOR_*`` variables, then defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigurationError
+
+DEFAULT_URL = "sqlite:///conveyor.db"
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r} is not a number") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable with its default. Durations are seconds."""
+
+    url: str = DEFAULT_URL
+    #: A claimed job's visibility timeout; renewed by heartbeat while it runs.
+    lease: float = 30.0
+    #: Heartbeat interval; ``None`` means a third of the lease.
+    heartbeat: float | None = None
+    #: How often the reaper looks for lapsed leases.
+    reaper_interval: float = 5.0
+    #: How long graceful shutdown waits for running jobs.
+    grace: float = 30.0
+    #: Jobs one worker process runs at once.
+    concurrency: int = 5
+    #: The largest accepted payload (the JSON of args and kwargs), in bytes.
+    max_payload_bytes: int = 1024 * 1024
+    #: How long the key of a completed job keeps absorbing duplicates.
+    key_retention: float = 86400.0
+
+    @property
+    def heartbeat_interval(self) -> float:
+        """The effective heartbeat interval."""
+        return self.heartbeat if self.heartbeat is not None else self.lease / 3
+
+    def validate(self) -> Settings:
+        """Refuse settings that cannot work together, naming the fix."""
+        if self.lease <= 0:
+            raise ConfigurationError(f"lease must be > 0 seconds, got {self.lease!r}")
+        if self.heartbeat is not None and self.heartbeat <= 0:
+            raise ConfigurationError(f"heartbeat must be > 0 seconds, got {self.heartbeat!r}")
+        if self.heartbeat_interval > self.lease / 2:
+            raise ConfigurationError(
+                f"heartbeat interval {self.heartbeat_interval:g}s is not well inside the lease "
+                f"{self.lease:g}s: a lease would lapse between two heartbeats; use a heartbeat "
+                f"of at most {self.lease / 2:g}s (default: a third of the lease)"
+            )
+        if self.concurrency < 1:
+            raise ConfigurationError(f"concurrency must be >= 1, got {self.concurrency!r}")
+        if self.grace < 0:
+            raise ConfigurationError(f"grace must be >= 0 seconds, got {self.grace!r}")
+        if self.reaper_interval <= 0:
+            raise ConfigurationError(f"reaper_interval must be > 0, got {self.reaper_interval!r}")
+        if self.max_payload_bytes < 1:
+            raise ConfigurationError(f"max_payload_bytes must be >= 1, got {self.max_payload_bytes!r}")
+        if self.key_retention < 0:
+            raise ConfigurationError(f"key_retention must be >= 0, got {self.key_retention!r}")
+        return self
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from ``overrides`` (None means unset), then the environment, then defaults."""
+    d = Settings()
+    env = {
+        "url": os.environ.get("CONVEYOR_URL") or d.url,
+        "lease": _env_float("CONVEYOR_LEASE", d.lease),
+        "grace": _env_float("CONVEYOR_GRACE", d.grace),
+        "concurrency": int(_env_float("CONVEYOR_CONCURRENCY", d.concurrency)),
+        "max_payload_bytes": int(_env_float("CONVEYOR_MAX_PAYLOAD_BYTES", d.max_payload_bytes)),
+        "key_retention": _env_float("CONVEYOR_KEY_RETENTION", d.key_retention),
+    }
+    values = {**env, **{k: v for k, v in overrides.items() if v is not None}}
+    return Settings(**values).validate()

@@ -1,0 +1,42 @@
+"""``conveyor.current_job()``: what a running task can learn about its own job."""
+
+from __future__ import annotations
+
+import threading
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class JobContext:
+    """The running job's identity and its cooperative cancellation flag."""
+
+    id: str
+    task: str
+    queue: str
+    attempt: int
+    max_attempts: int
+    _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def cancel_requested(self) -> bool:
+        """True once someone asked to cancel this job; a sync task should stop soon."""
+        return self._cancel.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        """Raise ``conveyor.JobCancelled`` if cancellation was requested."""
+        if self._cancel.is_set():
+            from .errors import JobCancelled
+
+            raise JobCancelled(f"job {self.id} was cancelled")
+
+
+_current: ContextVar[JobContext | None] = ContextVar("conveyor_current_job", default=None)
+
+
+def current_job() -> JobContext:
+    """The job this code runs for; raises RuntimeError outside a task."""
+    ctx = _current.get()
+    if ctx is None:
+        raise RuntimeError("conveyor.current_job() called outside a running task")
+    return ctx

@@ -1,0 +1,30 @@
+"""Job ids: 32 hex digits that sort by creation time (UUIDv7 layout), FIFO within a process."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+
+_lock = threading.Lock()
+_last_ms = 0
+_seq = itertools.count()
+
+
+def new_job_id() -> str:
+    """A time-ordered, globally unique id: 48-bit ms, 16-bit sequence, 64 random bits."""
+    global _last_ms, _seq
+    with _lock:
+        ms = time.time_ns() // 1_000_000
+        if ms > _last_ms:
+            _last_ms = ms
+            _seq = itertools.count()
+        else:
+            ms = _last_ms  # clock stepped back or same ms: keep order by sequence
+        seq = next(_seq)
+        if seq > 0xFFFF:
+            _last_ms = ms = ms + 1
+            _seq = itertools.count(1)
+            seq = 0
+    return f"{ms:012x}{seq:04x}{os.urandom(8).hex()}"

@@ -1,0 +1,105 @@
+"""One run of one claimed job, and how it turns into an Outcome."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import traceback as tb
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..backends.base import ClaimedJob, Lease, Outcome, OutcomeKind
+from ..context import JobContext
+from ..errors import JobCancelled, TaskTimeout
+from ..task import Task
+
+#: How much of a traceback the failure table keeps.
+MAX_TRACEBACK_CHARS = 20_000
+
+
+@dataclass(eq=False)
+class Execution:
+    """Book-keeping for one claimed job while this worker holds its lease."""
+
+    job: ClaimedJob
+    task: Task[Any, Any] | None
+    context: JobContext
+    started_at: float | None = None
+    #: Set once an outcome has been decided; later results are discarded (fencing).
+    decided: bool = False
+    #: The lease was taken over by someone else: nothing we write will apply.
+    lost: bool = False
+    thread_id: int | None = None
+    future: Any = None  # the asyncio task of an async job
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def lease(self) -> Lease:
+        """The fence of this claim."""
+        return Lease(self.job.id, self.job.lease_token)
+
+    def outcome(
+        self,
+        kind: OutcomeKind,
+        worker_id: str,
+        *,
+        result: str | None = None,
+        error: str | None = None,
+        traceback: str | None = None,
+        retry_delay: float = 0.0,
+    ) -> Outcome:
+        """The Outcome to write for this run."""
+        return Outcome(
+            job_id=self.job.id,
+            lease_token=self.job.lease_token,
+            kind=kind,
+            attempt=self.job.attempt,
+            worker=worker_id,
+            started_at=self.started_at,
+            finished_at=time.time() if self.started_at is not None else None,
+            result=result,
+            error=error,
+            traceback=traceback,
+            retry_delay=retry_delay,
+        )
+
+    def decide(self) -> bool:
+        """Claim the right to decide the outcome; False if it was already decided."""
+        with self.lock:
+            if self.decided:
+                return False
+            self.decided = True
+            return True
+
+
+def describe_error(exc: BaseException) -> tuple[str, str]:
+    """The one-line error and the traceback text the failure table keeps."""
+    if isinstance(exc, TaskTimeout):
+        return str(exc), "".join(tb.format_exception(exc))[-MAX_TRACEBACK_CHARS:]
+    message = f"{type(exc).__qualname__}: {exc}" if str(exc) else type(exc).__qualname__
+    return message, "".join(tb.format_exception(exc))[-MAX_TRACEBACK_CHARS:]
+
+
+def encode_result(value: Any) -> str:
+    """A task's return value as stored JSON; raises TypeError naming what is not JSON."""
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"the task's return value is not JSON-serialisable: {exc}") from None
+
+
+def outcome_for_error(execution: Execution, exc: BaseException, worker_id: str) -> Outcome:
+    """Classify an exception into retry / failed / cancelled with its delay."""
+    message, trace = describe_error(exc)
+    if isinstance(exc, JobCancelled):
+        return execution.outcome("cancelled", worker_id, error=message, traceback=trace)
+    if execution.task is None:
+        kind, delay = ("retry" if execution.job.attempt < execution.job.max_attempts else "failed"), 5.0
+    else:
+        policy = execution.task.retry_policy
+        # The stored max_attempts wins: it was fixed when the job was enqueued.
+        if policy.max_attempts != execution.job.max_attempts:
+            policy = replace(policy, max_attempts=execution.job.max_attempts)
+        kind, delay = policy.classify(exc, execution.job.attempt)
+    return execution.outcome(kind, worker_id, error=message, traceback=trace, retry_delay=delay)

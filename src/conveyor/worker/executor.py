@@ -1,0 +1,232 @@
+"""Runs claimed jobs with bounded concurrency: threads for sync tasks, one event loop for async.
+
+Timeouts: an async task is cancelled at its deadline; a sync task's thread gets
+``TaskTimeout`` raised in it, and a fresh thread takes its place so the worker
+keeps its full concurrency even if the old one never unwinds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import heapq
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..backends.base import Outcome, decode_payload
+from ..context import _current
+from ..errors import JobCancelled, TaskTimeout
+from .execution import Execution, encode_result, outcome_for_error
+
+log = logging.getLogger("conveyor.worker")
+
+OnOutcome = Callable[[Execution, Outcome], None]
+
+_STOP = object()
+
+
+def _raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> None:
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(exc_type))
+
+
+class Executor:
+    """Runs Executions; reports each decided Outcome through ``on_outcome``."""
+
+    def __init__(self, concurrency: int, worker_id: str, on_outcome: OnOutcome) -> None:
+        self.concurrency = concurrency
+        self.worker_id = worker_id
+        self.on_outcome = on_outcome
+        self._work: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._threads: set[threading.Thread] = set()
+        self._abandoned: set[int] = set()
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
+        self._deadlines: list[tuple[float, int, Execution]] = []
+        self._deadline_cv = threading.Condition()
+        self._watchdog: threading.Thread | None = None
+        self._counter = itertools.count()
+        self._closed = False
+
+    # -- life cycle ------------------------------------------------------------
+    def start(self) -> None:
+        """Start the sync threads (the event loop starts on the first async job)."""
+        for _ in range(self.concurrency):
+            self._spawn_thread()
+
+    def _spawn_thread(self) -> None:
+        thread = threading.Thread(target=self._thread_main, name="conveyor-exec", daemon=True)
+        with self._lock:
+            self._threads.add(thread)
+        thread.start()
+
+    def close(self) -> None:
+        """Stop the threads and the loop (running work is not waited for here)."""
+        self._closed = True
+        with self._lock:
+            threads = list(self._threads)
+        for _ in threads:
+            self._work.put(_STOP)
+        with self._deadline_cv:
+            self._deadline_cv.notify_all()
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+
+    # -- submission ------------------------------------------------------------
+    def submit(self, execution: Execution) -> None:
+        """Run an execution as soon as a slot is free (the caller bounds how many are queued)."""
+        task = execution.task
+        if task is not None and task.is_async:
+            loop = self._ensure_loop()
+            asyncio.run_coroutine_threadsafe(self._run_async(execution), loop)
+        else:
+            self._work.put(execution)
+
+    def cancel(self, execution: Execution) -> None:
+        """Cancel an async execution (sync ones only see ``cancel_requested``)."""
+        future = execution.future
+        if future is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(future.cancel)
+
+    # -- sync jobs -------------------------------------------------------------
+    def _thread_main(self) -> None:
+        me = threading.current_thread()
+        try:
+            while True:
+                item = self._work.get()
+                if item is _STOP:
+                    return
+                try:
+                    self._run_sync(item)
+                except TaskTimeout:
+                    pass  # a timeout raised after the outcome was decided: already recorded
+                if threading.get_ident() in self._abandoned:
+                    return  # a replacement thread has taken this slot
+        except BaseException:  # noqa: BLE001 - a late async exception must not kill silently
+            log.debug("executor thread ended by a late exception", exc_info=True)
+        finally:
+            with self._lock:
+                self._threads.discard(me)
+                self._abandoned.discard(threading.get_ident())
+
+    def _run_sync(self, execution: Execution) -> None:
+        task = execution.task
+        with execution.lock:
+            if execution.decided:
+                return  # released or cancelled before it started
+            execution.thread_id = threading.get_ident()
+            execution.started_at = time.time()
+        token = _current.set(execution.context)
+        if task is not None and task.defaults.timeout is not None:
+            self._watch(execution, time.monotonic() + task.defaults.timeout)
+        try:
+            if task is None or task.fn is None:
+                raise LookupError(f"task {execution.job.task!r} is not registered in this worker")
+            args, kwargs = decode_payload(execution.job.payload)
+            value = task.fn(*args, **kwargs)
+            result = encode_result(value)
+        except BaseException as exc:  # noqa: BLE001 - every failure is the job's outcome
+            if execution.decide():
+                self.on_outcome(execution, self._error_outcome(execution, exc))
+        else:
+            if execution.decide():
+                self.on_outcome(execution, execution.outcome("completed", self.worker_id, result=result))
+        finally:
+            _current.reset(token)
+
+    def _error_outcome(self, execution: Execution, exc: BaseException) -> Outcome:
+        if isinstance(exc, TypeError) and "return value is not JSON" in str(exc):
+            return execution.outcome("failed", self.worker_id, error=str(exc))
+        return outcome_for_error(execution, exc, self.worker_id)
+
+    # -- the watchdog for sync timeouts --------------------------------------------
+    def _watch(self, execution: Execution, deadline: float) -> None:
+        with self._deadline_cv:
+            heapq.heappush(self._deadlines, (deadline, next(self._counter), execution))
+            if self._watchdog is None:
+                self._watchdog = threading.Thread(target=self._watchdog_main, name="conveyor-watchdog", daemon=True)
+                self._watchdog.start()
+            self._deadline_cv.notify()
+
+    def _watchdog_main(self) -> None:
+        while not self._closed:
+            with self._deadline_cv:
+                now = time.monotonic()
+                while self._deadlines and self._deadlines[0][2].decided:
+                    heapq.heappop(self._deadlines)
+                if not self._deadlines:
+                    self._deadline_cv.wait()
+                    continue
+                deadline, _, execution = self._deadlines[0]
+                if deadline > now:
+                    self._deadline_cv.wait(deadline - now)
+                    continue
+                heapq.heappop(self._deadlines)
+            self._time_out(execution)
+
+    def _time_out(self, execution: Execution) -> None:
+        if not execution.decide():
+            return
+        timeout = execution.task.defaults.timeout if execution.task else None
+        exc = TaskTimeout(f"timed out after {timeout:g}s")
+        self.on_outcome(execution, outcome_for_error(execution, exc, self.worker_id))
+        thread_id = execution.thread_id
+        if thread_id is not None:
+            with self._lock:
+                self._abandoned.add(thread_id)
+            _raise_in_thread(thread_id, TaskTimeout)
+            self._spawn_thread()  # keep full concurrency whatever the old thread does
+        log.warning("job %s (%s) timed out after %gs", execution.job.id, execution.job.task, timeout)
+
+    # -- async jobs ------------------------------------------------------------------
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                ready = threading.Event()
+
+                def main() -> None:
+                    asyncio.set_event_loop(loop)
+                    ready.set()
+                    loop.run_forever()
+
+                self._loop_thread = threading.Thread(target=main, name="conveyor-loop", daemon=True)
+                self._loop_thread.start()
+                ready.wait()
+                self._loop = loop
+            return self._loop
+
+    async def _run_async(self, execution: Execution) -> None:
+        task = execution.task
+        assert task is not None and task.fn is not None
+        with execution.lock:
+            if execution.decided:
+                return  # released or cancelled before it started
+            execution.started_at = time.time()
+        _current.set(execution.context)
+        timeout = task.defaults.timeout
+        execution.future = asyncio.current_task()
+        try:
+            args, kwargs = decode_payload(execution.job.payload)
+            coro = task.fn(*args, **kwargs)
+            value = await (asyncio.wait_for(coro, timeout) if timeout is not None else coro)
+            result = encode_result(value)
+        except asyncio.CancelledError:
+            if execution.decide():
+                reason = JobCancelled(f"job {execution.job.id} was cancelled while running")
+                self.on_outcome(execution, outcome_for_error(execution, reason, self.worker_id))
+        except TimeoutError:
+            if execution.decide():
+                exc = TaskTimeout(f"timed out after {timeout:g}s")
+                self.on_outcome(execution, outcome_for_error(execution, exc, self.worker_id))
+        except BaseException as exc:  # noqa: BLE001 - every failure is the job's outcome
+            if execution.decide():
+                self.on_outcome(execution, self._error_outcome(execution, exc))
+        else:
+            if execution.decide():
+                self.on_outcome(execution, execution.outcome("completed", self.worker_id, result=result))
