@@ -6,8 +6,8 @@ import json
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
 from typing import TYPE_CHECKING, Any, TypeVar, overload
+from urllib.parse import urlsplit
 
 from .backends import open_backend
 from .backends.base import Backend, EnqueueResult, JobQuery, JobRecord, NewJob, Page
@@ -17,7 +17,7 @@ from .errors import DuplicateTask, InvalidPayload, JobNotFound, PayloadTooLarge,
 from .ids import new_job_id
 from .job import Job
 from .states import PURGEABLE, RESUBMITTABLE, parse_state
-from .task import DEFAULT_QUEUE, EnqueueOptions, Task, TaskDefaults, check_name, _exception_classes
+from .task import DEFAULT_QUEUE, EnqueueOptions, Task, TaskDefaults, _exception_classes, check_name
 
 if TYPE_CHECKING:
     from .worker import Worker
@@ -26,8 +26,19 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: Fields an ``enqueue_many`` item (and ``POST /api/jobs``) may carry.
 ITEM_FIELDS = frozenset(
-    {"task", "args", "kwargs", "queue", "delay", "run_at", "priority", "key", "key_mode",
-     "max_attempts", "on_complete"}
+    {
+        "task",
+        "args",
+        "kwargs",
+        "queue",
+        "delay",
+        "run_at",
+        "priority",
+        "key",
+        "key_mode",
+        "max_attempts",
+        "on_complete",
+    }
 )
 
 
@@ -214,11 +225,11 @@ class App:
         )
 
     def _store(self, jobs: list[NewJob], connection: Any = None) -> list[EnqueueResult]:
-        if connection is not None:
-            return self.backend.enqueue_many(jobs, connection=connection)  # type: ignore[call-arg]
-        return self.backend.enqueue_many(jobs)
+        return self.backend.enqueue_many(jobs, connection)
 
-    def _enqueue_task(self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any], opts: EnqueueOptions) -> Job:
+    def _enqueue_task(
+        self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any], opts: EnqueueOptions
+    ) -> Job:
         (result,) = self._store([self._new_job(task, args, kwargs, opts)], opts.connection)
         return Job(self, result.id, result.state)
 
@@ -390,4 +401,3 @@ class App:
         from .worker import Worker
 
         return Worker(self, queues=queues, concurrency=concurrency, **options)
-

@@ -110,7 +110,7 @@ class Polynomial:
     def delay(self, retry_number: int) -> float:
         """``min(cap, base * n**power)``."""
         n = _check_retry_number(retry_number)
-        return min(self.cap, self.base * float(n) ** self.power)
+        return float(min(self.cap, self.base * float(n) ** self.power))
 
 
 def exponential(base: float = 1.0, cap: float = 300.0, jitter: Jitter = "full") -> Exponential:
@@ -136,6 +136,7 @@ def polynomial(base: float, power: float = 2.0, cap: float = float("inf")) -> Po
 DEFAULT: BackoffPolicy = Exponential()
 
 __all__ = [
+    "DEFAULT",
     "BackoffPolicy",
     "Exponential",
     "Fixed",
@@ -145,5 +146,4 @@ __all__ = [
     "fixed",
     "linear",
     "polynomial",
-    "DEFAULT",
 ]

@@ -66,11 +66,11 @@ class JobFailed(ConveyorError):
         super().__init__(f"job {job_id} {state}: {error or 'no error recorded'}")
 
 
-class Permanent(ConveyorError):  # noqa: N818 - the public name SPEC.md gives
+class Permanent(ConveyorError):
     """Raise from a task to skip the remaining attempts and go to the failure table."""
 
 
-class RetryAfter(ConveyorError):  # noqa: N818 - the public name SPEC.md gives
+class RetryAfter(ConveyorError):
     """Raise from a task to retry after exactly ``seconds`` (the attempt counts)."""
 
     def __init__(self, seconds: float, message: str | None = None) -> None:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 class Job:
     """A handle on one stored job. ``state`` is as of the last refresh."""
 
-    __slots__ = ("app", "id", "state", "_record")
+    __slots__ = ("_record", "app", "id", "state")
 
     def __init__(self, app: App, id: str, state: State, record: JobRecord | None = None) -> None:
         self.app = app

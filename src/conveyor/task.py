@@ -88,9 +88,7 @@ class EnqueueOptions:
 class Task(Generic[P, R]):
     """A registered task. Call it to run it inline; ``enqueue`` to run it on a worker."""
 
-    def __init__(
-        self, app: App, name: str, fn: Callable[P, R] | None, defaults: TaskDefaults
-    ) -> None:
+    def __init__(self, app: App, name: str, fn: Callable[P, R] | None, defaults: TaskDefaults) -> None:
         self.app = app
         self.name = check_name("task", name)
         self.fn = fn

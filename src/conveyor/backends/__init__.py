@@ -21,18 +21,22 @@ def open_backend(url: str, *, key_retention: float = 86400.0) -> Backend:
         try:
             from .postgres import PostgresBackend
         except ImportError as exc:
-            raise BadURL(f"{url!r} needs the postgres extra: pip install 'conveyor[postgres]' ({exc})") from None
-        return PostgresBackend(url, key_retention=key_retention)
+            raise BadURL(
+                f"{url!r} needs the postgres extra: pip install 'conveyor[postgres]' ({exc})"
+            ) from None
+        backend: Backend = PostgresBackend(url, key_retention=key_retention)
+        return backend
     if scheme in ("redis", "rediss", "valkey"):
         try:
             from .redis import RedisBackend
         except ImportError as exc:
             raise BadURL(f"{url!r} needs the redis extra: pip install 'conveyor[redis]' ({exc})") from None
-        return RedisBackend(url, key_retention=key_retention)
+        backend = RedisBackend(url, key_retention=key_retention)
+        return backend
     raise BadURL(
         f"unknown backend URL {url!r}: expected sqlite:///file.db, postgresql://user@host/db "
         "or redis://host:6379/0"
     )
 
 
-__all__ = ["Backend", "open_backend", "SCHEMES"]
+__all__ = ["SCHEMES", "Backend", "open_backend"]

@@ -281,8 +281,13 @@ class Backend(Protocol):
         ...
 
     # -- producers ---------------------------------------------------------
-    def enqueue_many(self, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
-        """Store jobs in one round trip, honouring idempotency keys; results in input order."""
+    def enqueue_many(self, jobs: Sequence[NewJob], connection: Any = None) -> list[EnqueueResult]:
+        """Store jobs in one round trip, honouring idempotency keys; results in input order.
+
+        ``connection``: the caller's own open connection of this engine's driver; the
+        jobs are written inside its current transaction (they exist only if it commits).
+        A backend that cannot do this raises ConfigurationError naming the alternative.
+        """
         ...
 
     # -- workers -----------------------------------------------------------

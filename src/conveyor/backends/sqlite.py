@@ -13,12 +13,12 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from ..errors import BadURL, InvalidState, JobNotFound, SchemaMismatch
+from ..errors import BadURL, ConfigurationError, InvalidState, JobNotFound, SchemaMismatch
 from ..states import State
 from . import sqlfile
 from .base import (
@@ -68,7 +68,9 @@ def parse_sqlite_url(url: str) -> tuple[Path, dict[str, str]]:
     options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     unknown = set(options) - {"synchronous", "poll"}
     if unknown:
-        raise BadURL(f"unknown SQLite URL option(s) {sorted(unknown)} in {url!r}: known are poll, synchronous")
+        raise BadURL(
+            f"unknown SQLite URL option(s) {sorted(unknown)} in {url!r}: known are poll, synchronous"
+        )
     if options.get("synchronous", "NORMAL").upper() not in ("NORMAL", "FULL"):
         raise BadURL(f"synchronous must be NORMAL or FULL in {url!r}")
     return Path(raw), options
@@ -97,9 +99,7 @@ class SQLiteBackend:
         if conn is None:
             if self.path.parent and not self.path.parent.exists():
                 raise BadURL(f"directory {str(self.path.parent)!r} of {self.url!r} does not exist")
-            conn = sqlite3.connect(
-                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
-            )
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode survives any process crash (SIGKILL included);
@@ -165,10 +165,8 @@ class SQLiteBackend:
         with self._lock:
             conns, self._connections = self._connections, []
         for conn in conns:
-            try:
+            with suppress(sqlite3.ProgrammingError):
                 conn.close()
-            except sqlite3.ProgrammingError:
-                pass
         self._local = threading.local()
 
     def now(self) -> float:
@@ -176,18 +174,30 @@ class SQLiteBackend:
         return time.time()
 
     # -- producers -----------------------------------------------------------
-    def enqueue_many(self, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
-        """Insert in one transaction; keyed jobs look up their key first."""
+    def enqueue_many(self, jobs: Sequence[NewJob], connection: Any = None) -> list[EnqueueResult]:
+        """Insert in one transaction; keyed jobs look up their key first.
+
+        With ``connection`` (a ``sqlite3.Connection`` to the same file, inside the
+        caller's open transaction) the rows are written there and commit with it.
+        """
+        if connection is None:
+            with self._write() as conn:
+                return self._insert(conn, jobs)
+        if not isinstance(connection, sqlite3.Connection):
+            raise ConfigurationError(
+                f"connection= takes a sqlite3.Connection on this backend, got {type(connection).__name__}"
+            )
+        self._conn()  # make sure the schema exists
+        if not connection.in_transaction:
+            raise ConfigurationError("connection= needs an open transaction (BEGIN first)")
+        return self._insert(connection, jobs)
+
+    def _insert(self, conn: sqlite3.Connection, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
         now = time.time()
-        results: list[EnqueueResult] = []
-        with self._write() as conn:
-            plain = [j for j in jobs if j.key is None]
-            if len(plain) == len(jobs):
-                conn.executemany(SQL["insert_job"], [self._row(j, now) for j in jobs])
-                return [EnqueueResult(j.id, "pending", True) for j in jobs]
-            for job in jobs:
-                results.append(self._enqueue_one(conn, job, now))
-        return results
+        if all(j.key is None for j in jobs):
+            conn.executemany(SQL["insert_job"], [self._row(j, now) for j in jobs])
+            return [EnqueueResult(j.id, "pending", True) for j in jobs]
+        return [self._enqueue_one(conn, job, now) for job in jobs]
 
     def _row(self, job: NewJob, now: float) -> dict[str, Any]:
         return {
@@ -228,8 +238,9 @@ class SQLiteBackend:
         # A cheap read first, so idle polling never takes the write lock.
         if conn.execute(SQL["any_due"], {"queues": queues, "now": now}).fetchone() is None:
             return []
+        token = secrets.token_hex(8)
         params = {
-            "token": secrets.token_hex(8),
+            "token": token,
             "now": now,
             "lease": request.lease_seconds,
             "worker": request.worker_id,
@@ -246,7 +257,7 @@ class SQLiteBackend:
                 payload=r["payload"],
                 attempt=r["attempt"],
                 max_attempts=r["max_attempts"],
-                lease_token=params["token"],
+                lease_token=token,
                 priority=r["priority"],
                 key=r["key"],
                 on_complete=r["on_complete"],

@@ -94,8 +94,11 @@ def outcome_for_error(execution: Execution, exc: BaseException, worker_id: str) 
     message, trace = describe_error(exc)
     if isinstance(exc, JobCancelled):
         return execution.outcome("cancelled", worker_id, error=message, traceback=trace)
+    kind: OutcomeKind
     if execution.task is None:
-        kind, delay = ("retry" if execution.job.attempt < execution.job.max_attempts else "failed"), 5.0
+        # Deployed code lacks the task: another worker may have it, so retry later.
+        kind = "retry" if execution.job.attempt < execution.job.max_attempts else "failed"
+        delay = 5.0
     else:
         policy = execution.task.retry_policy
         # The stored max_attempts wins: it was fixed when the job was enqueued.

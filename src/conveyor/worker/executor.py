@@ -107,7 +107,7 @@ class Executor:
                     pass  # a timeout raised after the outcome was decided: already recorded
                 if threading.get_ident() in self._abandoned:
                     return  # a replacement thread has taken this slot
-        except BaseException:  # noqa: BLE001 - a late async exception must not kill silently
+        except BaseException:
             log.debug("executor thread ended by a late exception", exc_info=True)
         finally:
             with self._lock:
@@ -149,7 +149,9 @@ class Executor:
         with self._deadline_cv:
             heapq.heappush(self._deadlines, (deadline, next(self._counter), execution))
             if self._watchdog is None:
-                self._watchdog = threading.Thread(target=self._watchdog_main, name="conveyor-watchdog", daemon=True)
+                self._watchdog = threading.Thread(
+                    target=self._watchdog_main, name="conveyor-watchdog", daemon=True
+                )
                 self._watchdog.start()
             self._deadline_cv.notify()
 

@@ -70,7 +70,7 @@ class Worker:
         idle_wait: float = 1.0,
         install_signal_handlers: bool = True,
     ) -> None:
-        overrides = {
+        overrides: dict[str, Any] = {
             "lease": lease,
             "heartbeat": heartbeat,
             "grace": grace,
@@ -116,7 +116,10 @@ class Worker:
         self._start()
         log.info(
             "worker %s serving %s (concurrency %d, lease %gs)",
-            self.id, ",".join(self.queues), self.concurrency, self.settings.lease,
+            self.id,
+            ",".join(self.queues),
+            self.concurrency,
+            self.settings.lease,
         )
         try:
             self._fetch_loop(burst)
@@ -174,7 +177,8 @@ class Worker:
             else:
                 log.info(
                     "%s: finishing running jobs (up to %gs), then exiting",
-                    signal.Signals(signum).name, self.settings.grace,
+                    signal.Signals(signum).name,
+                    self.settings.grace,
                 )
                 self.stop()
 
@@ -309,7 +313,9 @@ class Worker:
                 applied = self.backend.finish_many([o for _, o in batch])
             except Exception as exc:  # noqa: BLE001 - keep the outcomes and retry
                 delay = backoff.failed()
-                log.warning("writing %d outcome(s) failed (%s); retrying in %.1fs", len(batch), describe(exc), delay)
+                log.warning(
+                    "writing %d outcome(s) failed (%s); retrying in %.1fs", len(batch), describe(exc), delay
+                )
                 with self._writer_cv:
                     self._outcomes[:0] = batch
                 time.sleep(delay)
@@ -327,15 +333,20 @@ class Worker:
                 else:
                     log.info(
                         "job %s: lease was lost before its outcome (%s) was written; discarded",
-                        execution.job.id, outcome.kind,
+                        execution.job.id,
+                        outcome.kind,
                     )
             self._cv.notify_all()
         for (execution, outcome), ok in zip(batch, applied, strict=True):
             if ok and outcome.kind in ("retry", "failed"):
                 log.warning(
                     "job %s (%s) attempt %d/%d %s: %s",
-                    execution.job.id, execution.job.task, outcome.attempt, execution.job.max_attempts,
-                    "will retry" if outcome.kind == "retry" else "failed", outcome.error,
+                    execution.job.id,
+                    execution.job.task,
+                    outcome.attempt,
+                    execution.job.max_attempts,
+                    "will retry" if outcome.kind == "retry" else "failed",
+                    outcome.error,
                 )
 
     def _stop_writer(self) -> None:
@@ -355,7 +366,9 @@ class Worker:
         for ex in executions:
             if ex.job.id in renewal.lost:
                 ex.lost = True
-                log.warning("job %s: lease lost (taken over after expiry); its result will be discarded", ex.job.id)
+                log.warning(
+                    "job %s: lease lost (taken over after expiry); its result will be discarded", ex.job.id
+                )
                 self.executor.cancel(ex)
             elif ex.job.id in renewal.cancel_requested and not ex.context.cancel_requested:
                 ex.context._cancel.set()
@@ -370,7 +383,8 @@ class Worker:
             if result.requeued or result.failed:
                 log.warning(
                     "reaper: %d job(s) with lapsed leases requeued, %d failed (attempts spent)",
-                    result.requeued, result.failed,
+                    result.requeued,
+                    result.failed,
                 )
             if result.requeued + result.failed < 500:
                 return

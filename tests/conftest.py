@@ -1,0 +1,48 @@
+"""Fixtures shared by every test: the backend parameter and an App on a fresh store."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import conveyor
+from backends import ALL, fresh_url, require_or_skip
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    from backends import required, unavailable
+
+    lines = []
+    for name in ALL:
+        reason = unavailable(name)
+        lines.append(f"backend {name}: {'available' if reason is None else 'UNAVAILABLE - ' + reason}")
+    lines.append(f"required backends: {', '.join(sorted(required())) or 'none'}")
+    return lines
+
+
+@pytest.fixture(params=ALL)
+def backend_name(request: pytest.FixtureRequest) -> str:
+    """Each backend in turn; unavailable ones skip loudly (or fail where required)."""
+    name: str = request.param
+    require_or_skip(name)
+    return name
+
+
+@pytest.fixture
+def backend_url(backend_name: str, tmp_path: Path) -> Iterator[str]:
+    """A URL to an empty store on the current backend."""
+    with fresh_url(backend_name, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def app(backend_url: str) -> Iterator[conveyor.App]:
+    """An App on a fresh store, with a short lease so lease tests are quick."""
+    application = conveyor.App(backend_url, lease=2.0, reaper_interval=0.2, grace=5.0)
+    yield application
+    application.close()
