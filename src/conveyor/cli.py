@@ -1,0 +1,423 @@
+"""The ``conveyor`` command: worker, process, migrate, serve, enqueue, stats, jobs, demo.
+
+Errors are one line on stderr and a non-zero exit; ``--json`` prints machine output.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+
+from .app import App
+from .durations import parse_duration
+from .errors import ConveyorError
+from .loader import load_app
+from .render import console, job_panel, jobs_table, stats_table
+from .states import ALL_STATES, PURGEABLE, RESUBMITTABLE
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Exit codes: 1 for an error the user can fix, 2 for bad usage (click's own).
+EXIT_ERROR = 1
+
+
+def fail(message: str) -> None:
+    """Print one clear line and exit non-zero."""
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(EXIT_ERROR)
+
+
+def clean_errors(fn: F) -> F:
+    """Turn expected errors into one line and an exit code, never a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (ConveyorError, ValueError, TypeError, LookupError, OSError) as exc:
+            fail(str(exc) or type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - a driver error (database down, ...): one line
+            fail(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
+
+    return wrapper  # type: ignore[return-value]
+
+
+def emit(data: Any) -> None:
+    """Print JSON for scripts."""
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
+    """A click callback parsing ``30s``, ``5m``, ``2h``, ``7d``."""
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def json_value(kind: type) -> Callable[[click.Context, click.Parameter, str | None], Any]:
+    """A click callback parsing a JSON list/object argument."""
+
+    def parse(_ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+        if value is None:
+            return None
+        try:
+            data = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise click.BadParameter(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(data, kind):
+            raise click.BadParameter(f"must be a JSON {'array' if kind is list else 'object'}")
+        return data
+
+    return parse
+
+
+def open_app(app_path: str | None, url: str | None) -> App:
+    """The App at APP (with ``--url`` overriding its URL), or a bare App on the URL."""
+    if app_path:
+        app = load_app(app_path)
+        if url and url != app.url:
+            app.close()
+            app.settings = replace(app.settings, url=url)
+        return app
+    return App(url)
+
+
+def setup_logging(level: str) -> None:
+    """Log lines to stderr: rich when it is a terminal, plain otherwise."""
+    if sys.stderr.isatty():
+        from rich.logging import RichHandler
+
+        handler: logging.Handler = RichHandler(show_path=False, rich_tracebacks=False)
+        fmt = "%(message)s"
+    else:
+        handler = logging.StreamHandler()
+        fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=level.upper(), format=fmt, handlers=[handler], force=True)
+
+
+url_option = click.option(
+    "--url", envvar="CONVEYOR_URL", help="Backend URL (default: CONVEYOR_URL, else ./conveyor.db)."
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+app_option = click.option("--app", "app_path", metavar="APP", help="module:attribute of a conveyor.App.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="conveyor")
+def main() -> None:
+    """Conveyor: a background job queue that does not drop work."""
+
+
+@main.command()
+@click.argument("app_path", metavar="APP")
+@click.option("--queues", "-q", help="Comma-separated queues to serve (default: the queues of APP's tasks).")
+@click.option("--concurrency", "-c", type=click.IntRange(min=1), help="Jobs run at once per process [5].")
+@click.option("--processes", "-p", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--lease", callback=duration, help="Lease (visibility timeout) in seconds [30].")
+@click.option("--grace", callback=duration, help="Seconds running jobs get to finish on SIGTERM [30].")
+@click.option("--burst", is_flag=True, help="Exit when nothing is due (for scripts and tests).")
+@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
+@url_option
+@clean_errors
+def worker(
+    app_path: str,
+    queues: str | None,
+    concurrency: int | None,
+    processes: int,
+    lease: float | None,
+    grace: float | None,
+    burst: bool,
+    log_level: str,
+    url: str | None,
+) -> None:
+    """Run a worker for APP until SIGTERM/SIGINT."""
+    setup_logging(log_level)
+    from .worker.supervisor import is_child, supervise
+
+    if processes > 1 and not is_child():
+        sys.exit(supervise(sys.argv[1:], processes, grace if grace is not None else 30.0))
+    app = open_app(app_path, url)
+    queue_list = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
+    app.worker(queues=queue_list, concurrency=concurrency, lease=lease, grace=grace).run(burst=burst)
+
+
+@main.command()
+@click.argument("app_path", metavar="APP")
+@click.option("--batch-size", "-n", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--queues", "-q", help="Comma-separated queues (default: the queues of APP's tasks).")
+@url_option
+@json_option
+@clean_errors
+def process(app_path: str, batch_size: int, queues: str | None, url: str | None, as_json: bool) -> None:
+    """Process at most --batch-size due jobs, then exit (for cron)."""
+    app = open_app(app_path, url)
+    queue_list = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
+    result = app.worker(queues=queue_list, install_signal_handlers=False).process_batch(batch_size)
+    if as_json:
+        emit(result.to_dict())
+    else:
+        r = result
+        click.echo(
+            f"processed {r.processed}: {r.completed} completed, {r.retried} retried, "
+            f"{r.failed} failed, {r.cancelled} cancelled"
+        )
+
+
+@main.command()
+@click.argument("app_path", metavar="APP", required=False)
+@url_option
+@json_option
+@clean_errors
+def migrate(app_path: str | None, url: str | None, as_json: bool) -> None:
+    """Create or upgrade the backend's schema (idempotent; safe from several machines)."""
+    app = open_app(app_path, url)
+    app.backend.migrate()
+    if as_json:
+        emit({"migrated": True, "url": _redact(app.url)})
+    else:
+        click.echo(f"schema up to date at {_redact(app.url)}")
+
+
+@main.command()
+@click.argument("app_path", metavar="APP")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--api-key-file", type=click.Path(exists=True, dir_okay=False), help="File of API keys, one a line."
+)
+@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
+@url_option
+@clean_errors
+def serve(
+    app_path: str, host: str, port: int, api_key_file: str | None, log_level: str, url: str | None
+) -> None:
+    """Serve the HTTP API, /metrics and the dashboard for APP."""
+    setup_logging(log_level)
+    try:
+        from .server import run_server
+    except ImportError as exc:
+        fail(f"serve needs the server extra: pip install 'conveyor[server]' ({exc})")
+    run_server(open_app(app_path, url), host=host, port=port, api_key_file=api_key_file, log_level=log_level)
+
+
+@main.command()
+@click.argument("app_path", metavar="APP")
+@click.argument("task")
+@click.option("--args", "args_", callback=json_value(list), help="JSON array of positional arguments.")
+@click.option("--kwargs", callback=json_value(dict), help="JSON object of keyword arguments.")
+@click.option("--queue", help="Queue (default: the task's).")
+@click.option("--priority", type=int)
+@click.option("--delay", callback=duration, help="Seconds (or 5m, 2h) before it may run.")
+@click.option("--key", help="Idempotency key.")
+@url_option
+@json_option
+@clean_errors
+def enqueue(
+    app_path: str,
+    task: str,
+    args_: list[Any] | None,
+    kwargs: dict[str, Any] | None,
+    queue: str | None,
+    priority: int | None,
+    delay: float | None,
+    key: str | None,
+    url: str | None,
+    as_json: bool,
+) -> None:
+    """Enqueue TASK of APP."""
+    app = open_app(app_path, url)
+    job = app.enqueue(task, args=args_, kwargs=kwargs, queue=queue, priority=priority, delay=delay, key=key)
+    if as_json:
+        emit({"id": job.id, "status": job.state})
+    else:
+        click.echo(f"{job.id} {job.state}")
+
+
+@main.command()
+@app_option
+@url_option
+@json_option
+@clean_errors
+def stats(app_path: str | None, url: str | None, as_json: bool) -> None:
+    """Counts by state, overall and per queue (same shape as GET /api/queue/stats)."""
+    data = open_app(app_path, url).stats()
+    if as_json:
+        emit(data)
+    else:
+        console().print(stats_table(data))
+
+
+@main.group()
+def jobs() -> None:
+    """Inspect and act on jobs: the failure table lives here."""
+
+
+@jobs.command("list")
+@click.option("--status", "-s", type=click.Choice(ALL_STATES), help="Filter by state.")
+@click.option("--queue", "-q", help="Filter by queue.")
+@click.option("--task", "-t", help="Filter by task.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(0, 10_000))
+@click.option("--offset", default=0, show_default=True, type=click.IntRange(min=0))
+@app_option
+@url_option
+@json_option
+@clean_errors
+def jobs_list(
+    status: str | None,
+    queue: str | None,
+    task: str | None,
+    limit: int,
+    offset: int,
+    app_path: str | None,
+    url: str | None,
+    as_json: bool,
+) -> None:
+    """List jobs, newest first (``--status failed`` is the failure table)."""
+    page = open_app(app_path, url).jobs(status=status, queue=queue, task=task, limit=limit, offset=offset)
+    if as_json:
+        emit(
+            {
+                "items": [r.to_dict(with_attempts=False) for r in page.items],
+                "total": page.total,
+                "limit": limit,
+                "offset": offset,
+            }
+        )
+    else:
+        title = "Failure table" if status == "failed" else "Jobs"
+        console().print(jobs_table(page.items, title, page.total))
+
+
+@jobs.command("show")
+@click.argument("job_id")
+@app_option
+@url_option
+@json_option
+@clean_errors
+def jobs_show(job_id: str, app_path: str | None, url: str | None, as_json: bool) -> None:
+    """Show one job with its attempts and traceback."""
+    record = open_app(app_path, url).get(job_id)
+    if as_json:
+        emit(record.to_dict())
+    else:
+        console().print(job_panel(record))
+
+
+@jobs.command("retry")
+@click.argument("job_id", required=False)
+@click.option(
+    "--status", "-s", type=click.Choice(sorted(RESUBMITTABLE)), help="Resubmit every job in this state."
+)
+@click.option("--queue", "-q", help="With --status: only this queue.")
+@click.option("--task", "-t", help="With --status: only this task.")
+@click.option("--args", "args_", callback=json_value(list), help="Replace the arguments (JSON array).")
+@click.option("--kwargs", callback=json_value(dict), help="Replace the keyword arguments (JSON object).")
+@app_option
+@url_option
+@json_option
+@clean_errors
+def jobs_retry(
+    job_id: str | None,
+    status: str | None,
+    queue: str | None,
+    task: str | None,
+    args_: list[Any] | None,
+    kwargs: dict[str, Any] | None,
+    app_path: str | None,
+    url: str | None,
+    as_json: bool,
+) -> None:
+    """Resubmit a failed (or cancelled) job, or all of them with --status."""
+    app = open_app(app_path, url)
+    if (job_id is None) == (status is None):
+        raise click.UsageError("give a job ID or --status (not both)")
+    if job_id is not None:
+        job = app.resubmit(job_id, args=args_, kwargs=kwargs)
+        emit({"id": job.id, "status": job.state}) if as_json else click.echo(f"{job.id} {job.state}")
+        return
+    assert status is not None
+    count = app.resubmit_many(status, queue=queue, task=task, args=args_, kwargs=kwargs)
+    emit({"resubmitted": count}) if as_json else click.echo(f"resubmitted {count} job(s)")
+
+
+@jobs.command("cancel")
+@click.argument("job_id")
+@app_option
+@url_option
+@json_option
+@clean_errors
+def jobs_cancel(job_id: str, app_path: str | None, url: str | None, as_json: bool) -> None:
+    """Cancel a job (waiting: at once; running: asked to stop)."""
+    job = open_app(app_path, url).cancel(job_id)
+    note = " (cancel requested)" if job.state == "processing" else ""
+    emit({"id": job.id, "status": job.state}) if as_json else click.echo(f"{job.id} {job.state}{note}")
+
+
+@jobs.command("delete")
+@click.argument("job_id")
+@app_option
+@url_option
+@json_option
+@clean_errors
+def jobs_delete(job_id: str, app_path: str | None, url: str | None, as_json: bool) -> None:
+    """Delete a job that is not running, with its audit records."""
+    open_app(app_path, url).delete(job_id)
+    emit({"id": job_id, "deleted": True}) if as_json else click.echo(f"{job_id} deleted")
+
+
+@jobs.command("purge")
+@click.option("--status", "-s", required=True, type=click.Choice(sorted(PURGEABLE)))
+@click.option("--older-than", callback=duration, default="0", help="Age: 30s, 5m, 2h, 7d [0].")
+@app_option
+@url_option
+@json_option
+@clean_errors
+def jobs_purge(status: str, older_than: float, app_path: str | None, url: str | None, as_json: bool) -> None:
+    """Delete finished jobs in a state that finished longer ago than --older-than."""
+    app = open_app(app_path, url)
+    if as_json:
+        emit({"purged": app.purge(status, older_than)})
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    with Progress(SpinnerColumn(), TextColumn("purging {task.completed} {task.description}")) as bar:
+        task = bar.add_task(f"{status} job(s)", total=None)
+        total = app.purge(status, older_than, progress=lambda n: bar.update(task, completed=n))
+    click.echo(f"purged {total} {status} job(s)")
+
+
+@main.command()
+@click.option("--jobs", "job_count", default=240, show_default=True, type=click.IntRange(10, 100_000))
+@click.option(
+    "--path", type=click.Path(dir_okay=False), help="A new SQLite file [./conveyor-demo.db, recreated]."
+)
+@clean_errors
+def demo(job_count: int, path: str | None) -> None:
+    """A realistic run on the embedded default: a burst, flaky jobs, a failure table, a replay."""
+    from .demo import run_demo
+
+    run_demo(job_count=job_count, path=path)
+
+
+def _redact(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
