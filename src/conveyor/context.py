@@ -17,11 +17,19 @@ class JobContext:
     attempt: int
     max_attempts: int
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+    #: What the far side of an HTTP-style task answered; kept in this attempt's audit record.
+    status_code: int | None = None
+    response_excerpt: str | None = None
 
     @property
     def cancel_requested(self) -> bool:
         """True once someone asked to cancel this job; a sync task should stop soon."""
         return self._cancel.is_set()
+
+    def record_response(self, status_code: int | None, excerpt: str | None) -> None:
+        """Keep a response's status code and body excerpt in this attempt's audit record."""
+        self.status_code = status_code
+        self.response_excerpt = excerpt
 
     def raise_if_cancelled(self) -> None:
         """Raise ``conveyor.JobCancelled`` if cancellation was requested."""

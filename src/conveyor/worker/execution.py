@@ -62,6 +62,8 @@ class Execution:
             error=error,
             traceback=traceback,
             retry_delay=retry_delay,
+            status_code=self.context.status_code,
+            response_excerpt=self.context.response_excerpt,
         )
 
     def decide(self) -> bool:
