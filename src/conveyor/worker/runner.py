@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..backends.base import ClaimedJob, ClaimRequest, Outcome
 from ..context import JobContext
+from ..http_task import enqueue_completion_callbacks
 from ..task import check_name
 from .execution import Execution
 from .executor import Executor
@@ -337,6 +338,9 @@ class Worker:
                         outcome.kind,
                     )
             self._cv.notify_all()
+        finished = [(ex.job, o) for (ex, o), ok in zip(batch, applied, strict=True) if ok]
+        if any(job.on_complete for job, _ in finished):
+            enqueue_completion_callbacks(self.app, finished)  # POSTs each final outcome to on_complete
         for (execution, outcome), ok in zip(batch, applied, strict=True):
             if ok and outcome.kind in ("retry", "failed"):
                 log.warning(
