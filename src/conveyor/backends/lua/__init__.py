@@ -1,0 +1,1 @@
+"""Lua scripts of the Redis backend (package data, read with importlib.resources)."""

@@ -1,0 +1,107 @@
+-- enqueue: store new jobs in one atomic step, honouring idempotency keys.
+-- ARGV: 11 fields per job: id, task, queue, payload, priority,
+--   run_at ('' = now + delay), delay, max_attempts, key ('' = none),
+--   key_mode ('keep' | 'replace'), on_complete ('' = none).
+-- Returns id, state, created (1 | 0) per job, in input order.
+
+local now = clock()
+local out = {}
+local queues = {}
+
+local function insert(i, id, key, due)
+  local queue, priority = ARGV[i + 2], ARGV[i + 4]
+  local fields = {
+    'id', id, 'task', ARGV[i + 1], 'queue', queue, 'state', 'pending', 'payload', ARGV[i + 3],
+    'priority', priority, 'run_at', due, 'created_at', now, 'attempt', 0, 'max_attempts', ARGV[i + 7],
+  }
+  if key ~= '' then
+    fields[#fields + 1] = 'key'
+    fields[#fields + 1] = key
+  end
+  if ARGV[i + 10] ~= '' then
+    fields[#fields + 1] = 'on_complete'
+    fields[#fields + 1] = ARGV[i + 10]
+  end
+  redis.call('HSET', B .. 'j:' .. id, unpack(fields))
+  wait_add(queue, priority, due, id)
+  index_add('pending', queue, now, id, now)
+  zadd(B .. 'all', now, id)
+  zadd(B .. 'qa:' .. queue, now, id)
+  queues[queue] = true
+end
+
+-- replace mode on a waiting holder: its arguments and timing become the new ones.
+local function replace(i, holder, due)
+  flush() -- the holder may have been inserted earlier in this same call
+  local jk = B .. 'j:' .. holder
+  local f = redis.call('HMGET', jk, 'queue', 'priority')
+  local priority = ARGV[i + 4]
+  redis.call('HSET', jk, 'payload', ARGV[i + 3], 'priority', priority, 'run_at', due,
+    'max_attempts', ARGV[i + 7])
+  if ARGV[i + 10] ~= '' then
+    redis.call('HSET', jk, 'on_complete', ARGV[i + 10])
+  else
+    redis.call('HDEL', jk, 'on_complete')
+  end
+  redis.call('ZREM', waiting_key(f[1], f[2]), holder)
+  emptied[waiting_key(f[1], f[2])] = {f[1], f[2]}
+  wait_add(f[1], priority, due, holder)
+end
+
+for i = 1, #ARGV, 11 do
+  local id = ARGV[i]
+  local stored = redis.call('HGET', B .. 'j:' .. id, 'state')
+  if stored then
+    -- The same job again (a producer retrying after a lost reply): never a duplicate.
+    out[#out + 1] = id
+    out[#out + 1] = stored
+    out[#out + 1] = 0
+  else
+    local due = ARGV[i + 5]
+    if due == '' then
+      due = now + tonumber(ARGV[i + 6])
+    else
+      due = tonumber(due)
+    end
+    local key = ARGV[i + 8]
+    local holder, holder_state = false, false
+    if key ~= '' then
+      holder = redis.call('GET', B .. 'k:' .. key)
+      if holder then
+        holder_state = redis.call('HGET', B .. 'j:' .. holder, 'state')
+        if not holder_state or holder_state == 'failed' or holder_state == 'cancelled' then
+          holder = false
+        end
+      end
+    end
+    if holder and ARGV[i + 9] == 'keep' then
+      out[#out + 1] = holder
+      out[#out + 1] = holder_state
+      out[#out + 1] = 0
+    elseif holder and (holder_state == 'pending' or holder_state == 'retry') then
+      replace(i, holder, due)
+      out[#out + 1] = holder
+      out[#out + 1] = holder_state
+      out[#out + 1] = 0
+    else
+      -- No holder, or replace mode with a running/completed one: the newest arguments run next.
+      insert(i, id, key, due)
+      if key ~= '' then
+        redis.call('SET', B .. 'k:' .. key, id)
+      end
+      out[#out + 1] = id
+      out[#out + 1] = 'pending'
+      out[#out + 1] = 1
+    end
+  end
+end
+
+flush()
+local names = {}
+for queue in pairs(queues) do
+  names[#names + 1] = queue
+end
+if #names > 0 then
+  redis.call('SADD', B .. 'queues', unpack(names))
+end
+return out

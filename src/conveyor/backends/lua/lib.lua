@@ -1,0 +1,201 @@
+-- Conveyor: helpers shared by every script. The loader prepends this file to
+-- each script, so every operation is still one EVALSHA of one static text.
+--
+-- KEYS[1] is the namespace's key base "{prefix}:". Every key a script touches
+-- starts with it, so one namespace lives in one hash slot and each script is
+-- atomic on a Redis Cluster too. Ids, names and payloads arrive in ARGV and
+-- are only ever used as data, never as code.
+--
+-- Times are POSIX seconds from the server's TIME. Numbers handed to
+-- redis.call are formatted by Redis with 17 significant digits (exact);
+-- Lua's own tostring/.. keeps only 14, so floats are never concatenated.
+
+if redis.replicate_commands then pcall(redis.replicate_commands) end
+
+local B = KEYS[1]
+local FINAL = {completed = true, failed = true, cancelled = true}
+-- Wake-up tokens per queue: enough to wake a burst of idle workers, bounded.
+local MAX_TOKENS = 16
+
+local function clock()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+
+-- Sorted-set writes are deferred and merged per key, so a batch of N jobs
+-- costs a few ZADD/ZREM calls rather than N of each. flush() applies removals
+-- before additions; a script that removes a member it added earlier in the
+-- same run must flush() in between (enqueue's replace path does).
+local zadds, zrems, emptied, notify, prio_seen = {}, {}, {}, {}, {}
+local audits = {}
+
+local function zadd(key, score, member)
+  local t = zadds[key]
+  if t == nil then
+    t = {}
+    zadds[key] = t
+  end
+  t[#t + 1] = score
+  t[#t + 1] = member
+end
+
+local function zrem(key, member)
+  local t = zrems[key]
+  if t == nil then
+    t = {}
+    zrems[key] = t
+  end
+  t[#t + 1] = member
+end
+
+-- unpack() is bounded by the Lua C stack: send long argument lists in slices.
+local function chunked(cmd, key, t)
+  local n = #t
+  for i = 1, n, 4000 do
+    redis.call(cmd, key, unpack(t, i, math.min(i + 3999, n)))
+  end
+end
+
+local function waiting_key(queue, priority)
+  return B .. 'w:' .. queue .. ':' .. priority
+end
+
+-- A waiting (pending or retry) job sits in the sorted set of its queue and
+-- priority, scored by its due time; the queue's priority levels are kept in
+-- wp:<queue> so a claim visits them highest first.
+local function wait_add(queue, priority, due, id)
+  zadd(waiting_key(queue, priority), due, id)
+  local level = queue .. ':' .. priority
+  if not prio_seen[level] then
+    prio_seen[level] = true
+    zadd(B .. 'wp:' .. queue, tonumber(priority), priority)
+  end
+  notify[queue] = (notify[queue] or 0) + 1
+end
+
+local function wait_remove(queue, priority, id)
+  local key = waiting_key(queue, priority)
+  zrem(key, id)
+  emptied[key] = {queue, priority}
+end
+
+-- State indexes, scored by created_at: s:<state> and sq:<queue>:<state> for
+-- listings and counts, and f:<state> by finished_at for purging final states.
+local function index_add(state, queue, created, id, now)
+  zadd(B .. 's:' .. state, created, id)
+  zadd(B .. 'sq:' .. queue .. ':' .. state, created, id)
+  if FINAL[state] then
+    zadd(B .. 'f:' .. state, now, id)
+  end
+end
+
+local function index_remove(state, queue, id)
+  zrem(B .. 's:' .. state, id)
+  zrem(B .. 'sq:' .. queue .. ':' .. state, id)
+  if FINAL[state] then
+    zrem(B .. 'f:' .. state, id)
+  end
+end
+
+local function flush()
+  for key, t in pairs(zrems) do
+    chunked('ZREM', key, t)
+  end
+  for key, t in pairs(zadds) do
+    chunked('ZADD', key, t)
+  end
+  zrems, zadds, prio_seen = {}, {}, {}
+  for key, level in pairs(emptied) do
+    if redis.call('EXISTS', key) == 0 then
+      redis.call('ZREM', B .. 'wp:' .. level[1], level[2])
+    end
+  end
+  emptied = {}
+  for queue, n in pairs(notify) do
+    local key = B .. 'n:' .. queue
+    local tokens = {}
+    for i = 1, math.min(n, MAX_TOKENS) do
+      tokens[i] = '1'
+    end
+    redis.call('RPUSH', key, unpack(tokens))
+    redis.call('LTRIM', key, 0, MAX_TOKENS - 1)
+  end
+  notify = {}
+end
+
+-- Idempotency keys: k:<key> names the job holding the key while it is
+-- waiting or running; a completed holder keeps it for the retention window
+-- (a TTL); a failed or cancelled one gives it up.
+local function key_release(key, id)
+  if key then
+    local kk = B .. 'k:' .. key
+    if redis.call('GET', kk) == id then
+      redis.call('DEL', kk)
+    end
+  end
+end
+
+local function key_retain(key, id, retention_ms)
+  if key then
+    local kk = B .. 'k:' .. key
+    if redis.call('GET', kk) == id then
+      if retention_ms >= 1 then
+        redis.call('PEXPIRE', kk, retention_ms)
+      else
+        redis.call('DEL', kk)
+      end
+    end
+  end
+end
+
+-- Audit trail: a job's attempt records in the list a:<id> (JSON arrays,
+-- oldest first), indexed newest-first across all jobs by the bounded sorted
+-- set "audit" (members "<id>:<n>", n the 1-based list position).
+local function audit(id, record)
+  local n = redis.call('RPUSH', B .. 'a:' .. id, record)
+  audits[#audits + 1] = id .. ':' .. n
+end
+
+local function audit_flush(max_entries)
+  local n = #audits
+  if n == 0 then
+    return
+  end
+  local last = redis.call('INCRBY', B .. 'audit:seq', n)
+  local t = {}
+  for i = 1, n do
+    t[#t + 1] = last - n + i
+    t[#t + 1] = audits[i]
+  end
+  chunked('ZADD', B .. 'audit', t)
+  local excess = redis.call('ZCARD', B .. 'audit') - max_entries
+  if excess > 0 then
+    redis.call('ZREMRANGEBYRANK', B .. 'audit', 0, excess - 1)
+  end
+  audits = {}
+end
+
+local function fmt(x)
+  return string.format('%.17g', x)
+end
+
+-- Remove a job and everything that points at it. f = {state, queue, priority, key}.
+local function delete_job(id, f)
+  local state, queue = f[1], f[2]
+  if state == 'pending' or state == 'retry' then
+    wait_remove(queue, f[3], id)
+  elseif state == 'processing' then
+    zrem(B .. 'leases', id)
+  end
+  index_remove(state, queue, id)
+  zrem(B .. 'all', id)
+  zrem(B .. 'qa:' .. queue, id)
+  key_release(f[4], id)
+  local ak = B .. 'a:' .. id
+  for i = 1, redis.call('LLEN', ak) do
+    zrem(B .. 'audit', id .. ':' .. i)
+  end
+  redis.call('DEL', B .. 'j:' .. id, ak)
+end
+
+-- (end of lib.lua)

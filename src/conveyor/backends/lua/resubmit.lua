@@ -1,0 +1,44 @@
+-- resubmit: failed or cancelled jobs back to pending with a fresh attempt
+-- budget (attempt 0, due now), optionally with new arguments.
+-- ARGV: has_payload (1 | 0), payload, id...
+-- Returns one code per id: 'ok', 'missing', 'conflict' (another waiting job
+-- holds its idempotency key), or the state that forbids it.
+
+local now = clock()
+local out = {}
+for i = 3, #ARGV do
+  local id = ARGV[i]
+  local jk = B .. 'j:' .. id
+  local f = redis.call('HMGET', jk, 'state', 'queue', 'priority', 'created_at', 'key')
+  local code = 'ok'
+  if not f[1] then
+    code = 'missing'
+  elseif f[1] ~= 'failed' and f[1] ~= 'cancelled' then
+    code = f[1]
+  elseif f[5] then
+    local kk = B .. 'k:' .. f[5]
+    local holder = redis.call('GET', kk)
+    if holder and holder ~= id then
+      local hs = redis.call('HGET', B .. 'j:' .. holder, 'state')
+      if hs == 'pending' or hs == 'retry' then
+        code = 'conflict'
+      end
+    end
+    if code == 'ok' then
+      redis.call('SET', kk, id)
+    end
+  end
+  if code == 'ok' then
+    redis.call('HSET', jk, 'state', 'pending', 'attempt', 0, 'run_at', now, 'cancel_requested', 0)
+    redis.call('HDEL', jk, 'finished_at', 'started_at', 'error', 'traceback', 'result', 'worker')
+    if ARGV[1] == '1' then
+      redis.call('HSET', jk, 'payload', ARGV[2])
+    end
+    index_remove(f[1], f[2], id)
+    index_add('pending', f[2], f[4], id, now)
+    wait_add(f[2], f[3], now, id)
+  end
+  out[#out + 1] = code
+end
+flush()
+return out

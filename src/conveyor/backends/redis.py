@@ -1,0 +1,438 @@
+"""Redis and Valkey: every state change is one Lua script, run by SHA, on the server's clock.
+
+The data layout, the cluster story and what a Redis crash can lose are in
+``docs/redis.md``. In short: all keys of a namespace share the hash tag
+``{prefix}``, so each script is atomic on a standalone server and on a Redis
+Cluster alike; job records are hashes; waiting jobs sit in one sorted set per
+(queue, priority) scored by due time; leases in a sorted set by expiry; one
+sorted set per state (and per queue and state) by creation time serves the
+admin listings and counts. Idle workers block in BLPOP on a per-queue wake-up
+list that enqueue pushes to, capped at the next due time.
+
+URL: ``redis://[user:pass@]host:6379/0?prefix=conveyor`` (also ``rediss://``
+and ``valkey://``). Conveyor's own options: ``prefix`` (the namespace, default
+``conveyor``), ``cluster`` (``auto``/``yes``/``no``) and ``audit_max`` (how
+many recent attempt records the newest-first audit index keeps); every other
+query option goes to redis-py (``socket_timeout=``, ``ssl_cert_reqs=``...).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..errors import ConfigurationError, InvalidState, JobNotFound, SchemaMismatch
+from ..states import ALL_STATES, State
+from .base import (
+    WORKER_LOST,
+    AttemptRecord,
+    ClaimedJob,
+    ClaimRequest,
+    EnqueueResult,
+    JobQuery,
+    JobRecord,
+    Lease,
+    LeaseRenewal,
+    NewJob,
+    Outcome,
+    Page,
+    ReapResult,
+    Stats,
+)
+from .redis_support import (
+    MAX_BLOCK,
+    Clients,
+    check_server,
+    decode_attempt,
+    decode_record,
+    parse_redis_url,
+    translate_errors,
+)
+
+SCHEMA_VERSION = 1
+#: Jobs per enqueue script call: bounds one call's arguments and run time.
+ENQUEUE_CHUNK = 2000
+#: Ids per resubmit script call in ``resubmit_many``.
+RESUBMIT_CHUNK = 500
+_KINDS = frozenset({"completed", "retry", "failed", "cancelled", "released"})
+
+
+def _num(value: float) -> str:
+    """A float as exact text for Lua's tonumber (repr round-trips)."""
+    return repr(float(value))
+
+
+class RedisBackend:
+    """The Backend protocol on Redis 6.2+ or Valkey (see module docstring).
+
+    Connections open on first use; a lost connection raises BackendUnavailable
+    quickly (socket timeouts), reads and idempotent writes are retried with
+    backoff first, and the worker retries the rest.
+    """
+
+    def __init__(self, url: str, *, key_retention: float = 86400.0) -> None:
+        self.url = url
+        self.options = parse_redis_url(url)
+        parts = urlsplit(url)
+        self.server = f"{parts.hostname}:{parts.port or 6379}"
+        self.prefix = self.options.prefix
+        #: Every key of this namespace starts with this; the braces make it one hash slot.
+        self.base = "{" + self.prefix + "}:"
+        self.key_retention = key_retention
+        self._keys = [self.base]
+        self._lock = threading.Lock()
+        self._clients: Clients | None = None
+
+    def __repr__(self) -> str:
+        return f"<RedisBackend {self.server} prefix={self.prefix!r}>"
+
+    # -- connections ------------------------------------------------------------
+    @property
+    def clients(self) -> Clients:
+        """The connections, opened (and the server checked) on first use."""
+        clients = self._clients
+        if clients is None:
+            with self._lock:
+                if self._clients is None:
+                    opened = Clients(self.options)
+                    try:
+                        self._check_schema(opened)
+                        check_server(opened.retrying, self.prefix)
+                    except BaseException:
+                        opened.close()
+                        raise
+                    self._clients = opened
+                clients = self._clients
+        return clients
+
+    def _check_schema(self, clients: Clients) -> None:
+        meta = self.base + "meta"
+        clients.retrying.hsetnx(meta, "schema", SCHEMA_VERSION)
+        version = int(clients.retrying.hget(meta, "schema"))
+        if version > SCHEMA_VERSION:
+            raise SchemaMismatch(
+                f"namespace {self.prefix!r} on {self.server} has schema version {version}, newer "
+                f"than this Conveyor knows ({SCHEMA_VERSION}); upgrade conveyor"
+            )
+
+    def _run(self, name: str, args: Sequence[Any], *, retry: bool = False) -> Any:
+        """Run one script by SHA (redis-py reloads it after a NOSCRIPT, e.g. a server restart)."""
+        clients = self.clients
+        return clients.scripts[name](self._keys, args, client=clients.retrying if retry else clients.once)
+
+    @translate_errors
+    def migrate(self) -> None:
+        """Record the schema version and load every script; idempotent."""
+        clients = self.clients
+        for script in clients.scripts.values():
+            clients.retrying.script_load(script.script)
+
+    def close(self) -> None:
+        """Close the connections (they reopen on next use)."""
+        with self._lock:
+            clients, self._clients = self._clients, None
+        if clients is not None:
+            clients.close()
+
+    @translate_errors
+    def now(self) -> float:
+        """The Redis server's clock (TIME), which every lease and due time uses."""
+        seconds, micros = self._run("clock", (), retry=True)
+        return int(seconds) + int(micros) / 1_000_000
+
+    # -- producers ------------------------------------------------------------------
+    @translate_errors
+    def enqueue_many(self, jobs: Sequence[NewJob], connection: Any = None) -> list[EnqueueResult]:
+        """Store jobs atomically in one round trip (one script per 2,000 jobs, in MULTI/EXEC).
+
+        Safe to repeat after a lost reply: a job id already stored is reported, not
+        stored twice. ``connection=`` is refused: Redis has no transaction of the
+        caller's to join.
+        """
+        if connection is not None:
+            raise ConfigurationError(
+                "transactional enqueue (connection=) needs PostgreSQL or SQLite: Redis has no "
+                "transaction of yours to join; enqueue after your commit instead"
+            )
+        if not jobs:
+            return []
+        args: list[Any] = []
+        for job in jobs:
+            args += (
+                job.id,
+                job.task,
+                job.queue,
+                job.payload,
+                str(job.priority),
+                "" if job.run_at is None else _num(job.run_at),
+                _num(job.delay),
+                str(job.max_attempts),
+                job.key or "",
+                job.key_mode,
+                job.on_complete or "",
+            )
+        step = ENQUEUE_CHUNK * 11
+        if len(args) <= step:
+            flat = self._run("enqueue", args, retry=True)
+        else:
+            clients = self.clients
+            script = clients.scripts["enqueue"]
+            # One MULTI/EXEC: all chunks or none. A cluster pipeline cannot be a
+            # transaction; there each chunk is atomic and a retry is idempotent.
+            pipe = clients.retrying.pipeline(transaction=not clients.cluster)
+            for start in range(0, len(args), step):
+                script(self._keys, args[start : start + step], client=pipe)
+            flat = [item for chunk in pipe.execute() for item in chunk]
+        return [EnqueueResult(flat[i], flat[i + 1], flat[i + 2] == 1) for i in range(0, len(flat), 3)]
+
+    # -- workers -----------------------------------------------------------------------
+    @translate_errors
+    def claim(self, request: ClaimRequest) -> list[ClaimedJob]:
+        """Lease up to ``limit`` due jobs in one script: priority desc, run_at, then id."""
+        queues = list(dict.fromkeys(request.queues))
+        if request.limit <= 0 or not queues:
+            return []
+        token = secrets.token_hex(8)
+        flat = self._run(
+            "claim", [request.limit, _num(request.lease_seconds), request.worker_id, token, *queues]
+        )
+        return [
+            ClaimedJob(
+                id=flat[i],
+                task=flat[i + 1],
+                queue=flat[i + 2],
+                payload=flat[i + 3],
+                attempt=int(flat[i + 4]),
+                max_attempts=int(flat[i + 5]),
+                lease_token=token,
+                priority=int(flat[i + 6]),
+                key=flat[i + 7],
+                on_complete=flat[i + 8],
+                created_at=float(flat[i + 9]),
+                run_at=float(flat[i + 10]),
+            )
+            for i in range(0, len(flat), 11)
+        ]
+
+    @translate_errors
+    def wait_for_jobs(self, queues: Sequence[str], timeout: float) -> None:
+        """Block in BLPOP on the queues' wake-up lists, capped at the next due time."""
+        names = list(dict.fromkeys(queues))
+        if timeout <= 0 or not names:
+            return
+        micros = self._run("next_due", names, retry=True)
+        if micros == -1:
+            return  # due now
+        block = min(timeout, MAX_BLOCK) if micros == -2 else min(timeout, MAX_BLOCK, micros / 1_000_000)
+        if block < 0.002:
+            time.sleep(max(block, 0.0))  # a BLPOP timeout this short would round to "forever"
+            return
+        self.clients.blocking.blpop([f"{self.base}n:{q}" for q in names], timeout=block)
+
+    @translate_errors
+    def extend_leases(self, leases: Sequence[Lease], lease_seconds: float) -> LeaseRenewal:
+        """Renew every lease still held (same token), in one script."""
+        if not leases:
+            return LeaseRenewal(frozenset(), frozenset())
+        args: list[Any] = [_num(lease_seconds)]
+        for lease in leases:
+            args += (lease.job_id, lease.lease_token)
+        flat = self._run("extend", args, retry=True)  # renewing twice is harmless
+        n_lost = int(flat[0])
+        return LeaseRenewal(frozenset(flat[1 : 1 + n_lost]), frozenset(flat[1 + n_lost :]))
+
+    @translate_errors
+    def finish_many(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        """Apply outcomes (fenced by lease token) and their audit records in one script."""
+        if not outcomes:
+            return []
+        args: list[Any] = [max(0, round(self.key_retention * 1000)), self.options.audit_max]
+        for o in outcomes:
+            if o.kind not in _KINDS:
+                raise ValueError(f"unknown outcome kind {o.kind!r}: expected one of {sorted(_KINDS)}")
+            nulls = (o.result is None) | (o.error is None) << 1 | (o.traceback is None) << 2
+            args += (
+                o.job_id,
+                o.lease_token,
+                o.kind,
+                o.result or "",
+                o.error or "",
+                o.traceback or "",
+                _num(o.retry_delay),
+                nulls,
+                "" if o.started_at is None else encode_attempt(o),
+            )
+        # Not retried by the client: a replay would report applied outcomes as lost.
+        return [flag == 1 for flag in self._run("finish", args)]
+
+    @translate_errors
+    def reap_expired(self, limit: int = 500) -> ReapResult:
+        """Requeue lapsed leases (the attempt counts); fail them when attempts are spent."""
+        requeued, failed = self._run("reap", [limit, WORKER_LOST, self.options.audit_max], retry=True)
+        return ReapResult(int(requeued), int(failed))
+
+    # -- admin ---------------------------------------------------------------------------
+    @translate_errors
+    def get(self, job_id: str) -> JobRecord | None:
+        """One job with its attempt records, read atomically."""
+        flat, attempts = self._run("get", ["1", job_id], retry=True)
+        return decode_record(flat, attempts)
+
+    def _index(self, status: str | None, queue: str | None) -> str:
+        if status is not None and queue is not None:
+            return f"{self.base}sq:{queue}:{status}"
+        if status is not None:
+            return f"{self.base}s:{status}"
+        if queue is not None:
+            return f"{self.base}qa:{queue}"
+        return f"{self.base}all"
+
+    @staticmethod
+    def _range(query: JobQuery) -> tuple[str, str]:
+        low = "-inf" if query.created_after is None else _num(query.created_after)
+        high = "+inf" if query.created_before is None else "(" + _num(query.created_before)
+        return low, high
+
+    def _list(self, index: str, mode: str, query: JobQuery) -> Any:
+        low, high = self._range(query)
+        clients = self.clients
+        return clients.scripts["list"](
+            [self.base, index],
+            [mode, low, high, query.offset, query.limit, query.task or ""],
+            client=clients.retrying,
+        )
+
+    @translate_errors
+    def list_jobs(self, query: JobQuery) -> Page:
+        """Jobs matching ``query``, newest first (created_at desc, id desc), and the total.
+
+        Status, queue and created range use indexes; a task filter reads the jobs of
+        the range (see docs/redis.md).
+        """
+        reply = self._list(self._index(query.status, query.queue), "page", query)
+        items = [decode_record(flat) for flat in reply[1:]]
+        return Page([r for r in items if r is not None], int(reply[0]))
+
+    @translate_errors
+    def stats(self) -> Stats:
+        """Counts by state and queue (index cardinalities) and the oldest due pending job's age."""
+        now, rows = self._run("stats", ALL_STATES, retry=True)
+        counts: dict[str, int] = dict.fromkeys(ALL_STATES, 0)
+        queues: dict[str, dict[str, int]] = {}
+        width = 1 + len(ALL_STATES)
+        for i in range(1, len(rows), width):
+            per_queue: dict[str, int] = dict(
+                zip(ALL_STATES, (int(n) for n in rows[i + 1 : i + width]), strict=True)
+            )
+            queues[rows[i]] = per_queue
+            for state, n in per_queue.items():
+                counts[state] += n
+        oldest = rows[0]
+        age = None if oldest is None else max(0.0, float(now) - float(oldest))
+        return Stats(counts, dict(sorted(queues.items())), age)
+
+    def _resubmit(self, ids: Sequence[str], payload: str | None) -> list[str]:
+        args = ["0" if payload is None else "1", payload or "", *ids]
+        codes: list[str] = self._run("resubmit", args)
+        return codes
+
+    @translate_errors
+    def resubmit(self, job_id: str, payload: str | None = None) -> JobRecord:
+        """A failed or cancelled job back to pending with a fresh attempt budget."""
+        (code,) = self._resubmit([job_id], payload)
+        if code == "missing":
+            raise JobNotFound(f"no job with id {job_id!r}")
+        if code == "conflict":
+            raise InvalidState(
+                f"job {job_id} cannot be resubmitted: another waiting job holds its idempotency key"
+            )
+        if code != "ok":
+            raise InvalidState(f"job {job_id} is {code}; only failed or cancelled jobs can be resubmitted")
+        record = self.get(job_id)
+        if record is None:
+            raise JobNotFound(f"job {job_id!r} was deleted while being resubmitted")
+        return record
+
+    @translate_errors
+    def resubmit_many(self, query: JobQuery, payload: str | None = None) -> int:
+        """Resubmit every failed/cancelled job matching ``query``, oldest first; returns how many."""
+        states = [s for s in ("failed", "cancelled") if query.status in (None, s)]
+        found: list[tuple[float, str]] = []
+        for state in states:
+            flat = self._list(self._index(state, query.queue), "ids", query)
+            found += ((float(flat[i + 1]), flat[i]) for i in range(0, len(flat), 2))
+        ids = [job_id for _, job_id in sorted(found)]
+        done = 0
+        for start in range(0, len(ids), RESUBMIT_CHUNK):
+            # Each chunk re-checks state and keys atomically; a job whose key another
+            # waiting job holds is skipped (that one runs instead).
+            codes = self._resubmit(ids[start : start + RESUBMIT_CHUNK], payload)
+            done += codes.count("ok")
+        return done
+
+    @translate_errors
+    def cancel(self, job_id: str) -> JobRecord:
+        """Waiting: cancelled now. Processing: flagged; its worker stops it."""
+        code = self._run("cancel", [job_id, "cancelled before it ran"])
+        if code == "missing":
+            raise JobNotFound(f"no job with id {job_id!r}")
+        if code not in ("cancelled", "flagged"):
+            raise InvalidState(f"job {job_id} is already {code}; nothing to cancel")
+        record = self.get(job_id)
+        if record is None:
+            raise JobNotFound(f"job {job_id!r} was deleted while being cancelled")
+        return record
+
+    @translate_errors
+    def delete(self, job_id: str) -> None:
+        """Delete a job (not while processing) with its attempt records."""
+        code = self._run("delete", [job_id])
+        if code == "missing":
+            raise JobNotFound(f"no job with id {job_id!r}")
+        if code == "processing":
+            raise InvalidState(f"job {job_id} is processing; cancel it before deleting it")
+
+    @translate_errors
+    def purge(self, states: Sequence[State], before: float, batch_size: int = 1000) -> int:
+        """Delete up to ``batch_size`` finished jobs in ``states`` that finished before ``before``."""
+        wanted = [s for s in dict.fromkeys(states) if s in ("completed", "failed", "cancelled")]
+        if not wanted or batch_size <= 0:
+            return 0
+        return int(self._run("purge", ["(" + _num(before), batch_size, *wanted]))
+
+    @translate_errors
+    def audits(self, job_id: str | None = None, limit: int = 50, offset: int = 0) -> list[AttemptRecord]:
+        """Attempt records, newest first, optionally for one job."""
+        if limit <= 0:
+            return []
+        if job_id is not None:
+            texts = self.clients.retrying.lrange(f"{self.base}a:{job_id}", -(offset + limit), -(offset + 1))
+            return [decode_attempt(job_id, text) for text in reversed(texts)]
+        flat = self._run("audits", [offset, limit], retry=True)
+        return [decode_attempt(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+
+
+def encode_attempt(o: Outcome) -> str:
+    """An attempt's audit record as stored: a compact JSON array (see ``decode_attempt``)."""
+    return json.dumps(
+        [
+            o.attempt,
+            o.worker,
+            o.started_at,
+            o.finished_at,
+            o.kind,
+            o.error,
+            o.traceback,
+            o.status_code,
+            o.response_excerpt,
+        ],
+        separators=(",", ":"),
+    )
+
+
+__all__ = ["RedisBackend", "encode_attempt"]

@@ -1,0 +1,282 @@
+"""Plumbing of the Redis backend: URL options, clients, Lua scripts, and record decoding.
+
+Kept apart from :mod:`conveyor.backends.redis` so the backend module reads as
+the Backend protocol and little else.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache, wraps
+from importlib import resources
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
+from redis.cluster import RedisCluster
+from redis.commands.core import Script
+from redis.exceptions import ClusterDownError
+from redis.retry import Retry
+
+from ..errors import BackendUnavailable, BadURL
+from ..states import State
+from .base import AttemptRecord, JobRecord, decode_payload, from_ts
+
+log = logging.getLogger("conveyor.redis")
+
+#: Every script file in ``backends/lua`` (``lib.lua`` is prepended to each).
+SCRIPT_NAMES = (
+    "audits",
+    "cancel",
+    "claim",
+    "clock",
+    "delete",
+    "enqueue",
+    "extend",
+    "finish",
+    "get",
+    "list",
+    "next_due",
+    "purge",
+    "reap",
+    "resubmit",
+    "stats",
+)
+
+#: URL query options Conveyor reads itself; all others go to redis-py.
+OWN_OPTIONS = ("prefix", "cluster", "audit_max")
+_PREFIX = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+#: The longest a single BLPOP of ``wait_for_jobs`` blocks (a longer wait simply loops).
+MAX_BLOCK = 10.0
+#: Socket timeouts unless the URL sets its own: fail fast when the server is gone.
+SOCKET_TIMEOUT = 5.0
+CONNECT_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class RedisOptions:
+    """What a Conveyor Redis URL says: redis-py's URL, and Conveyor's own options."""
+
+    client_url: str
+    #: ``client_url`` without socket_timeout: the blocking connection sets its own.
+    blocking_url: str
+    prefix: str
+    cluster: bool | None  # None: detect
+    audit_max: int
+
+
+def parse_redis_url(url: str) -> RedisOptions:
+    """Split ``redis://host:6379/0?prefix=app&cluster=auto`` into redis-py's URL and our options."""
+    parts = urlsplit(url)
+    scheme = {"redis": "redis", "rediss": "rediss", "valkey": "redis", "valkeys": "rediss"}.get(parts.scheme)
+    if scheme is None:
+        raise BadURL(f"not a Redis URL: {url!r} (expected redis://host:6379/0)")
+    if not parts.hostname:
+        raise BadURL(f"Redis URL {url!r} names no host (expected redis://host:6379/0)")
+    try:
+        parts.port  # noqa: B018 - validates the port
+    except ValueError:
+        raise BadURL(f"Redis URL {url!r} has an invalid port") from None
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    own = {k: v for k, v in query if k in OWN_OPTIONS}
+    rest = [(k, v) for k, v in query if k not in OWN_OPTIONS]
+    prefix = own.get("prefix", "conveyor")
+    if not _PREFIX.match(prefix):
+        raise BadURL(f"prefix {prefix!r} in {url!r} must match {_PREFIX.pattern}")
+    cluster_word = own.get("cluster", "auto").lower()
+    cluster = {"auto": None, "yes": True, "true": True, "1": True, "no": False, "false": False, "0": False}
+    if cluster_word not in cluster:
+        raise BadURL(f"cluster must be auto, yes or no in {url!r}, got {cluster_word!r}")
+    try:
+        audit_max = int(own.get("audit_max", "100000"))
+    except ValueError:
+        raise BadURL(f"audit_max must be an integer in {url!r}, got {own['audit_max']!r}") from None
+    if audit_max < 1:
+        raise BadURL(f"audit_max must be >= 1 in {url!r}")
+    client_url = urlunsplit((scheme, parts.netloc, parts.path, urlencode(rest), ""))
+    blocking = [(k, v) for k, v in rest if k != "socket_timeout"]
+    blocking_url = urlunsplit((scheme, parts.netloc, parts.path, urlencode(blocking), ""))
+    return RedisOptions(client_url, blocking_url, prefix, cluster[cluster_word], audit_max)
+
+
+@cache
+def script_source(name: str) -> str:
+    """The text of ``lua/<name>.lua`` with the shared ``lib.lua`` in front."""
+    folder = resources.files("conveyor.backends.lua")
+    lib = folder.joinpath("lib.lua").read_text("utf-8")
+    return lib + "\n" + folder.joinpath(f"{name}.lua").read_text("utf-8")
+
+
+def _no_retry() -> Retry:
+    return Retry(NoBackoff(), 0)
+
+
+def _retry() -> Retry:
+    # Reads and idempotent writes ride out a restart or failover of a second or two.
+    return Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 4)
+
+
+class Clients:
+    """The connections of one backend, opened together.
+
+    ``once`` never retries (a claim or finish replayed after a lost reply would
+    lease twice or misreport), ``retrying`` retries connection errors with
+    backoff (reads and idempotent scripts), and ``blocking`` serves the
+    BLPOP of idle workers on connections of its own, with a socket timeout
+    longer than any block.
+    """
+
+    def __init__(self, options: RedisOptions) -> None:
+        cluster = options.cluster
+        common: dict[str, Any] = {
+            "decode_responses": True,
+            "socket_connect_timeout": CONNECT_TIMEOUT,
+        }
+        if cluster is None:
+            probe = redis.Redis.from_url(
+                options.client_url, retry=_no_retry(), socket_timeout=SOCKET_TIMEOUT, **common
+            )
+            try:
+                cluster = bool(probe.info("cluster").get("cluster_enabled"))
+            finally:
+                probe.close()
+        self.cluster = cluster
+        factory: Callable[..., Any] = RedisCluster.from_url if cluster else redis.Redis.from_url
+        self.once = factory(options.client_url, retry=_no_retry(), socket_timeout=SOCKET_TIMEOUT, **common)
+        self.retrying = factory(options.client_url, retry=_retry(), socket_timeout=SOCKET_TIMEOUT, **common)
+        self.blocking = factory(
+            options.blocking_url, retry=_no_retry(), socket_timeout=MAX_BLOCK + SOCKET_TIMEOUT, **common
+        )
+        self.scripts: dict[str, Script] = {
+            name: self.once.register_script(script_source(name)) for name in SCRIPT_NAMES
+        }
+
+    def close(self) -> None:
+        """Close every connection."""
+        for client in (self.once, self.retrying, self.blocking):
+            client.close()
+
+
+class _HasServer(Protocol):
+    server: str
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+S = TypeVar("S", bound=_HasServer)
+
+
+def translate_errors(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
+    """Turn redis-py's connection errors into BackendUnavailable naming the server."""
+
+    @wraps(method)
+    def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(self, *args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError, ClusterDownError) as exc:
+            raise BackendUnavailable(
+                f"Redis at {self.server} is unavailable ({type(exc).__name__}: {exc})"
+            ) from exc
+
+    return wrapper
+
+
+def check_server(client: Any, prefix: str) -> None:
+    """Warn once about a server without persistence or older than 6.2; tolerate CONFIG being off."""
+    try:
+        info = client.info("server")
+        version = str(info.get("valkey_version") or info.get("redis_version") or "")
+        numbers = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+        if numbers and numbers < (6, 2) and not info.get("valkey_version"):
+            log.warning("Redis %s is older than 6.2, the oldest version Conveyor supports", version)
+    except redis.ResponseError:
+        pass
+    try:
+        appendonly = _config_value(client, "appendonly")
+        save = _config_value(client, "save")
+    except redis.ResponseError as exc:  # CONFIG renamed or forbidden: nothing to learn
+        log.debug("cannot read the Redis persistence settings: %s", exc)
+        return
+    if appendonly == "no" and not save:
+        log.warning(
+            "Redis has no persistence (appendonly no, no RDB save points): a Redis restart loses "
+            "every job of namespace %r; set appendonly yes with appendfsync everysec (see docs/redis.md)",
+            prefix,
+        )
+    elif appendonly == "no":
+        log.warning(
+            "Redis persists only RDB snapshots (save %r): a crash loses the jobs accepted since the "
+            "last snapshot; set appendonly yes with appendfsync everysec (see docs/redis.md)",
+            save,
+        )
+
+
+def _config_value(client: Any, name: str) -> str | None:
+    reply = client.config_get(name)
+    if name in reply:
+        return str(reply[name])
+    for value in reply.values():  # a cluster answers per node
+        if isinstance(value, dict) and name in value:
+            return str(value[name])
+    return None
+
+
+# -- decoding ------------------------------------------------------------------
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def decode_record(flat: list[str], attempts: list[str] | None = None) -> JobRecord | None:
+    """A JobRecord from a job hash (flat HGETALL) and its attempt records."""
+    if not flat:
+        return None
+    h = dict(zip(flat[::2], flat[1::2], strict=True))
+    args, kwargs = decode_payload(h["payload"])
+    state: State = h["state"]  # type: ignore[assignment]
+    result = h.get("result")
+    return JobRecord(
+        id=h["id"],
+        task=h["task"],
+        queue=h["queue"],
+        state=state,
+        args=args,
+        kwargs=kwargs,
+        attempt=int(h["attempt"]),
+        max_attempts=int(h["max_attempts"]),
+        priority=int(h["priority"]),
+        run_at=from_ts(float(h["run_at"])),  # type: ignore[arg-type]
+        created_at=from_ts(float(h["created_at"])),  # type: ignore[arg-type]
+        started_at=from_ts(_float(h.get("started_at"))),
+        finished_at=from_ts(_float(h.get("finished_at"))),
+        result=None if result is None else json.loads(result),
+        error=h.get("error"),
+        traceback=h.get("traceback"),
+        key=h.get("key"),
+        worker=h.get("worker"),
+        lease_expires_at=from_ts(_float(h.get("lease_expires_at"))),
+        cancel_requested=h.get("cancel_requested") == "1",
+        on_complete=h.get("on_complete"),
+        attempts=[decode_attempt(h["id"], text) for text in attempts or ()],
+    )
+
+
+def decode_attempt(job_id: str, text: str) -> AttemptRecord:
+    """An AttemptRecord from its stored JSON array (see ``encode_attempt``)."""
+    a = json.loads(text)
+    return AttemptRecord(
+        job_id=job_id,
+        attempt=int(a[0]),
+        worker=a[1],
+        started_at=from_ts(_float(a[2])),
+        finished_at=from_ts(_float(a[3])),
+        outcome=a[4],
+        error=a[5],
+        traceback=a[6],
+        status_code=a[7],
+        response_excerpt=a[8],
+    )
