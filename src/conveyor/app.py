@@ -42,6 +42,12 @@ ITEM_FIELDS = frozenset(
 )
 
 
+_JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+_EMPTY_PAYLOAD = '{"args":[],"kwargs":{}}'
+_NO_OPTIONS = EnqueueOptions()
+_PAYLOAD_FIELDS = frozenset({"task", "args", "kwargs"})
+
+
 def _seconds(name: str, value: float | timedelta | None) -> float | None:
     if value is None:
         return None
@@ -180,8 +186,10 @@ class App:
         if not isinstance(kwargs, Mapping):
             raise InvalidPayload(f"kwargs of {task} must be an object, got {type(kwargs).__name__}")
         try:
-            text = json.dumps(
-                {"args": list(args), "kwargs": dict(kwargs)}, separators=(",", ":"), allow_nan=False
+            text = (
+                _EMPTY_PAYLOAD
+                if not args and not kwargs
+                else _JSON.encode({"args": list(args), "kwargs": dict(kwargs)})
             )
         except (TypeError, ValueError) as exc:
             raise InvalidPayload(
@@ -197,6 +205,15 @@ class App:
 
     def _new_job(self, task: Task[Any, Any], args: Any, kwargs: Any, opts: EnqueueOptions) -> NewJob:
         d = task.defaults
+        if opts is _NO_OPTIONS:  # the bulk fast path: the task's validated defaults
+            return NewJob(
+                id=new_job_id(),
+                task=task.name,
+                queue=d.queue,
+                payload=self._encode(task.name, args, kwargs),
+                max_attempts=d.max_attempts,
+                priority=d.priority,
+            )
         queue = check_name("queue", opts.queue) if opts.queue is not None else d.queue
         priority = d.priority if opts.priority is None else opts.priority
         if isinstance(priority, bool) or not isinstance(priority, int):
@@ -260,7 +277,11 @@ class App:
             if "task" not in item:
                 raise InvalidPayload(f"item {index} has no 'task'")
             task = self.get_task(item["task"])
-            opts = EnqueueOptions(**{k: v for k, v in item.items() if k not in ("task", "args", "kwargs")})
+            opts = (
+                _NO_OPTIONS
+                if item.keys() <= _PAYLOAD_FIELDS
+                else EnqueueOptions(**{k: v for k, v in item.items() if k not in _PAYLOAD_FIELDS})
+            )
             args = item.get("args") or []
             kwargs = item.get("kwargs") or {}
             jobs.append(self._new_job(task, args, kwargs, opts))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-import os
+import random
 import threading
 import time
 
@@ -27,4 +27,5 @@ def new_job_id() -> str:
             _last_ms = ms = ms + 1
             _seq = itertools.count(1)
             seq = 0
-    return f"{ms:012x}{seq:04x}{os.urandom(8).hex()}"
+    # random is reseeded in every forked child, so two processes never share a stream.
+    return f"{ms:012x}{seq:04x}{random.getrandbits(64):016x}"

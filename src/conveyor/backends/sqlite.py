@@ -91,6 +91,7 @@ class SQLiteBackend:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._checked = False
 
     # -- connections --------------------------------------------------------
@@ -117,14 +118,17 @@ class SQLiteBackend:
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One IMMEDIATE transaction: takes the write lock up front, so no upgrade deadlock."""
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
-            conn.execute("COMMIT")
+        # Threads of one process queue on a Python lock: SQLite's busy handler would
+        # make them sleep in milliseconds-long steps instead.
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            else:
+                conn.execute("COMMIT")
 
     def _check_schema(self, conn: sqlite3.Connection) -> None:
         exists = conn.execute(
@@ -195,7 +199,15 @@ class SQLiteBackend:
     def _insert(self, conn: sqlite3.Connection, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
         now = time.time()
         if all(j.key is None for j in jobs):
-            conn.executemany(SQL["insert_job"], [self._row(j, now) for j in jobs])
+            conn.executemany(
+                SQL["insert_plain_jobs"],
+                [
+                    (j.id, j.task, j.queue, j.payload, j.priority,
+                     j.run_at if j.run_at is not None else now + j.delay,
+                     now, j.max_attempts, j.on_complete)
+                    for j in jobs
+                ],
+            )  # fmt: skip
             return [EnqueueResult(j.id, "pending", True) for j in jobs]
         return [self._enqueue_one(conn, job, now) for job in jobs]
 
@@ -232,22 +244,32 @@ class SQLiteBackend:
     # -- workers ---------------------------------------------------------------
     def claim(self, request: ClaimRequest) -> list[ClaimedJob]:
         """Lease up to ``limit`` due jobs in one IMMEDIATE transaction."""
-        queues = json.dumps(list(request.queues))
-        conn = self._conn()
-        now = time.time()
+        if request.limit < 1:
+            return []
         # A cheap read first, so idle polling never takes the write lock.
-        if conn.execute(SQL["any_due"], {"queues": queues, "now": now}).fetchone() is None:
+        if not self._any_due(request.queues):
             return []
         token = secrets.token_hex(8)
-        params = {
-            "token": token,
-            "now": now,
-            "lease": request.lease_seconds,
-            "worker": request.worker_id,
-            "queues": queues,
-            "limit": request.limit,
-        }
         with self._write() as conn:
+            now = time.time()
+            candidates: list[tuple[int, float, str]] = []
+            for queue in request.queues:
+                rows = conn.execute(
+                    SQL["claim_candidates"], {"queue": queue, "now": now, "limit": request.limit}
+                )
+                candidates.extend((-r[1], r[2], r[0]) for r in rows)
+            if not candidates:
+                return []
+            chosen = [
+                c[2] for c in (sorted(candidates)[: request.limit] if len(request.queues) > 1 else candidates)
+            ]
+            params = {
+                "token": token,
+                "now": now,
+                "lease": request.lease_seconds,
+                "worker": request.worker_id,
+                "ids": json.dumps(chosen),
+            }
             rows = conn.execute(SQL["claim"], params).fetchall()
         claimed = [
             ClaimedJob(
@@ -272,16 +294,20 @@ class SQLiteBackend:
     def wait_for_jobs(self, queues: Sequence[str], timeout: float) -> None:
         """Poll cheaply (a read on the claim index) until a job is due or ``timeout`` passes."""
         deadline = time.monotonic() + timeout
-        conn = self._conn()
-        params = {"queues": json.dumps(list(queues))}
         while True:
-            params["now"] = time.time()  # type: ignore[assignment]
-            if conn.execute(SQL["any_due"], params).fetchone() is not None:
+            if self._any_due(queues):
                 return
             left = deadline - time.monotonic()
             if left <= 0:
                 return
             time.sleep(min(self.poll_interval, left))
+
+    def _any_due(self, queues: Sequence[str]) -> bool:
+        conn = self._conn()
+        now = time.time()
+        return any(
+            conn.execute(SQL["any_due"], {"queue": q, "now": now}).fetchone() is not None for q in queues
+        )
 
     def extend_leases(self, leases: Sequence[Lease], lease_seconds: float) -> LeaseRenewal:
         """Renew each held lease; report lost ones and cancel flags."""
@@ -431,12 +457,12 @@ class SQLiteBackend:
     def cancel(self, job_id: str) -> JobRecord:
         """Waiting: cancelled now. Processing: flagged; the worker stops it."""
         with self._write() as conn:
-            if conn.execute(SQL["cancel_waiting"], {"id": job_id, "now": time.time()}).rowcount == 0:
-                if conn.execute(SQL["cancel_running"], {"id": job_id}).rowcount == 0:
-                    row = conn.execute(SQL["get_job"], {"id": job_id}).fetchone()
-                    if row is None:
-                        raise JobNotFound(f"no job with id {job_id!r}")
-                    raise InvalidState(f"job {job_id} is already {row['state']}; nothing to cancel")
+            waiting = conn.execute(SQL["cancel_waiting"], {"id": job_id, "now": time.time()}).rowcount
+            if not waiting and conn.execute(SQL["cancel_running"], {"id": job_id}).rowcount == 0:
+                row = conn.execute(SQL["get_job"], {"id": job_id}).fetchone()
+                if row is None:
+                    raise JobNotFound(f"no job with id {job_id!r}")
+                raise InvalidState(f"job {job_id} is already {row['state']}; nothing to cancel")
         record = self.get(job_id)
         assert record is not None
         return record

@@ -8,6 +8,7 @@ keeps its full concurrency even if the old one never unwinds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import heapq
 import itertools
@@ -101,10 +102,9 @@ class Executor:
                 item = self._work.get()
                 if item is _STOP:
                     return
-                try:
+                # A timeout raised after the outcome was decided is already recorded.
+                with contextlib.suppress(TaskTimeout):
                     self._run_sync(item)
-                except TaskTimeout:
-                    pass  # a timeout raised after the outcome was decided: already recorded
                 if threading.get_ident() in self._abandoned:
                     return  # a replacement thread has taken this slot
         except BaseException:

@@ -368,6 +368,8 @@ class Worker:
             return
         renewal = self.backend.extend_leases([ex.lease for ex in executions], self.settings.lease)
         for ex in executions:
+            if ex.decided:
+                continue  # its outcome is written or on its way; the write is fenced anyway
             if ex.job.id in renewal.lost:
                 ex.lost = True
                 log.warning(

@@ -39,7 +39,6 @@ CREATE INDEX IF NOT EXISTS conveyor_jobs_key ON conveyor_jobs (key) WHERE key IS
 CREATE INDEX IF NOT EXISTS conveyor_jobs_state ON conveyor_jobs (state, queue);
 CREATE INDEX IF NOT EXISTS conveyor_jobs_finished ON conveyor_jobs (state, finished_at)
     WHERE finished_at IS NOT NULL;
-CREATE INDEX IF NOT EXISTS conveyor_jobs_created ON conveyor_jobs (created_at DESC, id DESC);
 CREATE TABLE IF NOT EXISTS conveyor_attempts (
     id               INTEGER PRIMARY KEY,
     job_id           TEXT NOT NULL,
@@ -70,6 +69,12 @@ INSERT INTO conveyor_jobs
 VALUES
     (:id, :task, :queue, 'pending', :payload, :priority, :run_at, :now, :max_attempts, :key, :on_complete)
 
+-- name: insert_plain_jobs
+-- Bulk insert without keys, positional for speed; the order of _plain_row's fields.
+INSERT INTO conveyor_jobs
+    (id, task, queue, state, payload, priority, run_at, created_at, max_attempts, on_complete)
+VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)
+
 -- name: find_by_key
 -- A live job with this key, or one completed within the retention window.
 SELECT id, state FROM conveyor_jobs
@@ -86,23 +91,23 @@ SET payload = :payload, priority = :priority, run_at = :run_at, max_attempts = :
 WHERE id = :id AND state IN ('pending', 'retry')
 
 -- name: any_due
-SELECT 1 FROM conveyor_jobs
-WHERE state IN ('pending', 'retry')
-  AND queue IN (SELECT value FROM json_each(:queues))
-  AND run_at <= :now
+-- Per queue, on the claim index: a walk in claim order that stops at the first due row.
+SELECT 1 FROM conveyor_jobs INDEXED BY conveyor_jobs_claim
+WHERE queue = :queue AND state IN ('pending', 'retry') AND run_at <= :now
 LIMIT 1
+
+-- name: claim_candidates
+-- The first due jobs of one queue in claim order; the caller merges queues.
+SELECT id, priority, run_at FROM conveyor_jobs INDEXED BY conveyor_jobs_claim
+WHERE queue = :queue AND state IN ('pending', 'retry') AND run_at <= :now
+ORDER BY priority DESC, run_at, id
+LIMIT :limit
 
 -- name: claim
 UPDATE conveyor_jobs
 SET state = 'processing', attempt = attempt + 1, lease_token = :token,
     lease_expires_at = :now + :lease, worker = :worker, started_at = :now
-WHERE id IN (
-    SELECT id FROM conveyor_jobs
-    WHERE state IN ('pending', 'retry')
-      AND queue IN (SELECT value FROM json_each(:queues))
-      AND run_at <= :now
-    ORDER BY priority DESC, run_at, id
-    LIMIT :limit)
+WHERE id IN (SELECT value FROM json_each(:ids)) AND +state IN ('pending', 'retry')  -- '+': look up by id, not by state
 RETURNING id, task, queue, payload, attempt, max_attempts, priority, key, on_complete,
           created_at, run_at
 
@@ -184,7 +189,7 @@ WHERE (:status IS NULL OR state = :status)
   AND (:task IS NULL OR task = :task)
   AND (:created_after IS NULL OR created_at >= :created_after)
   AND (:created_before IS NULL OR created_at < :created_before)
-ORDER BY created_at DESC, id DESC
+ORDER BY id DESC  -- ids sort by creation time
 LIMIT :limit OFFSET :offset
 
 -- name: count_jobs

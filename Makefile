@@ -1,0 +1,50 @@
+# Two commands do everything from a fresh clone: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+CORE   := $(VENV)/.core-installed
+DEV    := $(VENV)/.dev-installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint unit bench bench-smoke bench-peers torture torture-smoke clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(CORE): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(DEV): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@ $(CORE)
+
+## demo: install Conveyor and run the demo on the embedded SQLite default
+demo: $(CORE)
+	$(BIN)/conveyor demo
+
+## lint: ruff, ruff format --check, mypy on the package
+lint: $(DEV)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+## test: lint, the whole suite on every available backend, a short benchmark smoke run
+test: lint $(DEV)
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory bench-smoke
+
+## bench: the benchmark harness (see docs/benchmarks.md)
+bench: $(DEV)
+	$(BIN)/python -m bench.run
+
+bench-smoke: $(DEV)
+	$(BIN)/python -m bench.run --smoke
+
+## torture: the crash test, long form (20,000 jobs, every backend)
+torture: $(DEV)
+	CONVEYOR_CRASH_JOBS=20000 $(BIN)/pytest -q -s tests/test_crash.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis conveyor-demo.db*
