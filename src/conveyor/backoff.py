@@ -22,7 +22,7 @@ class BackoffPolicy(Protocol):
 
 
 def _check_number(name: str, value: float) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:  # NaN too
         raise ValueError(f"backoff {name} must be a number >= 0, got {value!r}")
     return float(value)
 

@@ -53,7 +53,7 @@ def build_app(url: str) -> App:
     @app.task(queue="crm", max_attempts=3, backoff=fast_retries)
     def sync_crm(contact_id: int) -> str:
         time.sleep(random.uniform(0.005, 0.02))
-        if contact_id == 13:
+        if contact_id == 3:
             raise TimeoutError("CRM API did not answer within 5s")
         return f"contact {contact_id} synced"
 
@@ -71,7 +71,7 @@ def enqueue_burst(app: App, job_count: int) -> int:
     items: list[dict[str, object]] = []
     for i in range(quarter):
         items.append({"task": "send_welcome_email", "args": [i, f"user{i}@example.com"]})
-        amount = 120_000 if i % 37 == 7 else 1_000 + 17 * i
+        amount = 120_000 if i % 37 == 1 else 1_000 + 17 * i
         items.append({"task": "charge_card", "args": [5000 + i, amount], "key": f"order:{5000 + i}"})
         items.append({"task": "sync_crm", "args": [i]})
         items.append({"task": "build_report", "args": [f"acct-{i}"], "priority": 5 if i < 5 else 0})
