@@ -34,7 +34,7 @@ def running_worker(app: conveyor.App, **options: Any) -> Iterator[conveyor.Worke
     def main() -> None:
         try:
             worker.run()
-        except BaseException as exc:  # surfaced below
+        except BaseException as exc:  # noqa: BLE001 - surfaced below
             errors.append(exc)
 
     thread = threading.Thread(target=main, name="test-worker", daemon=True)

@@ -94,7 +94,7 @@ def test_cancel_delete_and_retry_by_status(project: Path) -> None:
             ]
         )["id"]
         for i in range(3)
-    ]  # noqa: E501
+    ]
     code, out, _ = run("jobs", "cancel", ids[0], "--json")
     assert json.loads(out)["status"] == "cancelled"
     code, out, _ = run("jobs", "delete", ids[0])
@@ -142,7 +142,7 @@ def test_bad_input_is_one_clear_line_and_changes_nothing(
 def test_retry_of_a_completed_job_is_refused(project: Path) -> None:
     job_id = json.loads(run("enqueue", "tasks:app", "send", "--args", '["x"]', "--json")[1])["id"]
     run("process", "tasks:app")
-    code, out, err = run("jobs", "retry", job_id)
+    code, _out, err = run("jobs", "retry", job_id)
     assert code == 1 and "only failed or cancelled jobs can be resubmitted" in err
 
 
@@ -175,5 +175,5 @@ def test_migrate_and_demo(project: Path) -> None:
 def test_inconsistent_lease_settings_are_refused(project: Path) -> None:
     with pytest.raises(conveyor.ConfigurationError, match="not well inside the lease"):
         conveyor.App(lease=3, heartbeat=2)
-    code, out, err = run("worker", "tasks:app", "--lease", "0")
+    code, _out, err = run("worker", "tasks:app", "--lease", "0")
     assert code == 1 and "lease must be > 0" in err
