@@ -1,0 +1,642 @@
+-- Conveyor's PostgreSQL migrations and queries, as named blocks.
+--
+-- {schema} is the quoted schema name and {channel} the NOTIFY channel literal: both are
+-- filled in once per backend with psycopg.sql (Identifier / Literal) from a validated name.
+-- Every value travels as a bound %(name)s parameter. Times are timestamptz on the database
+-- clock and cross into Python as epoch seconds (float8). Braces that are not placeholders
+-- would have to be doubled, so these queries build arrays with ARRAY[...] instead.
+
+-- ---------------------------------------------------------------------------------------
+-- Migrations. Each block runs once, in order, in one transaction under an advisory lock;
+-- schema_version records which ones a schema has. Never edit a released block: add one.
+-- ---------------------------------------------------------------------------------------
+
+-- name: migration_001
+-- The job table, its audit trail and the indexes of the hot paths.
+CREATE TABLE {schema}.jobs (
+    id               text COLLATE "C" PRIMARY KEY,
+    task             text COLLATE "C" NOT NULL,
+    queue            text COLLATE "C" NOT NULL,
+    state            text COLLATE "C" NOT NULL DEFAULT 'pending'
+                     CHECK (state IN ('pending', 'processing', 'retry', 'completed', 'failed', 'cancelled')),
+    payload          text NOT NULL,
+    priority         integer NOT NULL DEFAULT 0,
+    run_at           timestamptz NOT NULL,
+    created_at       timestamptz NOT NULL DEFAULT statement_timestamp(),
+    started_at       timestamptz,
+    finished_at      timestamptz,
+    attempt          integer NOT NULL DEFAULT 0,
+    max_attempts     integer NOT NULL CHECK (max_attempts >= 1),
+    key              text COLLATE "C",
+    result           text,
+    error            text,
+    traceback        text,
+    lease_token      text COLLATE "C",
+    lease_expires_at timestamptz,
+    worker           text,
+    cancel_requested boolean NOT NULL DEFAULT false,
+    on_complete      text
+);
+-- The claim: one btree range per (queue, priority) holding only waiting jobs, so finished
+-- rows never enter it however many there are; due jobs come first within a range.
+CREATE INDEX jobs_claim ON {schema}.jobs (queue, priority DESC, run_at, id)
+    WHERE state IN ('pending', 'retry');
+-- The reaper: only leased rows, oldest lease first.
+CREATE INDEX jobs_lease ON {schema}.jobs (lease_expires_at) WHERE state = 'processing';
+-- One waiting job per idempotency key, whichever machine enqueues it (the ON CONFLICT arbiter).
+CREATE UNIQUE INDEX jobs_key_waiting ON {schema}.jobs (key)
+    WHERE key IS NOT NULL AND state IN ('pending', 'retry');
+-- Key lookups in the other states (a running holder, a recently completed one).
+CREATE INDEX jobs_key ON {schema}.jobs (key, created_at DESC) WHERE key IS NOT NULL;
+-- Admin listings newest first, overall and by state; counts by state.
+CREATE INDEX jobs_created ON {schema}.jobs (created_at DESC, id DESC);
+CREATE INDEX jobs_state_created ON {schema}.jobs (state, created_at DESC, id DESC);
+-- Purge by age.
+CREATE INDEX jobs_finished ON {schema}.jobs (state, finished_at) WHERE finished_at IS NOT NULL;
+
+CREATE TABLE {schema}.attempts (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    job_id           text COLLATE "C" NOT NULL,
+    attempt          integer NOT NULL,
+    worker           text,
+    started_at       timestamptz,
+    finished_at      timestamptz,
+    outcome          text NOT NULL,
+    error            text,
+    traceback        text,
+    status_code      integer,
+    response_excerpt text
+);
+CREATE INDEX attempts_job ON {schema}.attempts (job_id, id);
+
+-- name: migration_002
+-- The SQL-level API: enqueue from a trigger or any SQL client, and the keyed enqueue the
+-- Python client uses. Both notify waiting workers when the job is due now; the notification
+-- is delivered when the enclosing transaction commits (never if it rolls back).
+CREATE FUNCTION {schema}.enqueue_job(
+    p_id text, p_task text, p_queue text, p_payload text, p_priority integer,
+    p_run_at timestamptz, p_max_attempts integer, p_key text, p_key_mode text,
+    p_on_complete text, p_key_retention interval
+) RETURNS TABLE (id text, state text, created boolean)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    found_id text;
+    found_state text;
+BEGIN
+    IF p_key IS NOT NULL THEN
+        -- A loop because a concurrent enqueue of the same key may win the unique index
+        -- between our look-up and our insert; the next look-up then finds its job.
+        FOR tries IN 1 .. 10 LOOP
+            found_id := NULL;
+            SELECT j.id, j.state INTO found_id, found_state
+            FROM {schema}.jobs j
+            WHERE j.key = p_key
+              AND (j.state IN ('pending', 'retry', 'processing')
+                   OR (j.state = 'completed' AND j.finished_at >= statement_timestamp() - p_key_retention))
+            ORDER BY (j.state IN ('pending', 'retry')) DESC, j.created_at DESC
+            LIMIT 1;
+            IF found_id IS NOT NULL THEN
+                IF p_key_mode = 'keep' THEN
+                    RETURN QUERY SELECT found_id, found_state, false;
+                    RETURN;
+                END IF;
+                IF found_state IN ('pending', 'retry') THEN
+                    UPDATE {schema}.jobs j
+                    SET payload = p_payload, priority = p_priority, run_at = p_run_at,
+                        max_attempts = p_max_attempts, on_complete = p_on_complete
+                    WHERE j.id = found_id AND j.state IN ('pending', 'retry');
+                    IF FOUND THEN
+                        IF p_run_at <= statement_timestamp() THEN
+                            PERFORM pg_notify({channel}, p_queue);
+                        END IF;
+                        RETURN QUERY SELECT found_id, found_state, false;
+                        RETURN;
+                    END IF;
+                    CONTINUE;  -- claimed since we looked: look again
+                END IF;
+                -- replace mode with a running or finished holder: the newest arguments run next.
+            END IF;
+            INSERT INTO {schema}.jobs AS j
+                (id, task, queue, state, payload, priority, run_at, created_at, max_attempts, key, on_complete)
+            VALUES
+                (p_id, p_task, p_queue, 'pending', p_payload, p_priority, p_run_at, statement_timestamp(),
+                 p_max_attempts, p_key, p_on_complete)
+            ON CONFLICT (key) WHERE key IS NOT NULL AND state IN ('pending', 'retry') DO NOTHING;
+            IF FOUND THEN
+                IF p_run_at <= statement_timestamp() THEN
+                    PERFORM pg_notify({channel}, p_queue);
+                END IF;
+                RETURN QUERY SELECT p_id, 'pending'::text, true;
+                RETURN;
+            END IF;
+        END LOOP;
+        RAISE EXCEPTION 'conveyor: idempotency key % is contended; retry the transaction', p_key
+            USING ERRCODE = 'serialization_failure';
+    END IF;
+    INSERT INTO {schema}.jobs
+        (id, task, queue, state, payload, priority, run_at, created_at, max_attempts, key, on_complete)
+    VALUES
+        (p_id, p_task, p_queue, 'pending', p_payload, p_priority, p_run_at, statement_timestamp(),
+         p_max_attempts, NULL, p_on_complete);
+    IF p_run_at <= statement_timestamp() THEN
+        PERFORM pg_notify({channel}, p_queue);
+    END IF;
+    RETURN QUERY SELECT p_id, 'pending'::text, true;
+END
+$$;
+
+-- Many jobs in input order, in one call (one round trip for a batch with keys).
+CREATE FUNCTION {schema}.enqueue_jobs(
+    p_ids text[], p_tasks text[], p_queues text[], p_payloads text[], p_priorities integer[],
+    p_run_ats double precision[], p_delays double precision[], p_max_attempts integer[],
+    p_keys text[], p_key_modes text[], p_on_completes text[], p_key_retention double precision
+) RETURNS TABLE (id text, state text, created boolean)
+LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1 .. coalesce(array_length(p_ids, 1), 0) LOOP
+        RETURN QUERY SELECT * FROM {schema}.enqueue_job(
+            p_ids[i], p_tasks[i], p_queues[i], p_payloads[i], p_priorities[i],
+            coalesce(to_timestamp(p_run_ats[i]), statement_timestamp() + p_delays[i] * interval '1 second'),
+            p_max_attempts[i], p_keys[i], p_key_modes[i], p_on_completes[i],
+            p_key_retention * interval '1 second');
+    END LOOP;
+END
+$$;
+
+-- The public entry point for triggers and SQL clients; returns the job id (the existing
+-- job's id when the key matched). Names are checked like the Python API checks them.
+CREATE FUNCTION {schema}.enqueue(
+    task text,
+    args jsonb DEFAULT '[]',
+    kwargs jsonb DEFAULT jsonb_build_object(),
+    queue text DEFAULT 'default',
+    priority integer DEFAULT 0,
+    delay double precision DEFAULT 0,
+    key text DEFAULT NULL,
+    max_attempts integer DEFAULT 4,
+    key_mode text DEFAULT 'keep',
+    on_complete text DEFAULT NULL,
+    key_retention double precision DEFAULT 86400
+) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    job_id text;
+BEGIN
+    IF task IS NULL OR length(task) > 128 OR task !~ '^[A-Za-z0-9_.-]+$' THEN
+        RAISE EXCEPTION 'conveyor.enqueue: invalid task name %: expected ^[A-Za-z0-9_.-]{{1,128}}$', quote_nullable(task)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF queue IS NULL OR length(queue) > 128 OR queue !~ '^[A-Za-z0-9_.-]+$' THEN
+        RAISE EXCEPTION 'conveyor.enqueue: invalid queue name %: expected ^[A-Za-z0-9_.-]{{1,128}}$', quote_nullable(queue)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF args IS NULL OR jsonb_typeof(args) <> 'array' THEN
+        RAISE EXCEPTION 'conveyor.enqueue: args must be a JSON array, got %', coalesce(args::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF kwargs IS NULL OR jsonb_typeof(kwargs) <> 'object' THEN
+        RAISE EXCEPTION 'conveyor.enqueue: kwargs must be a JSON object, got %', coalesce(kwargs::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF max_attempts IS NULL OR max_attempts < 1 THEN
+        RAISE EXCEPTION 'conveyor.enqueue: max_attempts must be >= 1, got %', coalesce(max_attempts::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF delay IS NULL OR delay < 0 OR delay = 'Infinity' OR delay = 'NaN' THEN
+        RAISE EXCEPTION 'conveyor.enqueue: delay must be finite seconds >= 0, got %', coalesce(delay::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF priority IS NULL THEN
+        RAISE EXCEPTION 'conveyor.enqueue: priority must not be NULL' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF key IS NOT NULL AND (length(key) < 1 OR length(key) > 512) THEN
+        RAISE EXCEPTION 'conveyor.enqueue: key must be 1 to 512 characters, got %', length(key)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF key_mode IS NULL OR key_mode NOT IN ('keep', 'replace') THEN
+        RAISE EXCEPTION 'conveyor.enqueue: key_mode must be keep or replace, got %', quote_nullable(key_mode)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF on_complete IS NOT NULL AND on_complete !~ '^https?://[^/?#]+' THEN
+        RAISE EXCEPTION 'conveyor.enqueue: on_complete must be an absolute http(s) URL, got %', on_complete
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- Time-ordered like the Python client's ids: 48-bit milliseconds, then 80 random bits.
+    job_id := lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0')
+              || left(replace(gen_random_uuid()::text, '-', ''), 20);
+    SELECT e.id INTO job_id
+    FROM {schema}.enqueue_job(
+        job_id, task, queue, jsonb_build_object('args', args, 'kwargs', kwargs)::text, priority,
+        statement_timestamp() + delay * interval '1 second', max_attempts, key, key_mode,
+        on_complete, key_retention * interval '1 second') AS e;
+    RETURN job_id;
+END
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- Life cycle
+-- ---------------------------------------------------------------------------------------
+
+-- name: migrate_lock
+-- Serialises migrations of one schema across every machine; released at commit.
+SELECT pg_advisory_xact_lock(hashtextextended('conveyor.migrate.' || %(schema)s, 0))
+
+-- name: schema_exists
+SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %(schema)s)
+
+-- name: create_schema
+CREATE SCHEMA {schema}
+
+-- name: version_table_exists
+SELECT EXISTS (
+    SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = %(schema)s AND tablename = 'schema_version'
+)
+
+-- name: version_table
+CREATE TABLE IF NOT EXISTS {schema}.schema_version (
+    version    integer PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+
+-- name: schema_version
+SELECT coalesce(max(version), 0) FROM {schema}.schema_version
+
+-- name: record_version
+INSERT INTO {schema}.schema_version (version) VALUES (%(version)s)
+
+-- name: now
+SELECT extract(epoch FROM now())::float8
+
+-- ---------------------------------------------------------------------------------------
+-- Producers
+-- ---------------------------------------------------------------------------------------
+
+-- name: insert_jobs
+-- A batch without idempotency keys: one INSERT ... SELECT FROM unnest, then one NOTIFY per
+-- queue that got a due job (delivered at commit).
+WITH inserted AS (
+    INSERT INTO {schema}.jobs
+        (id, task, queue, state, payload, priority, run_at, created_at, max_attempts, on_complete)
+    SELECT t.id, t.task, t.queue, 'pending', t.payload, t.priority,
+           coalesce(to_timestamp(t.run_at), statement_timestamp() + t.delay * interval '1 second'),
+           statement_timestamp(), t.max_attempts, t.on_complete
+    FROM unnest(%(ids)s::text[], %(tasks)s::text[], %(queues)s::text[], %(payloads)s::text[],
+                %(priorities)s::integer[], %(run_ats)s::float8[], %(delays)s::float8[],
+                %(max_attempts)s::integer[], %(on_completes)s::text[])
+         AS t(id, task, queue, payload, priority, run_at, delay, max_attempts, on_complete)
+    RETURNING queue, run_at
+)
+SELECT count(pg_notify({channel}, d.queue))
+FROM (SELECT DISTINCT queue FROM inserted WHERE run_at <= statement_timestamp()) AS d
+
+-- name: enqueue_jobs
+-- A batch with idempotency keys: settled one by one, in order, by enqueue_job.
+SELECT e.id, e.state, e.created
+FROM {schema}.enqueue_jobs(
+    %(ids)s::text[], %(tasks)s::text[], %(queues)s::text[], %(payloads)s::text[],
+    %(priorities)s::integer[], %(run_ats)s::float8[], %(delays)s::float8[], %(max_attempts)s::integer[],
+    %(keys)s::text[], %(key_modes)s::text[], %(on_completes)s::text[], %(key_retention)s::float8) AS e
+
+-- ---------------------------------------------------------------------------------------
+-- Workers
+-- ---------------------------------------------------------------------------------------
+
+-- name: claim
+-- One statement. `levels` finds the distinct priorities of each queue's waiting jobs by a
+-- loose index scan (one probe per level), so jobs that are not due yet are never walked
+-- through; each (queue, priority) range then yields its due jobs in (run_at, id) order,
+-- skipping rows another worker is claiming. The MATERIALIZED CTE is the optimisation fence
+-- that keeps the UPDATE from touching more rows than the LIMIT.
+WITH RECURSIVE levels AS (
+    SELECT q.queue,
+           (SELECT max(j.priority) FROM {schema}.jobs j
+            WHERE j.queue = q.queue AND j.state IN ('pending', 'retry')) AS priority
+    FROM unnest(%(queues)s::text[]) AS q(queue)
+    UNION ALL
+    SELECT l.queue,
+           (SELECT max(j.priority) FROM {schema}.jobs j
+            WHERE j.queue = l.queue AND j.state IN ('pending', 'retry') AND j.priority < l.priority)
+    FROM levels l
+    WHERE l.priority IS NOT NULL
+),
+candidates AS MATERIALIZED (
+    SELECT c.id, c.priority, c.run_at
+    FROM levels l
+    CROSS JOIN LATERAL (
+        SELECT j.id, j.priority, j.run_at
+        FROM {schema}.jobs j
+        WHERE j.queue = l.queue AND j.priority = l.priority AND j.state IN ('pending', 'retry')
+          AND j.run_at <= now()
+        ORDER BY j.run_at, j.id
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    ) AS c
+    WHERE l.priority IS NOT NULL
+    ORDER BY c.priority DESC, c.run_at, c.id
+    LIMIT %(limit)s
+)
+UPDATE {schema}.jobs j
+SET state = 'processing', attempt = j.attempt + 1, lease_token = %(token)s,
+    lease_expires_at = now() + %(lease)s * interval '1 second', worker = %(worker)s, started_at = now()
+FROM candidates c
+WHERE j.id = c.id
+RETURNING j.id, j.task, j.queue, j.payload, j.attempt, j.max_attempts, j.priority, j.key, j.on_complete,
+          extract(epoch FROM j.created_at)::float8, extract(epoch FROM j.run_at)::float8
+
+-- name: next_due
+-- Seconds until the earliest waiting job in these queues is due (<= 0: due now; NULL: none),
+-- with the same loose index scan as the claim.
+WITH RECURSIVE levels AS (
+    SELECT q.queue,
+           (SELECT max(j.priority) FROM {schema}.jobs j
+            WHERE j.queue = q.queue AND j.state IN ('pending', 'retry')) AS priority
+    FROM unnest(%(queues)s::text[]) AS q(queue)
+    UNION ALL
+    SELECT l.queue,
+           (SELECT max(j.priority) FROM {schema}.jobs j
+            WHERE j.queue = l.queue AND j.state IN ('pending', 'retry') AND j.priority < l.priority)
+    FROM levels l
+    WHERE l.priority IS NOT NULL
+)
+SELECT extract(epoch FROM min(n.run_at) - now())::float8
+FROM levels l
+CROSS JOIN LATERAL (
+    SELECT j.run_at FROM {schema}.jobs j
+    WHERE j.queue = l.queue AND j.priority = l.priority AND j.state IN ('pending', 'retry')
+    ORDER BY j.run_at
+    LIMIT 1
+) AS n
+WHERE l.priority IS NOT NULL
+
+-- name: extend_leases
+UPDATE {schema}.jobs j
+SET lease_expires_at = now() + %(lease)s * interval '1 second'
+FROM unnest(%(ids)s::text[], %(tokens)s::text[]) AS l(id, token)
+WHERE j.id = l.id AND j.lease_token = l.token AND j.state = 'processing'
+RETURNING j.id, j.cancel_requested
+
+-- name: finish
+-- Every outcome of a batch in one statement: one UPDATE per kind, each fenced by the lease
+-- token, one INSERT of the audit rows of the outcomes that applied, and a NOTIFY for jobs
+-- that are due again at once (released, or retried without delay).
+WITH outcome AS MATERIALIZED (
+    SELECT *
+    FROM unnest(%(ids)s::text[], %(tokens)s::text[], %(kinds)s::text[], %(results)s::text[],
+                %(errors)s::text[], %(tracebacks)s::text[], %(delays)s::float8[], %(attempts)s::integer[],
+                %(workers)s::text[], %(started)s::float8[], %(finished)s::float8[],
+                %(status_codes)s::integer[], %(excerpts)s::text[])
+         AS o(id, token, kind, result, error, traceback, delay, attempt, worker, started_at, finished_at,
+              status_code, response_excerpt)
+),
+completed AS (
+    UPDATE {schema}.jobs j
+    SET state = 'completed', result = o.result, finished_at = now(), error = NULL, traceback = NULL,
+        lease_token = NULL, lease_expires_at = NULL
+    FROM outcome o
+    WHERE o.kind = 'completed' AND j.id = o.id AND j.lease_token = o.token AND j.state = 'processing'
+    RETURNING j.id, o.token
+),
+retried AS (
+    UPDATE {schema}.jobs j
+    SET state = 'retry', run_at = now() + o.delay * interval '1 second', error = o.error,
+        traceback = o.traceback, lease_token = NULL, lease_expires_at = NULL
+    FROM outcome o
+    WHERE o.kind = 'retry' AND j.id = o.id AND j.lease_token = o.token AND j.state = 'processing'
+    RETURNING j.id, o.token, j.queue, j.run_at
+),
+failed AS (
+    UPDATE {schema}.jobs j
+    SET state = 'failed', finished_at = now(), error = o.error, traceback = o.traceback,
+        lease_token = NULL, lease_expires_at = NULL
+    FROM outcome o
+    WHERE o.kind = 'failed' AND j.id = o.id AND j.lease_token = o.token AND j.state = 'processing'
+    RETURNING j.id, o.token
+),
+cancelled AS (
+    UPDATE {schema}.jobs j
+    SET state = 'cancelled', finished_at = now(), error = o.error, traceback = o.traceback,
+        lease_token = NULL, lease_expires_at = NULL
+    FROM outcome o
+    WHERE o.kind = 'cancelled' AND j.id = o.id AND j.lease_token = o.token AND j.state = 'processing'
+    RETURNING j.id, o.token
+),
+released AS (
+    -- Back in line where it was (run_at unchanged); the attempt did not count.
+    UPDATE {schema}.jobs j
+    SET state = 'pending', attempt = j.attempt - 1, lease_token = NULL, lease_expires_at = NULL,
+        worker = NULL, started_at = NULL
+    FROM outcome o
+    WHERE o.kind = 'released' AND j.id = o.id AND j.lease_token = o.token AND j.state = 'processing'
+    RETURNING j.id, o.token, j.queue
+),
+applied AS (
+    SELECT id, token FROM completed
+    UNION ALL SELECT id, token FROM retried
+    UNION ALL SELECT id, token FROM failed
+    UNION ALL SELECT id, token FROM cancelled
+    UNION ALL SELECT id, token FROM released
+),
+audited AS (
+    INSERT INTO {schema}.attempts
+        (job_id, attempt, worker, started_at, finished_at, outcome, error, traceback, status_code,
+         response_excerpt)
+    SELECT o.id, o.attempt, o.worker, to_timestamp(o.started_at), to_timestamp(o.finished_at), o.kind,
+           o.error, o.traceback, o.status_code, o.response_excerpt
+    FROM outcome o
+    WHERE o.started_at IS NOT NULL AND (o.id, o.token) IN (SELECT id, token FROM applied)
+),
+woken AS (
+    SELECT pg_notify({channel}, w.queue)
+    FROM (SELECT queue FROM retried WHERE run_at <= now() UNION SELECT queue FROM released) AS w
+)
+-- One row per applied outcome; the notifications are sent once, as the first row is produced
+-- (with no row applied there is nothing to wake anyone for).
+SELECT a.id, a.token, (SELECT count(*) FROM woken) FROM applied a
+
+-- name: reap
+-- Lapsed leases, oldest first, skipping rows a worker is writing right now. A requeued job
+-- keeps its counted attempt; one whose attempts are spent fails as "worker lost"; one whose
+-- cancellation was requested ends cancelled. Each gets its audit row.
+WITH expired AS MATERIALIZED (
+    SELECT j.id, j.attempt, j.max_attempts, j.worker, j.started_at, j.cancel_requested
+    FROM {schema}.jobs j
+    WHERE j.state = 'processing' AND j.lease_expires_at < now()
+    ORDER BY j.lease_expires_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+),
+reaped AS (
+    UPDATE {schema}.jobs j
+    SET state = CASE WHEN e.cancel_requested THEN 'cancelled'
+                     WHEN e.attempt >= e.max_attempts THEN 'failed'
+                     ELSE 'pending' END,
+        finished_at = CASE WHEN e.cancel_requested OR e.attempt >= e.max_attempts
+                           THEN now() ELSE j.finished_at END,
+        run_at = CASE WHEN e.cancel_requested OR e.attempt >= e.max_attempts
+                      THEN j.run_at ELSE now() END,
+        traceback = CASE WHEN e.cancel_requested OR e.attempt >= e.max_attempts
+                         THEN NULL ELSE j.traceback END,
+        error = %(error)s, lease_token = NULL, lease_expires_at = NULL
+    FROM expired e
+    WHERE j.id = e.id
+    RETURNING j.id, j.state, j.queue, e.attempt, e.worker, e.started_at
+),
+audited AS (
+    INSERT INTO {schema}.attempts (job_id, attempt, worker, started_at, finished_at, outcome, error)
+    SELECT r.id, r.attempt, r.worker, r.started_at, now(),
+           CASE WHEN r.state = 'cancelled' THEN 'cancelled' ELSE 'lost' END, %(error)s
+    FROM reaped r
+),
+woken AS (
+    SELECT pg_notify({channel}, d.queue)
+    FROM (SELECT DISTINCT queue FROM reaped WHERE state = 'pending') AS d
+)
+SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'failed'),
+       (SELECT count(*) FROM woken)
+FROM reaped
+
+-- ---------------------------------------------------------------------------------------
+-- Admin
+-- ---------------------------------------------------------------------------------------
+
+-- name: job_columns
+j.id, j.task, j.queue, j.state, j.payload, j.attempt, j.max_attempts, j.priority,
+extract(epoch FROM j.run_at)::float8, extract(epoch FROM j.created_at)::float8,
+extract(epoch FROM j.started_at)::float8, extract(epoch FROM j.finished_at)::float8,
+j.result, j.error, j.traceback, j.key, j.worker, extract(epoch FROM j.lease_expires_at)::float8,
+j.cancel_requested, j.on_complete
+
+-- name: attempt_columns
+a.job_id, a.attempt, a.worker, extract(epoch FROM a.started_at)::float8,
+extract(epoch FROM a.finished_at)::float8, a.outcome, a.error, a.traceback, a.status_code,
+a.response_excerpt
+
+-- name: get_job
+SELECT {job_columns} FROM {schema}.jobs j WHERE j.id = %(id)s
+
+-- name: job_attempts
+SELECT {attempt_columns} FROM {schema}.attempts a WHERE a.job_id = %(id)s ORDER BY a.id
+
+-- name: job_state
+SELECT j.state FROM {schema}.jobs j WHERE j.id = %(id)s
+
+-- name: filter_status
+j.state = %(status)s
+
+-- name: filter_queue
+j.queue = %(queue)s
+
+-- name: filter_task
+j.task = %(task)s
+
+-- name: filter_created_after
+j.created_at >= to_timestamp(%(created_after)s)
+
+-- name: filter_created_before
+j.created_at < to_timestamp(%(created_before)s)
+
+-- name: list_jobs
+SELECT {job_columns} FROM {schema}.jobs j
+WHERE {filters}
+ORDER BY j.created_at DESC, j.id DESC
+LIMIT %(limit)s OFFSET %(offset)s
+
+-- name: count_jobs
+SELECT count(*) FROM {schema}.jobs j WHERE {filters}
+
+-- name: stats
+SELECT j.queue, j.state, count(*) FROM {schema}.jobs j GROUP BY j.queue, j.state
+
+-- name: oldest_pending
+SELECT extract(epoch FROM now() - min(j.run_at))::float8
+FROM {schema}.jobs j
+WHERE j.state = 'pending' AND j.run_at <= now()
+
+-- name: resubmit
+WITH resubmitted AS (
+    UPDATE {schema}.jobs j
+    SET state = 'pending', attempt = 0, run_at = now(), payload = coalesce(%(payload)s, j.payload),
+        finished_at = NULL, started_at = NULL, error = NULL, traceback = NULL, result = NULL,
+        cancel_requested = false, worker = NULL
+    WHERE j.id = %(id)s AND j.state IN ('failed', 'cancelled')
+    RETURNING j.queue
+)
+SELECT count(pg_notify({channel}, r.queue)) FROM resubmitted r
+
+-- name: resubmit_many
+-- Every matching failed/cancelled job back to pending. Of several jobs sharing a key only the
+-- oldest is resubmitted, and none whose key a waiting job already holds (one waiting job per key).
+WITH candidates AS MATERIALIZED (
+    SELECT j.id, j.key, j.created_at
+    FROM {schema}.jobs j
+    WHERE j.state IN ('failed', 'cancelled') AND {filters}
+    FOR UPDATE SKIP LOCKED
+),
+chosen AS (
+    SELECT c.id FROM candidates c WHERE c.key IS NULL
+    UNION ALL
+    SELECT f.id
+    FROM (SELECT DISTINCT ON (c.key) c.id, c.key FROM candidates c
+          WHERE c.key IS NOT NULL ORDER BY c.key, c.created_at, c.id) AS f
+    WHERE NOT EXISTS (
+        SELECT 1 FROM {schema}.jobs w WHERE w.key = f.key AND w.state IN ('pending', 'retry'))
+),
+resubmitted AS (
+    UPDATE {schema}.jobs j
+    SET state = 'pending', attempt = 0, run_at = now(), payload = coalesce(%(payload)s, j.payload),
+        finished_at = NULL, started_at = NULL, error = NULL, traceback = NULL, result = NULL,
+        cancel_requested = false, worker = NULL
+    FROM chosen c
+    WHERE j.id = c.id
+    RETURNING j.queue
+),
+woken AS (
+    SELECT pg_notify({channel}, d.queue) FROM (SELECT DISTINCT queue FROM resubmitted) AS d
+)
+SELECT (SELECT count(*) FROM resubmitted), (SELECT count(*) FROM woken)
+
+-- name: cancel
+-- Waiting: cancelled at once. Processing: flagged; the worker's heartbeat carries the request.
+UPDATE {schema}.jobs j
+SET state = CASE WHEN j.state = 'processing' THEN j.state ELSE 'cancelled' END,
+    finished_at = CASE WHEN j.state = 'processing' THEN j.finished_at ELSE now() END,
+    error = CASE WHEN j.state = 'processing' THEN j.error ELSE 'cancelled before it ran' END,
+    cancel_requested = j.cancel_requested OR j.state = 'processing'
+WHERE j.id = %(id)s AND j.state IN ('pending', 'retry', 'processing')
+RETURNING j.id
+
+-- name: delete_job
+WITH gone AS (
+    DELETE FROM {schema}.jobs j WHERE j.id = %(id)s AND j.state <> 'processing' RETURNING j.id
+),
+attempts_gone AS (
+    DELETE FROM {schema}.attempts a WHERE a.job_id IN (SELECT id FROM gone)
+)
+SELECT count(*) FROM gone
+
+-- name: purge
+-- One bounded batch per statement, so no lock is held for long; rows being written are skipped.
+WITH doomed AS MATERIALIZED (
+    SELECT j.id
+    FROM {schema}.jobs j
+    WHERE j.state = ANY(%(states)s::text[]) AND j.finished_at < to_timestamp(%(before)s)
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+),
+gone AS (
+    DELETE FROM {schema}.jobs j USING doomed d WHERE j.id = d.id RETURNING j.id
+),
+attempts_gone AS (
+    DELETE FROM {schema}.attempts a WHERE a.job_id IN (SELECT id FROM gone)
+)
+SELECT count(*) FROM gone
+
+-- name: audits_all
+SELECT {attempt_columns} FROM {schema}.attempts a ORDER BY a.id DESC LIMIT %(limit)s OFFSET %(offset)s
+
+-- name: audits_job
+SELECT {attempt_columns} FROM {schema}.attempts a
+WHERE a.job_id = %(job_id)s
+ORDER BY a.id DESC
+LIMIT %(limit)s OFFSET %(offset)s
