@@ -125,6 +125,11 @@ def main() -> None:
 @click.option("--processes", "-p", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--lease", callback=duration, help="Lease (visibility timeout) in seconds [30].")
 @click.option("--grace", callback=duration, help="Seconds running jobs get to finish on SIGTERM [30].")
+@click.option(
+    "--prefetch",
+    type=click.IntRange(min=0),
+    help="Jobs claimed ahead of free slots [= concurrency]; more is faster for tiny jobs.",
+)
 @click.option("--burst", is_flag=True, help="Exit when nothing is due (for scripts and tests).")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 @url_option
@@ -136,6 +141,7 @@ def worker(
     processes: int,
     lease: float | None,
     grace: float | None,
+    prefetch: int | None,
     burst: bool,
     log_level: str,
     url: str | None,
@@ -148,7 +154,10 @@ def worker(
         sys.exit(supervise(sys.argv[1:], processes, grace if grace is not None else 30.0))
     app = open_app(app_path, url)
     queue_list = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
-    app.worker(queues=queue_list, concurrency=concurrency, lease=lease, grace=grace).run(burst=burst)
+    worker = app.worker(
+        queues=queue_list, concurrency=concurrency, lease=lease, grace=grace, prefetch=prefetch
+    )
+    worker.run(burst=burst)
 
 
 @main.command()
