@@ -158,6 +158,14 @@ def test_cancel_of_a_finished_job_is_refused(app: conveyor.App) -> None:
         assert "completed" in str(exc)
     else:
         raise AssertionError("cancelling a completed job must raise InvalidState")
+    twice = work.enqueue()
+    twice.cancel()
+    try:
+        twice.cancel()
+    except conveyor.InvalidState as exc:
+        assert "cancelled" in str(exc)
+    else:
+        raise AssertionError("cancelling a cancelled job must raise InvalidState")
     try:
         app.cancel("0" * 32)
     except conveyor.JobNotFound:
