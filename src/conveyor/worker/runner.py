@@ -142,17 +142,19 @@ class Worker:
         self._start(services=False)
         self.heartbeat.start()
         before = dict(self.counts)
+        claimed = 0
         try:
             self._reap()
-            claimed = 0
             while claimed < batch_size:
                 jobs = self.backend.claim(self._request(min(batch_size - claimed, 500)))
                 if not jobs:
                     break
                 claimed += len(jobs)
                 self._dispatch(jobs)
-            self._wait_idle(None)
         finally:
+            # Whatever happened, what was claimed runs to an outcome (or is released).
+            if not self._wait_idle(None if claimed else 0.0):
+                self._release_running()
             self.heartbeat.stop()
             self._stop_writer()
             self.executor.close()
