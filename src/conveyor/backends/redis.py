@@ -102,7 +102,7 @@ class RedisBackend:
                     opened = Clients(self.options)
                     try:
                         self._check_schema(opened)
-                        check_server(opened.retrying, self.prefix)
+                        check_server(opened.retrying, self.server, self.prefix)
                     except BaseException:
                         opened.close()
                         raise
@@ -381,7 +381,7 @@ class RedisBackend:
         code = self._run("cancel", [job_id, "cancelled before it ran"])
         if code == "missing":
             raise JobNotFound(f"no job with id {job_id!r}")
-        if code not in ("cancelled", "flagged"):
+        if code not in ("done", "flagged"):
             raise InvalidState(f"job {job_id} is already {code}; nothing to cancel")
         record = self.get(job_id)
         if record is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, wraps
@@ -186,8 +187,19 @@ def translate_errors(method: Callable[Concatenate[S, P], R]) -> Callable[Concate
     return wrapper
 
 
-def check_server(client: Any, prefix: str) -> None:
-    """Warn once about a server without persistence or older than 6.2; tolerate CONFIG being off."""
+_warned: set[tuple[str, str]] = set()
+_warned_lock = threading.Lock()
+
+
+def check_server(client: Any, server: str, prefix: str) -> None:
+    """Warn once per process and namespace about a server without persistence or older than 6.2.
+
+    CONFIG may be renamed or forbidden (managed services): then there is nothing to learn.
+    """
+    with _warned_lock:
+        if (server, prefix) in _warned:
+            return
+        _warned.add((server, prefix))
     try:
         info = client.info("server")
         version = str(info.get("valkey_version") or info.get("redis_version") or "")

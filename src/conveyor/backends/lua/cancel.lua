@@ -1,7 +1,7 @@
 -- cancel: a waiting job is cancelled at once; a running one is flagged (its
 -- worker sees the flag on its next heartbeat and stops it).
 -- ARGV: id, error text for a job cancelled before it ran.
--- Returns 'cancelled', 'flagged', 'missing', or the state that forbids it.
+-- Returns 'done' (cancelled now), 'flagged', 'missing', or the state that forbids it.
 
 local id = ARGV[1]
 local jk = B .. 'j:' .. id
@@ -23,4 +23,4 @@ index_remove(f[1], f[2], id)
 index_add('cancelled', f[2], f[4], id, now)
 key_release(f[5], id)
 flush()
-return 'cancelled'
+return 'done'

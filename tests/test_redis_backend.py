@@ -1,0 +1,304 @@
+"""Redis-specific behaviour: key layout, scripts, clocks, wake-ups, errors and atomicity."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import statistics
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import conveyor
+from backends import fresh_url, require_or_skip
+from conveyor.backends.base import ClaimRequest, JobQuery, Lease, NewJob, Outcome
+from conveyor.errors import BackendUnavailable, BadURL, ConfigurationError, InvalidState, JobNotFound
+from conveyor.ids import new_job_id
+from redis_invariants import check_redis_invariants
+
+redis = pytest.importorskip("redis")
+from conveyor.backends.redis import RedisBackend  # noqa: E402
+from conveyor.backends.redis_support import parse_redis_url  # noqa: E402
+
+PAYLOAD = '{"args":[],"kwargs":{}}'
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> Iterator[str]:
+    """A fresh namespace on the test Redis."""
+    require_or_skip("redis")
+    with fresh_url("redis", tmp_path) as value:
+        yield value
+
+
+@pytest.fixture
+def backend(url: str) -> Iterator[RedisBackend]:
+    b = RedisBackend(url)
+    yield b
+    b.close()
+
+
+def job(queue: str = "default", **fields: object) -> NewJob:
+    return NewJob(id=new_job_id(), task="t", queue=queue, payload=PAYLOAD, max_attempts=3, **fields)  # type: ignore[arg-type]
+
+
+def claim(b: RedisBackend, *queues: str, limit: int = 10, lease: float = 30.0) -> list[str]:
+    return [j.id for j in b.claim(ClaimRequest(queues or ("default",), limit, lease, "w"))]
+
+
+# -- URL ---------------------------------------------------------------------------------
+def test_url_options_are_stripped_and_validated() -> None:
+    o = parse_redis_url("valkey://h:7000/2?prefix=app.v1&socket_timeout=3&cluster=no&audit_max=50")
+    assert (o.prefix, o.cluster, o.audit_max) == ("app.v1", False, 50)
+    assert o.client_url == "redis://h:7000/2?socket_timeout=3"
+    assert o.blocking_url == "redis://h:7000/2"
+    assert parse_redis_url("rediss://h").prefix == "conveyor"
+    with pytest.raises(BadURL, match="prefix"):
+        parse_redis_url("redis://h/0?prefix=a{b}")
+    with pytest.raises(BadURL, match="cluster"):
+        parse_redis_url("redis://h/0?cluster=maybe")
+    with pytest.raises(BadURL, match="no host"):
+        parse_redis_url("redis:///0")
+
+
+def test_open_backend_picks_redis_for_every_scheme() -> None:
+    for scheme in ("redis", "rediss", "valkey"):
+        backend = conveyor.App(f"{scheme}://127.0.0.1:6379/0?prefix=x").backend
+        assert isinstance(backend, RedisBackend)
+
+
+# -- layout ------------------------------------------------------------------------------
+def test_every_key_lives_under_the_namespace_hash_tag(backend: RedisBackend) -> None:
+    backend.enqueue_many([job(key="k1"), job("other", priority=3), job(delay=100)])
+    (claimed,) = backend.claim(ClaimRequest(("default",), 1, 30, "w"))
+    backend.finish_many([Outcome(claimed.id, claimed.lease_token, "completed", 1, "w", 1.0, 2.0, "1")])
+    client = backend.clients.retrying
+    keys = list(client.scan_iter(match="*" + backend.prefix + "*"))
+    assert keys and all(k.startswith("{" + backend.prefix + "}:") for k in keys), keys
+    slots = {redis.crc.key_slot(k.encode()) for k in keys}
+    assert len(slots) == 1, "one namespace, one hash slot"
+    check_redis_invariants(backend.url)
+
+
+def test_claim_order_is_priority_then_due_time_then_fifo(backend: RedisBackend) -> None:
+    now = backend.now()
+    a = job(priority=0, run_at=now - 10)
+    b = job(priority=0, run_at=now - 20)
+    c = job(priority=5)
+    d = job("other", priority=5, run_at=now - 30)
+    e = job(priority=-1, run_at=now - 100)
+    late = job(priority=99, delay=60)
+    f, g = job(), job()
+    backend.enqueue_many([a, b, c, d, e, late])
+    backend.enqueue_many([f, g])
+    order = claim(backend, "default", "other", limit=100)
+    assert order == [d.id, c.id, b.id, a.id, f.id, g.id, e.id]
+    check_redis_invariants(backend.url)
+
+
+def test_claims_come_back_in_batches_with_server_times(backend: RedisBackend) -> None:
+    backend.enqueue_many([job() for _ in range(25)])
+    first = backend.claim(ClaimRequest(("default",), 10, 30, "w"))
+    assert len(first) == 10 and len({j.lease_token for j in first}) == 1
+    assert all(abs(j.created_at - backend.now()) < 5 for j in first)
+    assert len(claim(backend, limit=100)) == 15
+    assert claim(backend) == []
+
+
+# -- scripts ----------------------------------------------------------------------------
+def test_scripts_reload_after_the_server_forgets_them(backend: RedisBackend) -> None:
+    backend.migrate()
+    backend.clients.once.script_flush()
+    backend.enqueue_many([job()])
+    assert len(claim(backend)) == 1
+    backend.clients.once.script_flush()
+    big = [job() for _ in range(4500)]  # three chunks in one MULTI/EXEC pipeline
+    results = backend.enqueue_many(big)
+    assert [r.id for r in results] == [j.id for j in big] and all(r.created for r in results)
+    check_redis_invariants(backend.url)
+
+
+def test_enqueue_many_repeated_after_a_lost_reply_stores_nothing_twice(backend: RedisBackend) -> None:
+    jobs = [job(), job(key="once")]
+    first = backend.enqueue_many(jobs)
+    again = backend.enqueue_many(jobs)
+    assert [r.id for r in again] == [r.id for r in first] and not any(r.created for r in again)
+    assert backend.stats().counts["pending"] == 2
+
+
+def test_names_and_payloads_are_data_never_code(backend: RedisBackend) -> None:
+    nasty = "x') redis.call('FLUSHALL') --"
+    payload = '{"args":["end\\"]] .. redis.call(\'FLUSHALL\')"],"kwargs":{}}'
+    (r,) = backend.enqueue_many(
+        [NewJob(new_job_id(), "t", "q-1.x_y", payload, 1, key=nasty, on_complete=nasty)]
+    )
+    record = backend.get(r.id)
+    assert record is not None and record.key == nasty and record.args == ["end\"]] .. redis.call('FLUSHALL')"]
+    assert backend.enqueue_many([NewJob(new_job_id(), "t", "q-1.x_y", PAYLOAD, 1, key=nasty)])[0].id == r.id
+
+
+def test_transactional_enqueue_is_refused_with_the_alternative(backend: RedisBackend) -> None:
+    with pytest.raises(ConfigurationError, match="PostgreSQL or SQLite"):
+        backend.enqueue_many([job()], connection=object())
+
+
+# -- clock, leases and fencing ----------------------------------------------------------
+def test_now_is_the_server_clock(backend: RedisBackend) -> None:
+    assert abs(backend.now() - time.time()) < 2  # same machine here; the point is it came from TIME
+    seconds, _ = backend.clients.retrying.time()
+    assert abs(backend.now() - seconds) < 2
+
+
+def test_lease_expiry_requeues_then_fails_a_poison_pill(backend: RedisBackend) -> None:
+    (r,) = backend.enqueue_many([NewJob(new_job_id(), "t", "default", PAYLOAD, max_attempts=2)])
+    for expected in ("pending", "failed"):
+        (held,) = backend.claim(ClaimRequest(("default",), 1, 0.05, "w"))
+        time.sleep(0.1)
+        backend.reap_expired()
+        record = backend.get(r.id)
+        assert record is not None and record.state == expected
+        # The old holder is fenced off.
+        late = Outcome(held.id, held.lease_token, "completed", held.attempt, "w", 1.0, 2.0, "1")
+        assert backend.finish_many([late]) == [False]
+        renewal = backend.extend_leases([Lease(held.id, held.lease_token)], 30)
+        assert renewal.lost == {held.id}
+    record = backend.get(r.id)
+    assert record is not None and [a.outcome for a in record.attempts] == ["lost", "lost"]
+    assert record.error == conveyor.backends.base.WORKER_LOST
+    check_redis_invariants(backend.url)
+
+
+def test_key_of_a_completed_job_absorbs_duplicates_for_the_retention_window(url: str) -> None:
+    backend = RedisBackend(url, key_retention=0.3)
+    (r,) = backend.enqueue_many([job(key="welcome")])
+    (held,) = backend.claim(ClaimRequest(("default",), 1, 30, "w"))
+    backend.finish_many([Outcome(held.id, held.lease_token, "completed", 1, "w", 1.0, 2.0, "1")])
+    dup = backend.enqueue_many([job(key="welcome")])[0]
+    assert (dup.id, dup.state, dup.created) == (r.id, "completed", False)
+    time.sleep(0.4)
+    fresh = backend.enqueue_many([job(key="welcome")])[0]
+    assert fresh.created and fresh.id != r.id
+    check_redis_invariants(url)
+    backend.close()
+
+
+# -- wake-ups ----------------------------------------------------------------------------
+def test_idle_wait_wakes_on_enqueue_within_milliseconds(backend: RedisBackend) -> None:
+    backend.wait_for_jobs(["default"], 0.01)  # connect first
+    latencies = []
+
+    def waiter(woke: threading.Event, stamp: list[float]) -> None:
+        backend.wait_for_jobs(["default"], 5.0)
+        stamp.append(time.perf_counter())
+        woke.set()
+
+    for _ in range(20):
+        woke = threading.Event()
+        stamp: list[float] = []
+        t = threading.Thread(target=waiter, args=(woke, stamp))
+        t.start()
+        time.sleep(0.02)
+        sent = time.perf_counter()
+        backend.enqueue_many([job()])
+        assert woke.wait(5)
+        t.join()
+        latencies.append(stamp[0] - sent)
+        claim(backend, limit=100)
+    p50 = statistics.median(latencies)
+    assert p50 < 0.005, f"wake-up p50 {p50 * 1000:.2f} ms"
+
+
+def test_idle_wait_wakes_when_a_delayed_job_becomes_due(backend: RedisBackend) -> None:
+    backend.enqueue_many([job(delay=0.3)])
+    start = time.monotonic()
+    backend.wait_for_jobs(["default"], 5.0)
+    waited = time.monotonic() - start
+    assert 0.2 < waited < 0.6, waited
+    assert len(claim(backend)) == 1
+
+
+def test_idle_wait_learns_of_a_delayed_job_enqueued_while_it_blocks(backend: RedisBackend) -> None:
+    done: list[float] = []
+    t = threading.Thread(target=lambda: (backend.wait_for_jobs(["default"], 5.0), done.append(1.0)))
+    start = time.monotonic()
+    t.start()
+    time.sleep(0.05)
+    backend.enqueue_many([job(delay=0.2)])
+    # woken by the push, it re-reads the next due time and blocks until then
+    while t.is_alive():
+        t.join(0.01)
+        backend.wait_for_jobs(["default"], 0.0)
+    assert time.monotonic() - start < 1.0
+
+
+def test_idle_wait_times_out(backend: RedisBackend) -> None:
+    start = time.monotonic()
+    backend.wait_for_jobs(["default"], 0.2)
+    assert 0.15 < time.monotonic() - start < 0.5
+
+
+# -- errors and the server -----------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def test_unreachable_server_raises_backend_unavailable_quickly() -> None:
+    backend = RedisBackend(f"redis://127.0.0.1:{_free_port()}/0?prefix=tnowhere")
+    start = time.monotonic()
+    with pytest.raises(BackendUnavailable, match=r"127\.0\.0\.1"):
+        backend.claim(ClaimRequest(("default",), 1, 30, "w"))
+    assert time.monotonic() - start < 5
+
+
+def test_warns_once_when_the_server_has_no_persistence(url: str, caplog: pytest.LogCaptureFixture) -> None:
+    client = redis.Redis.from_url(url.split("?")[0], decode_responses=True)
+    if client.config_get("appendonly")["appendonly"] != "no" or client.config_get("save")["save"]:
+        pytest.skip("the test Redis has persistence on")
+    backend = RedisBackend(url)
+    with caplog.at_level(logging.WARNING, logger="conveyor.redis"):
+        backend.stats()
+        backend.stats()
+    warnings = [r for r in caplog.records if r.name == "conveyor.redis"]
+    assert len(warnings) == 1 and "no persistence" in warnings[0].getMessage()
+    backend.close()
+
+
+def test_admin_errors_name_the_job(backend: RedisBackend) -> None:
+    with pytest.raises(JobNotFound, match="nope"):
+        backend.cancel("nope")
+    (r,) = backend.enqueue_many([job()])
+    claim(backend)
+    with pytest.raises(InvalidState, match="processing"):
+        backend.delete(r.id)
+    with pytest.raises(InvalidState, match="only failed or cancelled"):
+        backend.resubmit(r.id)
+
+
+def test_listing_filters_use_the_indexes(backend: RedisBackend) -> None:
+    backend.enqueue_many([job("a") for _ in range(5)] + [job("b") for _ in range(3)])
+    backend.enqueue_many([NewJob(new_job_id(), "other", "a", PAYLOAD, 1)])
+    assert backend.list_jobs(JobQuery(queue="a")).total == 6
+    assert backend.list_jobs(JobQuery(queue="a", task="other")).total == 1
+    page = backend.list_jobs(JobQuery(status="pending", limit=4, offset=2))
+    assert page.total == 9 and len(page.items) == 4
+    everything = backend.list_jobs(JobQuery(limit=100)).items
+    keys = [(r.created_at, r.id) for r in everything]
+    assert keys == sorted(keys, reverse=True)
+    assert backend.list_jobs(JobQuery(limit=0)).items == []
+
+
+def test_audit_index_is_bounded(url: str) -> None:
+    backend = RedisBackend(url + "&audit_max=5")
+    backend.enqueue_many([job() for _ in range(8)])
+    held = backend.claim(ClaimRequest(("default",), 8, 30, "w"))
+    backend.finish_many([Outcome(j.id, j.lease_token, "completed", 1, "w", 1.0, 2.0, "1") for j in held])
+    assert len(backend.audits(limit=100)) == 5
+    assert len(backend.audits(held[0].id)) == 1  # a job keeps its own records
+    check_redis_invariants(url)
+    backend.close()
