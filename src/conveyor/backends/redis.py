@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+import redis
+
 from ..errors import ConfigurationError, InvalidState, JobNotFound, SchemaMismatch
 from ..states import ALL_STATES, State
 from .base import (
@@ -180,15 +182,30 @@ class RedisBackend:
         if len(args) <= step:
             flat = self._run("enqueue", args, retry=True)
         else:
-            clients = self.clients
-            script = clients.scripts["enqueue"]
-            # One MULTI/EXEC: all chunks or none. A cluster pipeline cannot be a
-            # transaction; there each chunk is atomic and a retry is idempotent.
-            pipe = clients.retrying.pipeline(transaction=not clients.cluster)
-            for start in range(0, len(args), step):
-                script(self._keys, args[start : start + step], client=pipe)
-            flat = [item for chunk in pipe.execute() for item in chunk]
+            flat = self._enqueue_chunks([args[i : i + step] for i in range(0, len(args), step)])
         return [EnqueueResult(flat[i], flat[i + 1], flat[i + 2] == 1) for i in range(0, len(flat), 3)]
+
+    def _enqueue_chunks(self, chunks: list[list[Any]]) -> list[Any]:
+        """Several enqueue scripts in one MULTI/EXEC: all chunks or none, one round trip."""
+        clients = self.clients
+        script = clients.scripts["enqueue"]
+        client = clients.retrying
+        if clients.cluster:
+            # A cluster pipeline cannot be a transaction, but the namespace is one slot:
+            # run the transaction on the node that owns it.
+            client = client.get_redis_connection(client.get_node_from_key(self.base))
+        pipe = client.pipeline(transaction=True)
+        for chunk in chunks:
+            script(self._keys, chunk, client=pipe)
+        try:
+            replies = pipe.execute()
+        except redis.ResponseError as exc:
+            if not clients.cluster or not ("MOVED" in str(exc) or "ASK" in str(exc)):
+                raise
+            # The slot is moving (a reshard): each chunk alone is atomic, and storing
+            # a chunk twice is harmless (ids already stored are reported, not repeated).
+            replies = [self._run("enqueue", chunk, retry=True) for chunk in chunks]
+        return [item for reply in replies for item in reply]
 
     # -- workers -----------------------------------------------------------------------
     @translate_errors
