@@ -1,0 +1,166 @@
+"""What every benchmark task does, identically on every system: record that it ran.
+
+Standard library only: this module is imported by Conveyor's workers (main venv)
+and by every peer's workers (the peers venv).
+
+A task records its completion by appending to a file of its own process in the
+session's output directory (``BENCH_OUT``): one ``os.write`` on an ``O_APPEND``
+descriptor, atomic between threads and processes, about a microsecond, and the
+same cost for every system. The harness sums the file sizes to count
+completions, so it needs nothing from the system under test.
+
+- ``done-<pid>``: one byte per finished no-op or I/O job;
+- ``ids-<pid>``: an 8-byte record (``%07d\\n``) per finished numbered job (the retry workload);
+- ``lat-<pid>``: one line per pickup-latency probe, the milliseconds from enqueue to start;
+- ``fail-<n>``: a marker created atomically (``O_EXCL``) by the first attempt of a flaky job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from pathlib import Path
+
+#: Bytes per record in an ``ids-*`` file.
+ID_RECORD = 8
+#: The simulated I/O of the I/O workload, in seconds.
+IO_SECONDS = 0.005
+#: Every fifth numbered job fails its first attempt (20%).
+FLAKY_EVERY = 5
+
+
+class FlakyFailure(Exception):
+    """The planned first-attempt failure of a flaky job."""
+
+
+class _Sink:
+    """Per-process append-only files, reopened after a fork."""
+
+    def __init__(self) -> None:
+        self._pid = -1
+        self._fds: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def out(self) -> str:
+        """The session's output directory."""
+        return os.environ["BENCH_OUT"]
+
+    def fd(self, kind: str) -> int:
+        """The descriptor of this process's ``kind`` file."""
+        pid = os.getpid()
+        if pid != self._pid:
+            with self._lock:
+                if pid != self._pid:
+                    self._fds = {}
+                    self._pid = pid
+        fd = self._fds.get(kind)
+        if fd is None:
+            with self._lock:
+                fd = self._fds.get(kind)
+                if fd is None:
+                    path = os.path.join(self.out, f"{kind}-{pid}")
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                    self._fds[kind] = fd
+        return fd
+
+    def write(self, kind: str, data: bytes) -> None:
+        """Append ``data`` to this process's ``kind`` file."""
+        os.write(self.fd(kind), data)
+
+
+SINK = _Sink()
+
+
+def noop() -> None:
+    """The no-op job: record the completion and nothing else."""
+    os.write(SINK.fd("done"), b".")
+
+
+def pickup(sent_at: float) -> None:
+    """The latency probe: record milliseconds from enqueue (``sent_at``, ``time.time()``) to now."""
+    SINK.write("lat", b"%.3f\n" % ((time.time() - sent_at) * 1000.0))
+
+
+def io_sync() -> None:
+    """Five milliseconds of simulated blocking I/O."""
+    time.sleep(IO_SECONDS)
+    os.write(SINK.fd("done"), b".")
+
+
+async def io_async() -> None:
+    """Five milliseconds of simulated asynchronous I/O."""
+    await asyncio.sleep(IO_SECONDS)
+    os.write(SINK.fd("done"), b".")
+
+
+def first_attempt_fails(n: int) -> bool:
+    """True exactly once for every fifth ``n``: the caller must then fail this attempt."""
+    if n % FLAKY_EVERY:
+        return False
+    try:
+        os.close(os.open(os.path.join(SINK.out, f"fail-{n}"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    except FileExistsError:
+        return False
+    return True
+
+
+def flaky(n: int) -> None:
+    """Job ``n`` of the retry workload: every fifth fails its first attempt, then succeeds."""
+    if first_attempt_fails(n):
+        raise FlakyFailure(f"job {n}: planned first-attempt failure")
+    SINK.write("ids", b"%07d\n" % n)
+
+
+def record_id(n: int) -> None:
+    """Record that numbered job ``n`` completed (for systems whose retry signal is their own exception)."""
+    SINK.write("ids", b"%07d\n" % n)
+
+
+class Counts:
+    """Harness side: what the tasks of a session recorded so far."""
+
+    def __init__(self, out: str | Path) -> None:
+        self.out = Path(out)
+
+    def _sizes(self, prefix: str) -> dict[str, int]:
+        sizes: dict[str, int] = {}
+        with os.scandir(self.out) as entries:
+            for entry in entries:
+                if entry.name.startswith(prefix):
+                    sizes[entry.name] = entry.stat().st_size
+        return sizes
+
+    def done(self) -> tuple[int, int]:
+        """Completed no-op/I/O jobs, and how many processes have completed at least one."""
+        sizes = self._sizes("done-")
+        return sum(sizes.values()), sum(1 for s in sizes.values() if s)
+
+    def ids(self) -> tuple[int, int]:
+        """Distinct numbered jobs completed, and how many processes have completed at least one."""
+        sizes = self._sizes("ids-")
+        return self.unique_ids()[0], sum(1 for s in sizes.values() if s)
+
+    def unique_ids(self) -> tuple[int, int]:
+        """Distinct numbered jobs completed, and the total completions (duplicates show as the difference)."""
+        seen: set[bytes] = set()
+        total = 0
+        for name in self._sizes("ids-"):
+            data = (self.out / name).read_bytes()
+            for start in range(0, len(data) - len(data) % ID_RECORD, ID_RECORD):
+                seen.add(data[start : start + ID_RECORD])
+                total += 1
+        return len(seen), total
+
+    def latencies(self) -> list[float]:
+        """Every pickup latency recorded, in milliseconds."""
+        values: list[float] = []
+        for name in self._sizes("lat-"):
+            values += [float(line) for line in (self.out / name).read_text().split()]
+        return values
+
+    def failed_first(self) -> int:
+        """How many planned first-attempt failures happened."""
+        return len(self._sizes("fail-"))

@@ -1,0 +1,163 @@
+"""Conveyor on SQLite, PostgreSQL or Redis (``BENCH_ENGINE``), run from the main venv.
+
+Workers: ``conveyor worker bench.peers.conveyor_peer:app --processes 2`` with the
+concurrency and prefetch that docs/operations.md recommends for each kind of
+job: a small thread pool and a deep prefetch for tiny jobs, more slots for I/O.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import conveyor
+
+from . import common
+from .base import Adapter, Namespace, WorkerPlan, chunks, package_versions
+
+NS = Namespace.from_env() if "BENCH_OUT" in os.environ else None
+ENGINE = os.environ.get("BENCH_ENGINE", "sqlite")
+
+#: Per-process concurrency and prefetch for each kind of workload (2 processes each).
+CONFIG = {
+    "noop": {"concurrency": 4, "prefetch": 200},
+    "io": {"concurrency": 10, "prefetch": 10},
+    "retry": {"concurrency": 4, "prefetch": 200},
+}
+#: Run the I/O task as a coroutine (one event loop per process) rather than in threads.
+IO_ASYNC = os.environ.get("BENCH_CONVEYOR_IO", "async") == "async"
+
+
+def backend_url(ns: Namespace | None, engine: str) -> str | None:
+    """The Conveyor URL of this session's namespace."""
+    if ns is None:
+        return None
+    if engine == "sqlite":
+        return f"sqlite:///{ns.sqlite_dir / 'conveyor.db'}"
+    if engine == "postgres":
+        return f"{ns.pg_dsn}?schema={ns.tag}"
+    return f"{ns.redis_url}?prefix={ns.tag}"
+
+
+app = conveyor.App(backend_url(NS, ENGINE))
+
+
+@app.task()
+def noop() -> None:
+    """The no-op job."""
+    common.noop()
+
+
+@app.task()
+def pickup(sent_at: float) -> None:
+    """The latency probe."""
+    common.pickup(sent_at)
+
+
+if IO_ASYNC:
+
+    @app.task(name="io")
+    async def io_async() -> None:
+        """5 ms of simulated I/O, on the worker's event loop."""
+        await common.io_async()
+
+else:
+
+    @app.task(name="io")
+    def io_sync() -> None:
+        """5 ms of simulated I/O, in a worker thread."""
+        common.io_sync()
+
+
+@app.task(max_attempts=2, backoff=conveyor.backoff.fixed(0))
+def flaky(n: int) -> None:
+    """Every fifth job fails its first attempt; retried at once."""
+    common.flaky(n)
+
+
+class ConveyorAdapter(Adapter):
+    """Conveyor through its public API and CLI."""
+
+    packages = ("conveyor",)
+    enqueue_method = "app.enqueue_many, 1,000 jobs per call"
+    retry_method = "@app.task(max_attempts=2, backoff=conveyor.backoff.fixed(0))"
+
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.key = key
+        self.engine = ENGINE
+        self.label = {"sqlite": "Conveyor (SQLite)", "postgres": "Conveyor (PostgreSQL)"}.get(
+            ENGINE, "Conveyor (Redis)"
+        )
+
+    def versions(self) -> dict[str, str]:
+        """Conveyor's version and the driver of its engine."""
+        driver = {"postgres": ("psycopg",), "redis": ("redis", "hiredis")}.get(self.engine, ())
+        return package_versions(("conveyor", *driver))
+
+    def setup(self) -> None:
+        """Create the schema (the namespace is new)."""
+        app.backend.migrate()
+
+    def teardown(self) -> None:
+        """Drop the PostgreSQL schema or the Redis keys (SQLite files go with the temporary directory)."""
+        app.close()
+        if self.engine == "postgres":
+            import psycopg
+            from psycopg import sql
+
+            with psycopg.connect(self.ns.pg_dsn, autocommit=True) as conn:
+                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.ns.tag)))
+        elif self.engine == "redis":
+            import redis
+
+            client = redis.Redis.from_url(self.ns.redis_url)
+            for pattern in (f"{self.ns.tag}*", f"{{{self.ns.tag}*"):
+                keys = list(client.scan_iter(match=pattern, count=1000))
+                for start in range(0, len(keys), 1000):
+                    client.delete(*keys[start : start + 1000])
+            client.close()
+
+    def enqueue_noop(self, n: int) -> None:
+        """Bulk: ``enqueue_many`` of 1,000 at a time."""
+        for size in chunks(n):
+            app.enqueue_many([{"task": "noop"}] * size)
+
+    def enqueue_io(self, n: int) -> None:
+        """Bulk."""
+        for size in chunks(n):
+            app.enqueue_many([{"task": "io"}] * size)
+
+    def enqueue_flaky(self, n: int) -> None:
+        """Bulk, numbered."""
+        for start in range(0, n, 1000):
+            app.enqueue_many([{"task": "flaky", "args": [i]} for i in range(start, min(n, start + 1000))])
+
+    def send_pickup(self, sent_at: float) -> None:
+        """One ``enqueue`` call."""
+        pickup.enqueue(sent_at)
+
+    def workers(self, kind: str) -> WorkerPlan:
+        """``conveyor worker --processes 2`` with the kind's concurrency and prefetch."""
+        config = CONFIG[kind]
+        command = [
+            sys.executable, "-m", "conveyor", "worker", "bench.peers.conveyor_peer:app",
+            "--processes", "2",
+            "--concurrency", str(config["concurrency"]),
+            "--prefetch", str(config["prefetch"]),
+            "--log-level", "warning",
+        ]  # fmt: skip
+        style = "async task, one event loop" if kind == "io" and IO_ASYNC else "threads"
+        return WorkerPlan(
+            commands=[command],
+            processes=2,
+            concurrency=2 * config["concurrency"],
+            description=f"--processes 2 --concurrency {config['concurrency']} "
+            f"--prefetch {config['prefetch']} ({style})",
+        )
+
+
+def make_adapter(key: str) -> Any:
+    """The adapter for ``conveyor-<engine>``."""
+    return ConveyorAdapter(key)

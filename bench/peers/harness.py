@@ -1,0 +1,289 @@
+"""The sessions, identical for every system: start its workers, feed them, count what they finish.
+
+A session runs in one driver process (the system's own interpreter) against one
+fresh namespace:
+
+- ``throughput``: time the enqueue of N no-op jobs (workload 1), start the
+  workers and time the drain of those jobs (workload 2), record the workers'
+  peak RSS, let them idle for a second, then trickle latency probes at 100/s
+  into the idle workers (workload 3);
+- ``io``: enqueue N jobs of 5 ms sleep, start workers with 20 slots, time the drain (workload 4);
+- ``retry``: enqueue N jobs of which every fifth fails its first attempt, time
+  until every job has completed once, and count lost and duplicated jobs (workload 5).
+
+Drain rates are measured over the window in which every worker process is
+busy: from the moment the last of them records its first completion to the
+last completion (so a worker that boots a second later than its sibling does
+not count against the system). If one process finished 80% of the jobs before
+the other woke, the window starts at the first completion instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .base import ROOT, Adapter, WorkerPlan
+from .common import Counts
+
+#: How often the harness looks at the completion files.
+POLL = 0.005
+#: Seconds the workers sit idle between the drain and the first latency probe.
+IDLE_BEFORE_PROBES = 1.0
+
+
+class WorkloadFailed(RuntimeError):
+    """A workload did not finish (timeout, lost jobs, a worker that died)."""
+
+
+@dataclass
+class Workers:
+    """Running worker processes (each the leader of its own process group) and their log."""
+
+    procs: list[subprocess.Popen[bytes]]
+    log: Path
+
+    def alive(self) -> bool:
+        """True while every started process is still running."""
+        return all(p.poll() is None for p in self.procs)
+
+    def tail(self, lines: int = 30) -> str:
+        """The end of the workers' combined log, for error messages."""
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def start_workers(adapter: Adapter, plan: WorkerPlan) -> Workers:
+    """Start every command of ``plan`` in its own session, logging to the namespace's directory."""
+    env = {
+        **os.environ,
+        **adapter.ns.env(),
+        **plan.env,
+        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
+        "PYTHONUNBUFFERED": "1",
+    }
+    log = adapter.ns.out.parent / "workers.log"
+    procs = []
+    with log.open("ab") as sink:
+        for command in plan.commands:
+            procs.append(
+                subprocess.Popen(
+                    command,
+                    env=env,
+                    cwd=str(ROOT),
+                    stdin=subprocess.DEVNULL,
+                    stdout=sink,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+    return Workers(procs, log)
+
+
+def stop_workers(workers: Workers, grace: float = 8.0) -> None:
+    """SIGTERM every process group, then SIGKILL whatever is left after ``grace`` seconds."""
+    for proc in workers.procs:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in workers.procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(max(0.1, deadline - time.monotonic()))
+    for proc in workers.procs:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(5)
+
+
+def group_rss_mb(workers: Workers) -> dict[str, float]:
+    """Peak RSS (VmHWM) of the largest process in the workers' groups, and the sum over them."""
+    groups = {p.pid for p in workers.procs}
+    peaks: list[float] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            pgrp = int(stat.rsplit(")", 1)[1].split()[2])
+            if pgrp not in groups:
+                continue
+            for line in (entry / "status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks.append(int(line.split()[1]) / 1024)
+        except (OSError, ValueError, IndexError):
+            continue
+    if not peaks:
+        return {}
+    return {"worker_peak_rss_mb": round(max(peaks), 1), "workers_total_rss_mb": round(sum(peaks), 1)}
+
+
+def drain(
+    workers: Workers,
+    count: Callable[[], tuple[int, int]],
+    total: int,
+    processes: int,
+    timeout: float,
+) -> dict[str, Any]:
+    """Wait until ``count()`` reaches ``total``; the rate over the window in which all processes worked."""
+    started = time.perf_counter()
+    first: tuple[float, int] | None = None
+    all_busy: tuple[float, int] | None = None
+    while True:
+        done, active = count()
+        now = time.perf_counter()
+        if first is None and done > 0:
+            first = (now, done)
+        if all_busy is None and active >= processes:
+            all_busy = (now, done)
+        if done >= total:
+            break
+        if now - started > timeout:
+            raise WorkloadFailed(f"only {done}/{total} jobs finished in {timeout:.0f}s\n{workers.tail()}")
+        if not workers.alive():
+            time.sleep(0.5)
+            done, _ = count()
+            if done < total:
+                raise WorkloadFailed(f"a worker process exited at {done}/{total} jobs\n{workers.tail()}")
+        time.sleep(POLL)
+    assert first is not None
+    window, label = first, "first completion"
+    if all_busy is not None and total - all_busy[1] >= 0.2 * total:
+        window, label = all_busy, "all processes busy"
+    seconds = max(now - window[0], 1e-6)
+    return {
+        "jobs_per_s": round((done - window[1]) / seconds, 1),
+        "window": label,
+        "window_jobs": done - window[1],
+        "window_s": round(seconds, 4),
+        "to_first_s": round(first[0] - started, 3),
+    }
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str, workers: Workers) -> None:
+    """Poll ``condition`` until true, or fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise WorkloadFailed(f"{what} did not happen within {timeout:.0f}s\n{workers.tail()}")
+        time.sleep(0.02)
+
+
+def percentile(sorted_values: list[float], p: float) -> float:
+    """Nearest-rank percentile of already sorted values."""
+    rank = max(1, min(len(sorted_values), round(p / 100 * len(sorted_values) + 0.5)))
+    return sorted_values[rank - 1]
+
+
+def probes(adapter: Adapter, counts: Counts, n: int, rate: float, workers: Workers) -> dict[str, Any]:
+    """Trickle ``n`` latency probes at ``rate`` per second; enqueue-to-start latencies in ms."""
+    interval = 1.0 / rate
+    next_at = time.perf_counter()
+    for _ in range(n):
+        adapter.send_pickup(time.time())
+        next_at += interval
+        delay = next_at - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+    wait_for(lambda: len(counts.latencies()) >= n, 30.0, f"{n} latency probes", workers)
+    values = sorted(counts.latencies())
+    return {
+        "p50_ms": round(statistics.median(values), 3),
+        "p99_ms": round(percentile(values, 99), 3),
+        "max_ms": round(values[-1], 3),
+        "mean_ms": round(statistics.fmean(values), 3),
+        "probes": len(values),
+    }
+
+
+def session_throughput(adapter: Adapter, sizes: dict[str, int], want: set[str]) -> dict[str, Any]:
+    """Workloads 1-3: enqueue N no-ops, drain them, then latency probes into the idle workers."""
+    counts = Counts(adapter.ns.out)
+    result: dict[str, Any] = {}
+    n = sizes["drain"]
+    plan = adapter.workers("noop")
+    result["workers"] = plan.description
+    if "enqueue" in want or "drain" in want:
+        started = time.perf_counter()
+        adapter.enqueue_noop(n)
+        elapsed = time.perf_counter() - started
+        result["enqueue"] = {"jobs_per_s": round(n / elapsed, 1), "jobs": n, "seconds": round(elapsed, 4)}
+    workers = start_workers(adapter, plan)
+    try:
+        if "enqueue" in want or "drain" in want:
+            drained = drain(workers, counts.done, n, plan.processes, timeout=max(120.0, n / 50))
+            result["drain"] = {**drained, "jobs": n, **group_rss_mb(workers)}
+        else:
+            adapter.enqueue_noop(10)
+            wait_for(lambda: counts.done()[0] >= 10, 60.0, "the warm-up jobs", workers)
+        if "latency" in want:
+            time.sleep(IDLE_BEFORE_PROBES)
+            result["latency"] = probes(adapter, counts, sizes["latency"], sizes["latency_rate"], workers)
+    finally:
+        stop_workers(workers)
+    return result
+
+
+def session_io(adapter: Adapter, sizes: dict[str, int], want: set[str]) -> dict[str, Any]:
+    """Workload 4: N jobs of 5 ms simulated I/O with 20 slots."""
+    counts = Counts(adapter.ns.out)
+    n = sizes["io"]
+    plan = adapter.workers("io")
+    adapter.enqueue_io(n)
+    workers = start_workers(adapter, plan)
+    try:
+        drained = drain(workers, counts.done, n, plan.processes, timeout=max(120.0, n / 20))
+    finally:
+        stop_workers(workers)
+    return {"workers": plan.description, "io": {**drained, "jobs": n, "slots": plan.concurrency}}
+
+
+def session_retry(adapter: Adapter, sizes: dict[str, int], want: set[str]) -> dict[str, Any]:
+    """Workload 5: N jobs, 20% fail once and succeed on retry; every job must complete."""
+    counts = Counts(adapter.ns.out)
+    n = sizes["retry"]
+    plan = adapter.workers("retry")
+    adapter.enqueue_flaky(n)
+    workers = start_workers(adapter, plan)
+    try:
+        # The window ends when every distinct job has completed (the retried ones come last).
+        drained = drain(workers, counts.ids, n, plan.processes, timeout=max(120.0, n / 10))
+        unique, total = counts.unique_ids()
+    finally:
+        stop_workers(workers)
+    return {
+        "workers": plan.description,
+        "retry": {
+            **drained,
+            "jobs": n,
+            "completed": unique,
+            "duplicates": total - unique,
+            "first_attempt_failures": counts.failed_first(),
+        },
+    }
+
+
+SESSIONS: dict[str, Callable[[Adapter, dict[str, int], set[str]], dict[str, Any]]] = {
+    "throughput": session_throughput,
+    "io": session_io,
+    "retry": session_retry,
+}
+
+#: Which session measures which workload.
+WORKLOAD_SESSION = {
+    "enqueue": "throughput",
+    "drain": "throughput",
+    "latency": "throughput",
+    "io": "io",
+    "retry": "retry",
+}
