@@ -15,13 +15,12 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from redis_invariants import check_redis_invariants
 
 import conveyor
 from conveyor.backends.redis import RedisBackend
+from redis_invariants import check_redis_invariants
 
 redis = pytest.importorskip("redis")
 from redis.cluster import RedisCluster  # noqa: E402
@@ -63,9 +62,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[int]]:
             procs.append(subprocess.Popen(cmd))
         for port in ports:
             _wait_for_ping(port)
+        nodes = [f"127.0.0.1:{p}" for p in ports]
         create = subprocess.run(
-            [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports), "--cluster-replicas", "0"]
-            + ["--cluster-yes"],
+            [cli, "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
             capture_output=True,
             text=True,
             timeout=60,

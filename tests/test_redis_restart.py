@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from redis_invariants import check_redis_invariants
 
 import conveyor
 from conveyor.errors import BackendUnavailable
+from redis_invariants import check_redis_invariants
 
 redis = pytest.importorskip("redis")
 
