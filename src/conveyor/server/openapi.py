@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
@@ -372,8 +373,12 @@ PATHS: dict[str, Any] = {
 }
 
 
-@lru_cache(maxsize=1)
-def _document() -> dict[str, Any]:
+@lru_cache(maxsize=8)
+def _document(task_names: tuple[str, ...] | None) -> dict[str, Any]:
+    schemas = copy.deepcopy(SCHEMAS)
+    if task_names is not None:
+        # The served document names this server's tasks, so clients (and fuzzers) know them.
+        schemas["NewJob"]["properties"]["task"]["enum"] = list(task_names)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -384,12 +389,12 @@ def _document() -> dict[str, Any]:
         "security": SECURED,
         "components": {
             "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"}},
-            "schemas": SCHEMAS,
+            "schemas": schemas,
         },
         "paths": PATHS,
     }
 
 
-def openapi_document() -> dict[str, Any]:
-    """The document (a fresh copy: callers may change it)."""
-    return copy.deepcopy(_document())
+def openapi_document(task_names: Iterable[str] | None = None) -> dict[str, Any]:
+    """The document (a fresh copy: callers may change it); ``task_names`` lists the accepted tasks."""
+    return copy.deepcopy(_document(None if task_names is None else tuple(sorted(task_names))))

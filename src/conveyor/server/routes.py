@@ -248,7 +248,7 @@ async def metrics(request: Request, state: ServerState) -> Response:
 @endpoint("/openapi.json", auth=False)
 async def openapi(request: Request, state: ServerState) -> Response:
     """The OpenAPI 3.1 document of this API."""
-    return json_response(openapi_document())
+    return json_response(openapi_document(state.app.tasks))
 
 
 _DASHBOARD: str | None = None
