@@ -8,14 +8,18 @@ every request so the tests can check bodies and signatures.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -34,6 +38,7 @@ from conveyor.http_task import (
     sign,
     verify_signature,
 )
+from conveyor.server import create_app
 from helpers import running_worker, wait_for
 from test_http_api import free_port, serving
 
@@ -427,3 +432,54 @@ def test_check_http_kwargs_names_the_problem() -> None:
         with pytest.raises(ValueError) as info:
             check_http_kwargs(kwargs)
         assert mention in str(info.value), (kwargs, str(info.value))
+
+
+# -- the example -------------------------------------------------------------------------------------------
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "signup"
+
+
+def load_example(name: str) -> ModuleType:
+    """Import ``examples/signup/<name>.py`` under a name of its own."""
+    spec = importlib.util.spec_from_file_location(f"conveyor_example_{name}", EXAMPLES / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_signup_example_end_to_end(
+    app: conveyor.App, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    api, web, mail = (f"http://127.0.0.1:{free_port()}" for _ in range(3))
+    outbox = tmp_path / "outbox.jsonl"
+    for name, value in {
+        "CONVEYOR_API": api,
+        "CONVEYOR_API_KEY": "example-key-0123456789",
+        "RECEIVER_URL": mail,
+        "WEBAPP_URL": web,
+        "CONVEYOR_SIGNING_SECRET": SECRET,
+        "OUTBOX": str(outbox),
+        "SEND_SECONDS": "1.0",
+        "FLAKY": "0",
+    }.items():
+        monkeypatch.setenv(name, value)
+    register_builtin_tasks(app)
+    webapp, receiver = load_example("webapp"), load_example("receiver")
+    port = lambda url: int(url.rsplit(":", 1)[1])  # noqa: E731
+    with (
+        serving(create_app(app, ["example-key-0123456789"]), port(api)),
+        serving(webapp.app, port(web)),
+        serving(receiver.app, port(mail)),
+        running_worker(app, queues=["emails"]),
+    ):
+        started = time.perf_counter()
+        response = httpx.post(f"{web}/signup", json={"email": "ada@example.com"})
+        took = time.perf_counter() - started
+        assert response.status_code == 201, response.text
+        assert took < 0.5, f"signup waited {took:.2f}s: it must not wait for the 1s email"
+        assert response.json()["user"]["welcome"] == "queued"
+        wait_for(lambda: httpx.get(f"{web}/users/1").json()["welcome"] == "sent", 20)
+        forged = httpx.post(f"{mail}/hooks/welcome-email", json={"email": "eve@example.com"})
+        assert forged.status_code == 401, "an unsigned call does no work"
+    (line,) = outbox.read_text().splitlines()
+    assert json.loads(line)["to"] == "ada@example.com"
