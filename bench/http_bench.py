@@ -148,6 +148,15 @@ async def drive(host: str, port: int, concurrency: int, seconds: float, client: 
     }
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (Linux /proc), or None where unavailable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     """Parse arguments, run the server and the client, print the JSON result."""
     parser = argparse.ArgumentParser(
@@ -168,9 +177,16 @@ def main() -> None:
         port = free_port()
         server = start_server(url, port)
         try:
+            cpu_before = cpu_seconds(server.pid)
             result = asyncio.run(
                 drive("127.0.0.1", port, options.concurrency, options.seconds, options.client)
             )
+            cpu_after = cpu_seconds(server.pid)
+            if cpu_before is not None and cpu_after is not None:
+                # Includes the warm-up requests (one per stream): a slight overestimate.
+                spent_ms = (cpu_after - cpu_before) * 1000
+                requests = result["requests"] + options.concurrency
+                result["server_cpu_ms_per_request"] = round(spent_ms / requests, 3)
         finally:
             server.terminate()
             server.wait(30)
