@@ -60,7 +60,7 @@ def authenticate(request: Request, state: ServerState) -> None:
         raise ApiError(401, "unauthorized", "the x-api-key header does not match any configured API key")
 
 
-def endpoint(route: str, *, auth: bool = True, input_checks: bool = False) -> Callable[[Handler], Endpoint]:
+def endpoint(route: str, *, auth: bool = True) -> Callable[[Handler], Endpoint]:
     """Wrap a handler: authentication, the JSON error shape, and request metrics."""
 
     def wrap(handler: Handler) -> Endpoint:
@@ -72,7 +72,7 @@ def endpoint(route: str, *, auth: bool = True, input_checks: bool = False) -> Ca
                     authenticate(request, state)
                 response = await handler(request, state)
             except Exception as exc:
-                error = from_exception(exc, input_checks=input_checks)
+                error = from_exception(exc)
                 if error is None:
                     log.exception("%s %s failed", request.method, route)
                     error = ApiError(500, "internal_error", "internal error; the server log has the details")
@@ -88,12 +88,17 @@ def endpoint(route: str, *, auth: bool = True, input_checks: bool = False) -> Ca
 
 
 # -- jobs --------------------------------------------------------------------------------------------
-@endpoint("/api/jobs", input_checks=True)
+@endpoint("/api/jobs")
 async def create_jobs(request: Request, state: ServerState) -> Response:
     """Enqueue one job (an object) or a batch (an array): 201, or 200 when every key matched a job."""
     body = await read_body(request, state.max_body)
     items, batch = check_job_items(parse_json(body))
-    results = await state.store(state.prepare(items))
+    try:
+        jobs = state.prepare(items)
+    except (TypeError, ValueError) as exc:
+        # The model's own checks (key length, URL, payload size...) speak for the client's input.
+        raise from_exception(exc, input_checks=True) or exc from None
+    results = await state.store(jobs)
     status = 201 if any(r.created for r in results) else 200
     if not batch:
         return json_response({"id": results[0].id, "status": results[0].state}, status)
@@ -138,7 +143,7 @@ async def queue_stats(request: Request, state: ServerState) -> Response:
     return json_response(await run_in_threadpool(state.app.stats))
 
 
-@endpoint("/api/queue/{job_id}/retry", input_checks=True)
+@endpoint("/api/queue/{job_id}/retry")
 async def retry_job(request: Request, state: ServerState) -> Response:
     """A failed or cancelled job back to pending (optionally with edited args/kwargs); 409 otherwise."""
     job_id = check_job_id(request.path_params["job_id"])
