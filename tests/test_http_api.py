@@ -7,6 +7,7 @@ kind, each answered with a 4xx naming the problem while nothing stored changes.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -32,8 +33,10 @@ from conveyor.backends.base import ClaimRequest
 from conveyor.errors import ConfigurationError
 from conveyor.http_task import register_builtin_tasks
 from conveyor.server import create_app, run_server
-from conveyor.server.auth import load_api_keys
+from conveyor.server.auth import KeyChecker, load_api_keys
+from conveyor.server.metrics import Metrics
 from conveyor.server.openapi import openapi_document
+from conveyor.server.state import ServerState
 
 KEY = "test-key-5f2b9c0e4d7a41e8"
 OTHER_KEY = "second-key-0a1b2c3d4e5f6789"
@@ -713,3 +716,34 @@ def test_bad_admin_bodies_are_clear_4xx_and_change_nothing(
     assert_error(response, status, code, mention)
     assert snapshot(tasks) == before
     assert tasks.get(failed).state == "failed"
+
+
+def test_one_failing_request_does_not_fail_the_requests_sharing_its_write(
+    tasks: conveyor.App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = ServerState(tasks, KeyChecker([KEY]), Metrics(tasks))
+    real = tasks.backend.enqueue_many
+    writes: list[int] = []
+
+    def enqueue_many(jobs: Any, connection: Any = None) -> Any:
+        writes.append(len(jobs))
+        if any(job.key == "poison" for job in jobs):
+            raise RuntimeError("the store refused this one")
+        return real(jobs, connection)
+
+    monkeypatch.setattr(tasks.backend, "enqueue_many", enqueue_many)
+
+    async def main() -> list[Any]:
+        requests = [
+            [{"task": "add", "args": [1, 1]}],
+            [{"task": "add", "args": [2, 2], "key": "poison"}],
+            [{"task": "add", "args": [3, 3]}, {"task": "add", "args": [4, 4]}],
+        ]
+        stores = (state.store(state.prepare(r)) for r in requests)
+        return await asyncio.gather(*stores, return_exceptions=True)
+
+    first, poisoned, third = asyncio.run(main())
+    assert writes[0] == 4, "the three requests shared one write"
+    assert isinstance(poisoned, RuntimeError)
+    assert len(first) == 1 and len(third) == 2 and all(r.created for r in first + third)
+    assert sorted(r.args for r in tasks.jobs().items) == [[1, 1], [3, 3], [4, 4]]
