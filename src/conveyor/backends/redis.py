@@ -298,16 +298,7 @@ class RedisBackend:
     def get(self, job_id: str) -> JobRecord | None:
         """One job with its attempt records, read atomically."""
         flat, attempts = self._run("get", ["1", job_id], retry=True)
-        return decode_record(flat, attempts)
-
-    def _index(self, status: str | None, queue: str | None) -> str:
-        if status is not None and queue is not None:
-            return f"{self.base}sq:{queue}:{status}"
-        if status is not None:
-            return f"{self.base}s:{status}"
-        if queue is not None:
-            return f"{self.base}qa:{queue}"
-        return f"{self.base}all"
+        return decode_record(job_id, flat, attempts)
 
     @staticmethod
     def _range(query: JobQuery) -> tuple[str, str]:
@@ -315,24 +306,20 @@ class RedisBackend:
         high = "+inf" if query.created_before is None else "(" + _num(query.created_before)
         return low, high
 
-    def _list(self, index: str, mode: str, query: JobQuery) -> Any:
+    def _list(self, mode: str, status: str | None, query: JobQuery) -> Any:
         low, high = self._range(query)
-        clients = self.clients
-        return clients.scripts["list"](
-            [self.base, index],
-            [mode, low, high, query.offset, query.limit, query.task or ""],
-            client=clients.retrying,
-        )
+        args = [mode, status or "", query.queue or "", low, high, query.offset, query.limit, query.task or ""]
+        return self._run("list", args, retry=True)
 
     @translate_errors
     def list_jobs(self, query: JobQuery) -> Page:
         """Jobs matching ``query``, newest first (created_at desc, id desc), and the total.
 
-        Status, queue and created range use indexes; a task filter reads the jobs of
-        the range (see docs/redis.md).
+        Status, queue and created range use indexes (a status alone merges the queues'
+        indexes); a task filter reads the jobs of the range (see docs/redis.md).
         """
-        reply = self._list(self._index(query.status, query.queue), "page", query)
-        items = [decode_record(flat) for flat in reply[1:]]
+        reply = self._list("page", query.status, query)
+        items = [decode_record(reply[i], reply[i + 1]) for i in range(1, len(reply), 2)]
         return Page([r for r in items if r is not None], int(reply[0]))
 
     @translate_errors
@@ -381,7 +368,7 @@ class RedisBackend:
         states = [s for s in ("failed", "cancelled") if query.status in (None, s)]
         found: list[tuple[float, str]] = []
         for state in states:
-            flat = self._list(self._index(state, query.queue), "ids", query)
+            flat = self._list("ids", state, query)
             found += ((float(flat[i + 1]), flat[i]) for i in range(0, len(flat), 2))
         ids = [job_id for _, job_id in sorted(found)]
         done = 0
@@ -420,7 +407,7 @@ class RedisBackend:
         wanted = [s for s in dict.fromkeys(states) if s in ("completed", "failed", "cancelled")]
         if not wanted or batch_size <= 0:
             return 0
-        return int(self._run("purge", ["(" + _num(before), batch_size, *wanted]))
+        return int(self._run("purge", [_num(before), batch_size, *wanted]))
 
     @translate_errors
     def audits(self, job_id: str | None = None, limit: int = 50, offset: int = 0) -> list[AttemptRecord]:

@@ -243,7 +243,7 @@ def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def decode_record(flat: list[str], attempts: list[str] | None = None) -> JobRecord | None:
+def decode_record(job_id: str, flat: list[str], attempts: list[str] | None = None) -> JobRecord | None:
     """A JobRecord from a job hash (flat HGETALL) and its attempt records."""
     if not flat:
         return None
@@ -252,7 +252,7 @@ def decode_record(flat: list[str], attempts: list[str] | None = None) -> JobReco
     state: State = h["state"]  # type: ignore[assignment]
     result = h.get("result")
     return JobRecord(
-        id=h["id"],
+        id=job_id,
         task=h["task"],
         queue=h["queue"],
         state=state,
@@ -273,7 +273,7 @@ def decode_record(flat: list[str], attempts: list[str] | None = None) -> JobReco
         lease_expires_at=from_ts(_float(h.get("lease_expires_at"))),
         cancel_requested=h.get("cancel_requested") == "1",
         on_complete=h.get("on_complete"),
-        attempts=[decode_attempt(h["id"], text) for text in attempts or ()],
+        attempts=[decode_attempt(job_id, text) for text in attempts or ()],
     )
 
 

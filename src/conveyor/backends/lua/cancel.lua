@@ -16,11 +16,11 @@ end
 if f[1] ~= 'pending' and f[1] ~= 'retry' then
   return f[1]
 end
-local now = clock()
-redis.call('HSET', jk, 'state', 'cancelled', 'finished_at', now, 'error', ARGV[2])
+local _, now_s = clock()
+redis.call('HSET', jk, 'state', 'cancelled', 'finished_at', now_s, 'error', ARGV[2])
 wait_remove(f[2], f[3], id)
 index_remove(f[1], f[2], id)
-index_add('cancelled', f[2], f[4], id, now)
+index_add('cancelled', f[2], f[4], id)
 key_release(f[5], id)
 flush()
 return 'done'

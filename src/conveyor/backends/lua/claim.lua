@@ -4,9 +4,9 @@
 -- Returns 11 fields per job: id, task, queue, payload, attempt, max_attempts,
 -- priority, key, on_complete, created_at, run_at (a flat array).
 
-local now = clock()
+local now, now_s = clock()
 local limit = tonumber(ARGV[1])
-local expires = now + tonumber(ARGV[2])
+local expires = fmt6(now + tonumber(ARGV[2]))
 local worker, token = ARGV[3], ARGV[4]
 
 -- Priority levels with waiting jobs, over all requested queues.
@@ -39,7 +39,7 @@ for _, priority in ipairs(order) do
   end
   local qs = levels[priority].queues
   if #qs == 1 then
-    local ids = redis.call('ZRANGEBYSCORE', waiting_key(qs[1], priority), '-inf', now,
+    local ids = redis.call('ZRANGEBYSCORE', waiting_key(qs[1], priority), '-inf', now_s,
       'LIMIT', 0, limit - n)
     for _, id in ipairs(ids) do
       picked[#picked + 1] = id
@@ -50,7 +50,7 @@ for _, priority in ipairs(order) do
   else
     local cands = {}
     for _, queue in ipairs(qs) do
-      local r = redis.call('ZRANGEBYSCORE', waiting_key(queue, priority), '-inf', now,
+      local r = redis.call('ZRANGEBYSCORE', waiting_key(queue, priority), '-inf', now_s,
         'WITHSCORES', 'LIMIT', 0, limit - n)
       for j = 1, #r, 2 do
         cands[#cands + 1] = {r[j], tonumber(r[j + 1]), queue}
@@ -81,9 +81,9 @@ for i = 1, #picked, 3 do
   if f[1] == 'pending' or f[1] == 'retry' then
     local attempt = tonumber(f[4]) + 1
     redis.call('HSET', jk, 'state', 'processing', 'attempt', attempt, 'lease_token', token,
-      'lease_expires_at', expires, 'worker', worker, 'started_at', now)
+      'lease_expires_at', expires, 'worker', worker, 'started_at', now_s)
     index_remove(f[1], queue, id)
-    index_add('processing', queue, f[8], id, now)
+    index_add('processing', queue, f[8], id)
     zadd(B .. 'leases', expires, id)
     out[#out + 1] = id
     out[#out + 1] = f[2]

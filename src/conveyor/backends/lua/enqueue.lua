@@ -1,18 +1,34 @@
 -- enqueue: store new jobs in one atomic step, honouring idempotency keys.
 -- ARGV: 11 fields per job: id, task, queue, payload, priority,
---   run_at ('' = now + delay), delay, max_attempts, key ('' = none),
---   key_mode ('keep' | 'replace'), on_complete ('' = none).
+--   run_at (POSIX seconds as text; '' = now + delay), delay (seconds as text),
+--   max_attempts, key ('' = none), key_mode ('keep' | 'replace'), on_complete ('' = none).
 -- Returns id, state, created (1 | 0) per job, in input order.
 
-local now = clock()
+local now, now_s = clock()
 local out = {}
 local queues = {}
+local due_after = {} -- delay text -> due time text, computed once per distinct delay
+
+local function due_time(i)
+  local due = ARGV[i + 5]
+  if due ~= '' then
+    return due
+  end
+  local delay = ARGV[i + 6]
+  due = due_after[delay]
+  if due == nil then
+    local seconds = tonumber(delay)
+    due = seconds == 0 and now_s or fmt6(now + seconds)
+    due_after[delay] = due
+  end
+  return due
+end
 
 local function insert(i, id, key, due)
   local queue, priority = ARGV[i + 2], ARGV[i + 4]
   local fields = {
-    'id', id, 'task', ARGV[i + 1], 'queue', queue, 'state', 'pending', 'payload', ARGV[i + 3],
-    'priority', priority, 'run_at', due, 'created_at', now, 'attempt', 0, 'max_attempts', ARGV[i + 7],
+    'task', ARGV[i + 1], 'queue', queue, 'state', 'pending', 'payload', ARGV[i + 3],
+    'priority', priority, 'run_at', due, 'created_at', now_s, 'attempt', '0', 'max_attempts', ARGV[i + 7],
   }
   if key ~= '' then
     fields[#fields + 1] = 'key'
@@ -24,9 +40,7 @@ local function insert(i, id, key, due)
   end
   redis.call('HSET', B .. 'j:' .. id, unpack(fields))
   wait_add(queue, priority, due, id)
-  index_add('pending', queue, now, id, now)
-  zadd(B .. 'all', now, id)
-  zadd(B .. 'qa:' .. queue, now, id)
+  index_add('pending', queue, now_s, id)
   queues[queue] = true
 end
 
@@ -50,19 +64,14 @@ end
 
 for i = 1, #ARGV, 11 do
   local id = ARGV[i]
-  local stored = redis.call('HGET', B .. 'j:' .. id, 'state')
+  local stored = redis.call('EXISTS', B .. 'j:' .. id) == 1 and redis.call('HGET', B .. 'j:' .. id, 'state')
   if stored then
     -- The same job again (a producer retrying after a lost reply): never a duplicate.
     out[#out + 1] = id
     out[#out + 1] = stored
     out[#out + 1] = 0
   else
-    local due = ARGV[i + 5]
-    if due == '' then
-      due = now + tonumber(ARGV[i + 6])
-    else
-      due = tonumber(due)
-    end
+    local due = due_time(i)
     local key = ARGV[i + 8]
     local holder, holder_state = false, false
     if key ~= '' then

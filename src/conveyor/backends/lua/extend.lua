@@ -4,7 +4,7 @@
 -- held ones) whose cancellation was requested.
 
 local now = clock()
-local expires = now + tonumber(ARGV[1])
+local expires = fmt6(now + tonumber(ARGV[1]))
 local lost, flagged = {}, {}
 for i = 2, #ARGV, 2 do
   local id = ARGV[i]

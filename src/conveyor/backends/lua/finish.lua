@@ -6,7 +6,7 @@
 --   record: the attempt's JSON audit record ('' = none: it never started).
 -- Returns 1 (applied) or 0 (the lease was lost) per outcome.
 
-local now = clock()
+local now, now_s = clock()
 local retention_ms = tonumber(ARGV[1])
 local audit_max = tonumber(ARGV[2])
 local applied = {}
@@ -34,36 +34,36 @@ for i = 3, #ARGV, 9 do
     zrem(B .. 'leases', id)
     index_remove('processing', queue, id)
     if kind == 'completed' then
-      redis.call('HSET', jk, 'state', 'completed', 'finished_at', now)
       if nulls % 2 == 1 then
+        redis.call('HSET', jk, 'state', 'completed', 'finished_at', now_s)
         redis.call('HDEL', jk, 'result', 'error', 'traceback', 'lease_token', 'lease_expires_at')
       else
-        redis.call('HSET', jk, 'result', ARGV[i + 3])
+        redis.call('HSET', jk, 'state', 'completed', 'finished_at', now_s, 'result', ARGV[i + 3])
         redis.call('HDEL', jk, 'error', 'traceback', 'lease_token', 'lease_expires_at')
       end
-      index_add('completed', queue, created, id, now)
+      index_add('completed', queue, created, id)
       key_retain(f[6], id, retention_ms)
     elseif kind == 'retry' then
-      local due = now + tonumber(ARGV[i + 6])
+      local due = fmt6(now + tonumber(ARGV[i + 6]))
       redis.call('HSET', jk, 'state', 'retry', 'run_at', due)
       redis.call('HDEL', jk, 'lease_token', 'lease_expires_at')
       set_or_clear(jk, 'error', ARGV[i + 4], no_error)
       set_or_clear(jk, 'traceback', ARGV[i + 5], no_trace)
-      index_add('retry', queue, created, id, now)
+      index_add('retry', queue, created, id)
       wait_add(queue, f[4], due, id)
     elseif kind == 'released' then
       -- Back in line where it was (run_at unchanged); the attempt did not count.
       redis.call('HSET', jk, 'state', 'pending')
       redis.call('HINCRBY', jk, 'attempt', -1)
       redis.call('HDEL', jk, 'lease_token', 'lease_expires_at', 'worker', 'started_at')
-      index_add('pending', queue, created, id, now)
+      index_add('pending', queue, created, id)
       wait_add(queue, f[4], f[7], id)
     else -- failed or cancelled
-      redis.call('HSET', jk, 'state', kind, 'finished_at', now)
+      redis.call('HSET', jk, 'state', kind, 'finished_at', now_s)
       redis.call('HDEL', jk, 'lease_token', 'lease_expires_at')
       set_or_clear(jk, 'error', ARGV[i + 4], no_error)
       set_or_clear(jk, 'traceback', ARGV[i + 5], no_trace)
-      index_add(kind, queue, created, id, now)
+      index_add(kind, queue, created, id)
       key_release(f[6], id)
     end
     if ARGV[i + 8] ~= '' then

@@ -6,20 +6,27 @@
 -- atomic on a Redis Cluster too. Ids, names and payloads arrive in ARGV and
 -- are only ever used as data, never as code.
 --
--- Times are POSIX seconds from the server's TIME. Numbers handed to
--- redis.call are formatted by Redis with 17 significant digits (exact);
--- Lua's own tostring/.. keeps only 14, so floats are never concatenated.
+-- Times are POSIX seconds from the server's TIME, stored and scored as text
+-- with six decimals. A script formats "now" once and passes that text on:
+-- turning a Lua number into text costs about a microsecond per value, more
+-- than most of the per-job work. (Lua's own tostring keeps only 14 digits,
+-- so floats are never concatenated either.)
 
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 
 local B = KEYS[1]
-local FINAL = {completed = true, failed = true, cancelled = true}
 -- Wake-up tokens per queue: enough to wake a burst of idle workers, bounded.
 local MAX_TOKENS = 16
 
+-- The server's now, as a number and as text ("1712345678.000042").
 local function clock()
   local t = redis.call('TIME')
-  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+  local usec = t[2]
+  return tonumber(t[1]) + tonumber(usec) / 1000000, t[1] .. '.' .. string.rep('0', 6 - #usec) .. usec
+end
+
+local function fmt6(x)
+  return string.format('%.6f', x)
 end
 
 -- Sorted-set writes are deferred and merged per key, so a batch of N jobs
@@ -56,8 +63,29 @@ local function chunked(cmd, key, t)
   end
 end
 
+-- Key names are built once per script run: a batch touches few distinct keys.
+local key_memo = {}
+local function memo_key(kind, a, b)
+  local by_a = key_memo[kind]
+  if by_a == nil then
+    by_a = {}
+    key_memo[kind] = by_a
+  end
+  local by_b = by_a[a]
+  if by_b == nil then
+    by_b = {}
+    by_a[a] = by_b
+  end
+  local key = by_b[b]
+  if key == nil then
+    key = B .. kind .. a .. ':' .. b
+    by_b[b] = key
+  end
+  return key
+end
+
 local function waiting_key(queue, priority)
-  return B .. 'w:' .. queue .. ':' .. priority
+  return memo_key('w:', queue, priority)
 end
 
 -- A waiting (pending or retry) job sits in the sorted set of its queue and
@@ -76,25 +104,20 @@ end
 local function wait_remove(queue, priority, id)
   local key = waiting_key(queue, priority)
   zrem(key, id)
-  emptied[key] = {queue, priority}
+  if emptied[key] == nil then
+    emptied[key] = {queue, priority}
+  end
 end
 
--- State indexes, scored by created_at: s:<state> and sq:<queue>:<state> for
--- listings and counts, and f:<state> by finished_at for purging final states.
-local function index_add(state, queue, created, id, now)
-  zadd(B .. 's:' .. state, created, id)
-  zadd(B .. 'sq:' .. queue .. ':' .. state, created, id)
-  if FINAL[state] then
-    zadd(B .. 'f:' .. state, now, id)
-  end
+-- State indexes: sq:<queue>:<state> by created_at, the one index of a job's
+-- state, serves listings, counts and purges (a listing across states or
+-- queues merges their sets). A state change is one ZREM and one ZADD.
+local function index_add(state, queue, created, id)
+  zadd(memo_key('sq:', queue, state), created, id)
 end
 
 local function index_remove(state, queue, id)
-  zrem(B .. 's:' .. state, id)
-  zrem(B .. 'sq:' .. queue .. ':' .. state, id)
-  if FINAL[state] then
-    zrem(B .. 'f:' .. state, id)
-  end
+  zrem(memo_key('sq:', queue, state), id)
 end
 
 local function flush()
@@ -188,8 +211,6 @@ local function delete_job(id, f)
     zrem(B .. 'leases', id)
   end
   index_remove(state, queue, id)
-  zrem(B .. 'all', id)
-  zrem(B .. 'qa:' .. queue, id)
   key_release(f[4], id)
   local ak = B .. 'a:' .. id
   for i = 1, redis.call('LLEN', ak) do

@@ -1,61 +1,95 @@
--- list: jobs in one index (KEYS[2], a sorted set scored by created_at) within
--- a created_at range, optionally of one task.
--- ARGV: mode ('page' | 'ids'), min, max (ZRANGEBYSCORE bounds), offset, limit, task ('' = any).
--- page: total, then {flat HGETALL} per job, newest first (created_at desc, id desc).
--- ids: id, created_at pairs of every match, oldest first.
--- A task filter has no index of its own: it reads the jobs of the range (documented).
+-- list: jobs by status and/or queue within a created_at range, optionally of one task.
+-- ARGV: mode ('page' | 'ids'), status ('' = any), queue ('' = any), min, max
+--   (ZRANGEBYSCORE bounds on created_at), offset, limit, task ('' = any).
+-- page: total, then id, {flat HGETALL} per job, newest first (created_at desc, id desc).
+-- ids: id, created_at pairs of every match (unordered).
+-- The index: sq:<queue>:<status>, merged over queues and/or states when
+-- either is not given (a page reads at most offset + limit entries of each
+-- set). A task filter has no index: it reads the jobs of the range.
 
-local index, mode, lo, hi = KEYS[2], ARGV[1], ARGV[2], ARGV[3]
-local offset, limit, task = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+local mode, status, queue, lo, hi = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local offset, limit, task = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
 local CHUNK = 1000
 
-if mode == 'ids' then
-  local out = {}
-  local start = 0
-  while true do
-    local r = redis.call('ZRANGEBYSCORE', index, lo, hi, 'WITHSCORES', 'LIMIT', start, CHUNK)
-    for j = 1, #r, 2 do
-      if task == '' or redis.call('HGET', B .. 'j:' .. r[j], 'task') == task then
-        out[#out + 1] = r[j]
-        out[#out + 1] = r[j + 1]
-      end
-    end
-    if #r < 2 * CHUNK then
-      return out
-    end
-    start = start + CHUNK
+local STATES = {'pending', 'processing', 'retry', 'completed', 'failed', 'cancelled'}
+local queues = queue ~= '' and {queue} or redis.call('SMEMBERS', B .. 'queues')
+local states = status ~= '' and {status} or STATES
+local keys = {}
+for _, q in ipairs(queues) do
+  for _, s in ipairs(states) do
+    keys[#keys + 1] = B .. 'sq:' .. q .. ':' .. s
   end
 end
 
-local ids, total
-if task == '' then
-  total = redis.call('ZCOUNT', index, lo, hi)
+local function newest_first(a, b)
+  if a[2] ~= b[2] then
+    return a[2] > b[2]
+  end
+  return a[1] > b[1]
+end
+
+-- Every (id, created_at) of the range with the task, from every index.
+local function matches()
+  local found = {}
+  for _, key in ipairs(keys) do
+    local start = 0
+    while true do
+      local r = redis.call('ZRANGEBYSCORE', key, lo, hi, 'WITHSCORES', 'LIMIT', start, CHUNK)
+      for j = 1, #r, 2 do
+        if task == '' or redis.call('HGET', B .. 'j:' .. r[j], 'task') == task then
+          found[#found + 1] = {r[j], tonumber(r[j + 1])}
+        end
+      end
+      if #r < 2 * CHUNK then
+        break
+      end
+      start = start + CHUNK
+    end
+  end
+  return found
+end
+
+if mode == 'ids' then
+  local out = {}
+  for _, m in ipairs(matches()) do
+    out[#out + 1] = m[1]
+    out[#out + 1] = fmt(m[2])
+  end
+  return out
+end
+
+local ids, total = {}, 0
+if task == '' and #keys == 1 then
+  total = redis.call('ZCOUNT', keys[1], lo, hi)
   if limit > 0 then
-    ids = redis.call('ZREVRANGEBYSCORE', index, hi, lo, 'LIMIT', offset, limit)
-  else
-    ids = {}
+    ids = redis.call('ZREVRANGEBYSCORE', keys[1], hi, lo, 'LIMIT', offset, limit)
   end
 else
-  ids, total = {}, 0
-  local start = 0
-  while true do
-    local r = redis.call('ZREVRANGEBYSCORE', index, hi, lo, 'LIMIT', start, CHUNK)
-    for _, id in ipairs(r) do
-      if redis.call('HGET', B .. 'j:' .. id, 'task') == task then
-        if total >= offset and #ids < limit then
-          ids[#ids + 1] = id
+  local found
+  if task == '' then
+    -- Merge the heads: no page reaches past offset + limit of any one index.
+    found = {}
+    for _, key in ipairs(keys) do
+      total = total + redis.call('ZCOUNT', key, lo, hi)
+      if limit > 0 then
+        local r = redis.call('ZREVRANGEBYSCORE', key, hi, lo, 'WITHSCORES', 'LIMIT', 0, offset + limit)
+        for j = 1, #r, 2 do
+          found[#found + 1] = {r[j], tonumber(r[j + 1])}
         end
-        total = total + 1
       end
     end
-    if #r < CHUNK then
-      break
-    end
-    start = start + CHUNK
+  else
+    found = matches()
+    total = #found
+  end
+  table.sort(found, newest_first)
+  for i = offset + 1, math.min(#found, offset + limit) do
+    ids[#ids + 1] = found[i][1]
   end
 end
 local out = {total}
 for _, id in ipairs(ids) do
+  out[#out + 1] = id
   out[#out + 1] = redis.call('HGETALL', B .. 'j:' .. id)
 end
 return out

@@ -6,7 +6,7 @@
 -- was for a job already claimed, and a later enqueue pushes a fresh one, so
 -- the worker's following BLPOP can neither miss a job nor spin on stale tokens.
 
-local now = clock()
+local now, now_s = clock()
 local earliest = false
 for _, queue in ipairs(ARGV) do
   local ps = redis.call('ZRANGE', B .. 'wp:' .. queue, 0, -1)

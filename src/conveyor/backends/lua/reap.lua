@@ -4,10 +4,10 @@
 -- ARGV: limit, error text (base.WORKER_LOST), audit_max.
 -- Returns requeued, failed.
 
-local now = clock()
+local now, now_s = clock()
 local lost_error = ARGV[2]
 local requeued, failed = 0, 0
-local ids = redis.call('ZRANGEBYSCORE', B .. 'leases', '-inf', '(' .. fmt(now), 'LIMIT', 0, tonumber(ARGV[1]))
+local ids = redis.call('ZRANGEBYSCORE', B .. 'leases', '-inf', '(' .. now_s, 'LIMIT', 0, tonumber(ARGV[1]))
 for _, id in ipairs(ids) do
   local jk = B .. 'j:' .. id
   local f = redis.call('HMGET', jk, 'state', 'attempt', 'max_attempts', 'worker', 'started_at',
@@ -20,24 +20,24 @@ for _, id in ipairs(ids) do
     redis.call('HDEL', jk, 'lease_token', 'lease_expires_at')
     if f[6] == '1' then
       outcome = 'cancelled'
-      redis.call('HSET', jk, 'state', 'cancelled', 'finished_at', now, 'error', lost_error)
+      redis.call('HSET', jk, 'state', 'cancelled', 'finished_at', now_s, 'error', lost_error)
       redis.call('HDEL', jk, 'traceback')
-      index_add('cancelled', queue, created, id, now)
+      index_add('cancelled', queue, created, id)
       key_release(f[10], id)
     elseif tonumber(f[2]) >= tonumber(f[3]) then
       failed = failed + 1
-      redis.call('HSET', jk, 'state', 'failed', 'finished_at', now, 'error', lost_error)
+      redis.call('HSET', jk, 'state', 'failed', 'finished_at', now_s, 'error', lost_error)
       redis.call('HDEL', jk, 'traceback')
-      index_add('failed', queue, created, id, now)
+      index_add('failed', queue, created, id)
       key_release(f[10], id)
     else
       requeued = requeued + 1
-      redis.call('HSET', jk, 'state', 'pending', 'run_at', now, 'error', lost_error)
-      index_add('pending', queue, created, id, now)
-      wait_add(queue, f[8], now, id)
+      redis.call('HSET', jk, 'state', 'pending', 'run_at', now_s, 'error', lost_error)
+      index_add('pending', queue, created, id)
+      wait_add(queue, f[8], now_s, id)
     end
     audit(id, cjson.encode({
-      tonumber(f[2]), f[4] or cjson.null, f[5] or cjson.null, fmt(now), outcome, lost_error,
+      tonumber(f[2]), f[4] or cjson.null, f[5] or cjson.null, now_s, outcome, lost_error,
       cjson.null, cjson.null, cjson.null,
     }))
   end

@@ -4,7 +4,7 @@
 -- Returns one code per id: 'ok', 'missing', 'conflict' (another waiting job
 -- holds its idempotency key), or the state that forbids it.
 
-local now = clock()
+local _, now_s = clock()
 local out = {}
 for i = 3, #ARGV do
   local id = ARGV[i]
@@ -29,14 +29,14 @@ for i = 3, #ARGV do
     end
   end
   if code == 'ok' then
-    redis.call('HSET', jk, 'state', 'pending', 'attempt', 0, 'run_at', now, 'cancel_requested', 0)
+    redis.call('HSET', jk, 'state', 'pending', 'attempt', '0', 'run_at', now_s, 'cancel_requested', '0')
     redis.call('HDEL', jk, 'finished_at', 'started_at', 'error', 'traceback', 'result', 'worker')
     if ARGV[1] == '1' then
       redis.call('HSET', jk, 'payload', ARGV[2])
     end
     index_remove(f[1], f[2], id)
-    index_add('pending', f[2], f[4], id, now)
-    wait_add(f[2], f[3], now, id)
+    index_add('pending', f[2], f[4], id)
+    wait_add(f[2], f[3], now_s, id)
   end
   out[#out + 1] = code
 end

@@ -3,7 +3,7 @@
 -- Returns oldest_run_at (false if none), then per queue with jobs: name and
 -- its six counts in the order of ARGV (the state words).
 
-local now = clock()
+local now, now_s = clock()
 local out = {false}
 local oldest = false
 for _, queue in ipairs(redis.call('SMEMBERS', B .. 'queues')) do
@@ -24,7 +24,7 @@ for _, queue in ipairs(redis.call('SMEMBERS', B .. 'queues')) do
   for _, priority in ipairs(redis.call('ZRANGE', B .. 'wp:' .. queue, 0, -1)) do
     local key, start, done = waiting_key(queue, priority), 0, false
     while not done do
-      local r = redis.call('ZRANGEBYSCORE', key, '-inf', now, 'WITHSCORES', 'LIMIT', start, 100)
+      local r = redis.call('ZRANGEBYSCORE', key, '-inf', now_s, 'WITHSCORES', 'LIMIT', start, 100)
       for j = 1, #r, 2 do
         local due = tonumber(r[j + 1])
         if oldest and due >= oldest then
@@ -47,4 +47,4 @@ end
 if oldest then
   out[1] = fmt(oldest)
 end
-return {fmt(now), out}
+return {now_s, out}
