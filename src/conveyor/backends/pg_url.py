@@ -1,8 +1,8 @@
 """PostgreSQL backend URLs: Conveyor's own query parameters, split from what libpq takes.
 
 ``postgresql://user:pass@host:5432/db?schema=conveyor&pool_max=10&sslmode=require``:
-``schema``, ``pool_min``, ``pool_max``, ``pool_timeout``, ``listen``, ``poll`` and
-``prepare_threshold`` are Conveyor's; every other parameter goes to libpq unchanged
+``schema``, ``pool_min``, ``pool_max``, ``pool_timeout``, ``listen``, ``poll``,
+``prepare_threshold`` and ``worker_commit`` are Conveyor's; every other parameter goes to libpq unchanged
 (and is checked by libpq's own parser, so a typo fails here, not at the first query).
 """
 
@@ -14,6 +14,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import BadURL
 
+OURS = frozenset(
+    {"schema", "pool_min", "pool_max", "pool_timeout", "listen", "poll", "prepare_threshold", "worker_commit"}
+)
 SCHEMA_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 DEFAULT_SCHEMA = "conveyor"
 
@@ -45,8 +48,13 @@ class PostgresOptions:
     listen: bool = True
     #: Seconds between polls when LISTEN is off or its connection is down.
     poll: float = 1.0
-    #: Executions of a query before psycopg prepares it server-side; None never prepares.
-    prepare_threshold: int | None = 5
+    #: Executions of a query before psycopg prepares it server-side; None never prepares
+    #: (for poolers in transaction mode that cannot keep prepared statements).
+    prepare_threshold: int | None = 0
+    #: synchronous_commit of the worker's own writes (claim, renewal, outcomes, reaping):
+    #: ``off`` (default) saves a WAL flush per round trip, and a write lost in a server crash
+    #: only makes a job run again; ``on`` makes them as durable as enqueues.
+    worker_commit: str = "off"
 
     @property
     def channel(self) -> str:
@@ -101,7 +109,7 @@ def parse_postgres_url(url: str) -> PostgresOptions:
     ours: dict[str, str] = {}
     theirs: list[tuple[str, str]] = []
     for name, value in params:
-        if name in ("schema", "pool_min", "pool_max", "pool_timeout", "listen", "poll", "prepare_threshold"):
+        if name in OURS:
             ours[name] = value
         else:
             theirs.append((name, value))
@@ -114,7 +122,7 @@ def parse_postgres_url(url: str) -> PostgresOptions:
     pool_max = _int("pool_max", ours.get("pool_max", "10"), url, 1)
     if pool_max < max(pool_min, 1):
         raise BadURL(f"pool_max ({pool_max}) must be >= pool_min ({pool_min}) in {redact(url)!r}")
-    prepare: int | None = 5
+    prepare: int | None = 0
     raw_prepare = ours.get("prepare_threshold")
     if raw_prepare is not None:
         prepare = (
@@ -122,6 +130,9 @@ def parse_postgres_url(url: str) -> PostgresOptions:
             if raw_prepare.lower() in ("", "none", "off")
             else _int("prepare_threshold", raw_prepare, url, 0)
         )
+    worker_commit = ours.get("worker_commit", "off").lower()
+    if worker_commit not in ("off", "on"):
+        raise BadURL(f"worker_commit must be off or on, got {worker_commit!r} in {redact(url)!r}")
     given = {name for name, _ in theirs}
     theirs += [(k, v) for k, v in LIBPQ_DEFAULTS.items() if k not in given]
     conninfo = urlunsplit(parts._replace(scheme="postgresql", query=urlencode(theirs)))
@@ -135,6 +146,7 @@ def parse_postgres_url(url: str) -> PostgresOptions:
         listen=_bool("listen", ours.get("listen", "true"), url),
         poll=_seconds("poll", ours.get("poll", "1"), url),
         prepare_threshold=prepare,
+        worker_commit=worker_commit,
     )
 
 

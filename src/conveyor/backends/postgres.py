@@ -127,6 +127,16 @@ def _query_params(query: JobQuery) -> dict[str, Any]:
     }
 
 
+def _configure(conn: Conn) -> None:
+    """Session settings of every pooled connection.
+
+    Generic plans: our statements have fixed shapes, so each is planned once per connection
+    instead of at every execution (left to itself PostgreSQL re-plans the claim every time,
+    which costs as much as running it). Admin listings ask for custom plans per transaction.
+    """
+    conn.execute("SET plan_cache_mode = force_generic_plan")
+
+
 def _check_idle(conn: Conn) -> None:
     """Pool check: refuse a connection the server has closed or messaged while it sat idle.
 
@@ -162,6 +172,8 @@ class PostgresBackend:
         self._listener: Listener | None = None
         self._ready = False
         self._local = threading.local()
+        #: synchronous_commit for the worker's writes; None keeps the server's setting.
+        self._commit: str | None = "off" if self.options.worker_commit == "off" else None
 
     def __repr__(self) -> str:
         return f"<PostgresBackend {redact(self.url)} schema={self.schema}>"
@@ -178,6 +190,7 @@ class PostgresBackend:
                         min_size=opts.pool_min,
                         max_size=opts.pool_max,
                         kwargs={"autocommit": True, "prepare_threshold": opts.prepare_threshold},
+                        configure=_configure,
                         check=_check_idle,
                         timeout=opts.pool_timeout,
                         name=f"conveyor.{self.schema}",
@@ -222,6 +235,14 @@ class PostgresBackend:
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
+
+    @contextmanager
+    def _custom_plans(self) -> Iterator[Conn]:
+        """A transaction planned for its actual values: listings whose best plan depends on
+        the filters, limit and offset given (the pool's sessions otherwise reuse generic plans)."""
+        with self._conn() as conn, conn.transaction():
+            conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+            yield conn
 
     def _one(self, query: LiteralString | sql.Composed, params: dict[str, Any] | None = None) -> Row:
         rows = self._execute(query, params or {})
@@ -276,16 +297,19 @@ class PostgresBackend:
             raise ValueError(f"to_version must be one of {sorted(MIGRATIONS)}, got {to_version!r}")
         q = self.queries
         with self._raw_conn() as conn, conn.transaction():
-            conn.execute(q["migrate_lock"], {"schema": self.schema})
-            if not _first(conn.execute(q["schema_exists"], {"schema": self.schema}).fetchone()):
-                conn.execute(q["create_schema"])
-            conn.execute(q["version_table"])
-            current: int = _first(conn.execute(q["schema_version"]).fetchone())
+            # Unprepared: DDL and one-off statements, and a migration is several statements.
+            conn.execute(q["migrate_lock"], {"schema": self.schema}, prepare=False)
+            if not _first(
+                conn.execute(q["schema_exists"], {"schema": self.schema}, prepare=False).fetchone()
+            ):
+                conn.execute(q["create_schema"], prepare=False)
+            conn.execute(q["version_table"], prepare=False)
+            current: int = _first(conn.execute(q["schema_version"], prepare=False).fetchone())
             if current > SCHEMA_VERSION:
                 self._refuse_mismatch(current)
             for version in range(current + 1, target + 1):
-                conn.execute(q.migration(version))
-                conn.execute(q["record_version"], {"version": version})
+                conn.execute(q.migration(version), prepare=False)
+                conn.execute(q["record_version"], {"version": version}, prepare=False)
         if target == SCHEMA_VERSION:
             self._ready = True
 
@@ -343,7 +367,7 @@ class PostgresBackend:
             "queues": [j.queue for j in jobs],
             "payloads": [j.payload for j in jobs],
             "priorities": [j.priority for j in jobs],
-            "run_ats": [j.run_at for j in jobs],
+            "run_ats": [_float(j.run_at) for j in jobs],
             "delays": [float(j.delay) for j in jobs],
             "max_attempts": [j.max_attempts for j in jobs],
             "on_completes": [j.on_complete for j in jobs],
@@ -391,6 +415,7 @@ class PostgresBackend:
                 "token": token,
                 "lease": float(request.lease_seconds),
                 "worker": request.worker_id,
+                "commit": self._commit,
             },
         )
         claimed = [
@@ -475,6 +500,7 @@ class PostgresBackend:
                 "ids": [lease.job_id for lease in ordered],
                 "tokens": [lease.lease_token for lease in ordered],
                 "lease": float(lease_seconds),
+                "commit": self._commit,
             },
         )
         held = {r[0] for r in rows}
@@ -499,10 +525,11 @@ class PostgresBackend:
                 "delays": [float(o.retry_delay) for o in ordered],
                 "attempts": [o.attempt for o in ordered],
                 "workers": [o.worker for o in ordered],
-                "started": [o.started_at for o in ordered],
-                "finished": [o.finished_at for o in ordered],
+                "started": [_float(o.started_at) for o in ordered],
+                "finished": [_float(o.finished_at) for o in ordered],
                 "status_codes": [o.status_code for o in ordered],
                 "excerpts": [o.response_excerpt for o in ordered],
+                "commit": self._commit,
             },
         )
         applied = {(r[0], r[1]) for r in rows}
@@ -510,7 +537,7 @@ class PostgresBackend:
 
     def reap_expired(self, limit: int = 500) -> ReapResult:
         """Requeue lapsed leases (the attempt counts); fail them when attempts are spent."""
-        row = self._one(self.queries["reap"], {"limit": limit, "error": WORKER_LOST})
+        row = self._one(self.queries["reap"], {"limit": limit, "error": WORKER_LOST, "commit": self._commit})
         return ReapResult(requeued=int(row[0]), failed=int(row[1]))
 
     # -- admin -------------------------------------------------------------------------
@@ -528,7 +555,7 @@ class PostgresBackend:
     def list_jobs(self, query: JobQuery) -> Page:
         """A page of jobs, newest first, and the total that matched."""
         params = _query_params(query)
-        with self._conn() as conn:
+        with self._custom_plans() as conn:
             total = _first(conn.execute(self.queries.filtered("count_jobs", query), params).fetchone())
             rows = conn.execute(self.queries.filtered("list_jobs", query), params).fetchall()
         return Page([_record(r) for r in rows], int(total))
@@ -567,7 +594,8 @@ class PostgresBackend:
         statement = self.queries.filtered("resubmit_many", query)
         for attempt in range(5):
             try:
-                return int(self._one(statement, params)[0])
+                with self._custom_plans() as conn:
+                    return int(_first(conn.execute(statement, params).fetchone()))
             except psycopg.errors.UniqueViolation:
                 # A producer took one of the keys between our check and our update: the
                 # statement rolled back, and the next pass sees that job and skips its key.
@@ -600,20 +628,25 @@ class PostgresBackend:
 
     def purge(self, states: Sequence[State], before: float, batch_size: int = 1000) -> int:
         """Delete one batch of finished jobs (and their audit records): one short statement."""
-        row = self._one(
-            self.queries["purge"], {"states": list(states), "before": float(before), "limit": batch_size}
-        )
-        return int(row[0])
+        params = {"states": list(states), "before": float(before), "limit": batch_size}
+        with self._custom_plans() as conn:
+            return int(_first(conn.execute(self.queries["purge"], params).fetchone()))
 
     def audits(self, job_id: str | None = None, limit: int = 50, offset: int = 0) -> list[AttemptRecord]:
         """Attempt records, newest first."""
         if job_id is None:
-            rows = self._execute(self.queries["audits_all"], {"limit": limit, "offset": offset})
+            with self._custom_plans() as conn:
+                rows = conn.execute(self.queries["audits_all"], {"limit": limit, "offset": offset}).fetchall()
         else:
             rows = self._execute(
                 self.queries["audits_job"], {"job_id": job_id, "limit": limit, "offset": offset}
             )
         return [_attempt(r) for r in rows]
+
+
+def _float(value: float | None) -> float | None:
+    """Array parameters travel in binary, one element type per array: ints become floats."""
+    return None if value is None else float(value)
 
 
 def _first(row: Row | None) -> Any:

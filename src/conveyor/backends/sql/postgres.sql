@@ -47,11 +47,14 @@ CREATE INDEX jobs_lease ON {schema}.jobs (lease_expires_at) WHERE state = 'proce
 CREATE UNIQUE INDEX jobs_key_waiting ON {schema}.jobs (key)
     WHERE key IS NOT NULL AND state IN ('pending', 'retry');
 -- Key lookups in the other states (a running holder, a recently completed one).
-CREATE INDEX jobs_key ON {schema}.jobs (key, created_at DESC) WHERE key IS NOT NULL;
--- Admin listings newest first, overall and by state; counts by state.
-CREATE INDEX jobs_created ON {schema}.jobs (created_at DESC, id DESC);
-CREATE INDEX jobs_state_created ON {schema}.jobs (state, created_at DESC, id DESC);
--- Purge by age.
+CREATE INDEX jobs_key ON {schema}.jobs (key, created_at) WHERE key IS NOT NULL;
+-- Admin listings, newest first by a backward scan. Ascending, because new rows then land on
+-- the rightmost leaf, which btree inserts into cheaply; a DESC index would split its leftmost
+-- page over and over. A listing filtered by state finds its rows through the index of that
+-- state (claim, lease, finished) instead of a (state, created_at) index that every insert,
+-- claim and finish would pay for.
+CREATE INDEX jobs_created ON {schema}.jobs (created_at, id);
+-- Purge by age; counts and listings of finished states.
 CREATE INDEX jobs_finished ON {schema}.jobs (state, finished_at) WHERE finished_at IS NOT NULL;
 
 CREATE TABLE {schema}.attempts (
@@ -281,9 +284,9 @@ WITH inserted AS (
     SELECT t.id, t.task, t.queue, 'pending', t.payload, t.priority,
            coalesce(to_timestamp(t.run_at), statement_timestamp() + t.delay * interval '1 second'),
            statement_timestamp(), t.max_attempts, t.on_complete
-    FROM unnest(%(ids)s::text[], %(tasks)s::text[], %(queues)s::text[], %(payloads)s::text[],
-                %(priorities)s::integer[], %(run_ats)s::float8[], %(delays)s::float8[],
-                %(max_attempts)s::integer[], %(on_completes)s::text[])
+    FROM unnest(%(ids)b::text[], %(tasks)b::text[], %(queues)b::text[], %(payloads)b::text[],
+                %(priorities)b::integer[], %(run_ats)b::float8[], %(delays)b::float8[],
+                %(max_attempts)b::integer[], %(on_completes)b::text[])
          AS t(id, task, queue, payload, priority, run_at, delay, max_attempts, on_complete)
     RETURNING queue, run_at
 )
@@ -294,29 +297,38 @@ FROM (SELECT DISTINCT queue FROM inserted WHERE run_at <= statement_timestamp())
 -- A batch with idempotency keys: settled one by one, in order, by enqueue_job.
 SELECT e.id, e.state, e.created
 FROM {schema}.enqueue_jobs(
-    %(ids)s::text[], %(tasks)s::text[], %(queues)s::text[], %(payloads)s::text[],
-    %(priorities)s::integer[], %(run_ats)s::float8[], %(delays)s::float8[], %(max_attempts)s::integer[],
-    %(keys)s::text[], %(key_modes)s::text[], %(on_completes)s::text[], %(key_retention)s::float8) AS e
+    %(ids)b::text[], %(tasks)b::text[], %(queues)b::text[], %(payloads)b::text[],
+    %(priorities)b::integer[], %(run_ats)b::float8[], %(delays)b::float8[], %(max_attempts)b::integer[],
+    %(keys)b::text[], %(key_modes)b::text[], %(on_completes)b::text[], %(key_retention)s::float8) AS e
 
 -- ---------------------------------------------------------------------------------------
 -- Workers
+--
+-- The worker's own writes (claim, lease renewal, outcomes, reaping) set synchronous_commit
+-- for their one-statement transaction to 'off' by default (the worker_commit URL parameter;
+-- NULL keeps the session's setting). Losing such a commit in a server crash only makes a job run again, which
+-- at-least-once allows: an un-persisted claim leaves the job pending, an un-persisted outcome
+-- leaves it leased until the reaper requeues it. Enqueues always commit synchronously.
 -- ---------------------------------------------------------------------------------------
 
 -- name: claim
 -- One statement. `levels` finds the distinct priorities of each queue's waiting jobs by a
 -- loose index scan (one probe per level), so jobs that are not due yet are never walked
 -- through; each (queue, priority) range then yields its due jobs in (run_at, id) order,
--- skipping rows another worker is claiming. The MATERIALIZED CTE is the optimisation fence
--- that keeps the UPDATE from touching more rows than the LIMIT.
+-- skipping rows another worker is claiming. The probes climb from the lowest priority with
+-- min(): each lands on the tail of a range (the newest jobs), never on its head, where the
+-- index entries of just-claimed jobs pile up until VACUUM removes them. The MATERIALIZED
+-- CTE is the optimisation fence that keeps the UPDATE from touching more rows than the LIMIT.
 WITH RECURSIVE levels AS (
     SELECT q.queue,
-           (SELECT max(j.priority) FROM {schema}.jobs j
+           (SELECT min(j.priority) FROM {schema}.jobs j
             WHERE j.queue = q.queue AND j.state IN ('pending', 'retry')) AS priority
-    FROM unnest(%(queues)s::text[]) AS q(queue)
+    FROM unnest(%(queues)b::text[]) AS q(queue)
+    WHERE set_config('synchronous_commit', coalesce(%(commit)s::text, current_setting('synchronous_commit')), true) IS NOT NULL  -- see worker_commit
     UNION ALL
     SELECT l.queue,
-           (SELECT max(j.priority) FROM {schema}.jobs j
-            WHERE j.queue = l.queue AND j.state IN ('pending', 'retry') AND j.priority < l.priority)
+           (SELECT min(j.priority) FROM {schema}.jobs j
+            WHERE j.queue = l.queue AND j.state IN ('pending', 'retry') AND j.priority > l.priority)
     FROM levels l
     WHERE l.priority IS NOT NULL
 ),
@@ -339,8 +351,7 @@ candidates AS MATERIALIZED (
 UPDATE {schema}.jobs j
 SET state = 'processing', attempt = j.attempt + 1, lease_token = %(token)s,
     lease_expires_at = now() + %(lease)s * interval '1 second', worker = %(worker)s, started_at = now()
-FROM candidates c
-WHERE j.id = c.id
+WHERE j.id = ANY(ARRAY(SELECT c.id FROM candidates c))
 RETURNING j.id, j.task, j.queue, j.payload, j.attempt, j.max_attempts, j.priority, j.key, j.on_complete,
           extract(epoch FROM j.created_at)::float8, extract(epoch FROM j.run_at)::float8
 
@@ -349,13 +360,13 @@ RETURNING j.id, j.task, j.queue, j.payload, j.attempt, j.max_attempts, j.priorit
 -- with the same loose index scan as the claim.
 WITH RECURSIVE levels AS (
     SELECT q.queue,
-           (SELECT max(j.priority) FROM {schema}.jobs j
+           (SELECT min(j.priority) FROM {schema}.jobs j
             WHERE j.queue = q.queue AND j.state IN ('pending', 'retry')) AS priority
-    FROM unnest(%(queues)s::text[]) AS q(queue)
+    FROM unnest(%(queues)b::text[]) AS q(queue)
     UNION ALL
     SELECT l.queue,
-           (SELECT max(j.priority) FROM {schema}.jobs j
-            WHERE j.queue = l.queue AND j.state IN ('pending', 'retry') AND j.priority < l.priority)
+           (SELECT min(j.priority) FROM {schema}.jobs j
+            WHERE j.queue = l.queue AND j.state IN ('pending', 'retry') AND j.priority > l.priority)
     FROM levels l
     WHERE l.priority IS NOT NULL
 )
@@ -372,8 +383,9 @@ WHERE l.priority IS NOT NULL
 -- name: extend_leases
 UPDATE {schema}.jobs j
 SET lease_expires_at = now() + %(lease)s * interval '1 second'
-FROM unnest(%(ids)s::text[], %(tokens)s::text[]) AS l(id, token)
-WHERE j.id = l.id AND j.lease_token = l.token AND j.state = 'processing'
+FROM unnest(%(ids)b::text[], %(tokens)b::text[]) AS l(id, token)
+WHERE j.id = l.id AND j.lease_token = l.token AND j.state = 'processing' AND j.id = ANY(%(ids)b::text[])
+  AND set_config('synchronous_commit', coalesce(%(commit)s::text, current_setting('synchronous_commit')), true) IS NOT NULL
 RETURNING j.id, j.cancel_requested
 
 -- name: finish
@@ -382,12 +394,13 @@ RETURNING j.id, j.cancel_requested
 -- that are due again at once (released, or retried without delay).
 WITH outcome AS MATERIALIZED (
     SELECT *
-    FROM unnest(%(ids)s::text[], %(tokens)s::text[], %(kinds)s::text[], %(results)s::text[],
-                %(errors)s::text[], %(tracebacks)s::text[], %(delays)s::float8[], %(attempts)s::integer[],
-                %(workers)s::text[], %(started)s::float8[], %(finished)s::float8[],
-                %(status_codes)s::integer[], %(excerpts)s::text[])
+    FROM unnest(%(ids)b::text[], %(tokens)b::text[], %(kinds)b::text[], %(results)b::text[],
+                %(errors)b::text[], %(tracebacks)b::text[], %(delays)b::float8[], %(attempts)b::integer[],
+                %(workers)b::text[], %(started)b::float8[], %(finished)b::float8[],
+                %(status_codes)b::integer[], %(excerpts)b::text[])
          AS o(id, token, kind, result, error, traceback, delay, attempt, worker, started_at, finished_at,
               status_code, response_excerpt)
+    WHERE set_config('synchronous_commit', coalesce(%(commit)s::text, current_setting('synchronous_commit')), true) IS NOT NULL
 ),
 completed AS (
     UPDATE {schema}.jobs j
@@ -395,6 +408,7 @@ completed AS (
         lease_token = NULL, lease_expires_at = NULL
     FROM outcome o
     WHERE o.kind = 'completed' AND j.id = o.id AND j.lease_token = o.token AND j.state = 'processing'
+      AND j.id = ANY(%(ids)b::text[])
     RETURNING j.id, o.token
 ),
 retried AS (
@@ -403,6 +417,7 @@ retried AS (
         traceback = o.traceback, lease_token = NULL, lease_expires_at = NULL
     FROM outcome o
     WHERE o.kind = 'retry' AND j.id = o.id AND j.lease_token = o.token AND j.state = 'processing'
+      AND j.id = ANY(%(ids)b::text[])
     RETURNING j.id, o.token, j.queue, j.run_at
 ),
 failed AS (
@@ -411,6 +426,7 @@ failed AS (
         lease_token = NULL, lease_expires_at = NULL
     FROM outcome o
     WHERE o.kind = 'failed' AND j.id = o.id AND j.lease_token = o.token AND j.state = 'processing'
+      AND j.id = ANY(%(ids)b::text[])
     RETURNING j.id, o.token
 ),
 cancelled AS (
@@ -419,6 +435,7 @@ cancelled AS (
         lease_token = NULL, lease_expires_at = NULL
     FROM outcome o
     WHERE o.kind = 'cancelled' AND j.id = o.id AND j.lease_token = o.token AND j.state = 'processing'
+      AND j.id = ANY(%(ids)b::text[])
     RETURNING j.id, o.token
 ),
 released AS (
@@ -428,6 +445,7 @@ released AS (
         worker = NULL, started_at = NULL
     FROM outcome o
     WHERE o.kind = 'released' AND j.id = o.id AND j.lease_token = o.token AND j.state = 'processing'
+      AND j.id = ANY(%(ids)b::text[])
     RETURNING j.id, o.token, j.queue
 ),
 applied AS (
@@ -459,28 +477,28 @@ SELECT a.id, a.token, (SELECT count(*) FROM woken) FROM applied a
 -- keeps its counted attempt; one whose attempts are spent fails as "worker lost"; one whose
 -- cancellation was requested ends cancelled. Each gets its audit row.
 WITH expired AS MATERIALIZED (
-    SELECT j.id, j.attempt, j.max_attempts, j.worker, j.started_at, j.cancel_requested
+    SELECT j.id
     FROM {schema}.jobs j
     WHERE j.state = 'processing' AND j.lease_expires_at < now()
+      AND set_config('synchronous_commit', coalesce(%(commit)s::text, current_setting('synchronous_commit')), true) IS NOT NULL
     ORDER BY j.lease_expires_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ),
 reaped AS (
     UPDATE {schema}.jobs j
-    SET state = CASE WHEN e.cancel_requested THEN 'cancelled'
-                     WHEN e.attempt >= e.max_attempts THEN 'failed'
+    SET state = CASE WHEN j.cancel_requested THEN 'cancelled'
+                     WHEN j.attempt >= j.max_attempts THEN 'failed'
                      ELSE 'pending' END,
-        finished_at = CASE WHEN e.cancel_requested OR e.attempt >= e.max_attempts
+        finished_at = CASE WHEN j.cancel_requested OR j.attempt >= j.max_attempts
                            THEN now() ELSE j.finished_at END,
-        run_at = CASE WHEN e.cancel_requested OR e.attempt >= e.max_attempts
+        run_at = CASE WHEN j.cancel_requested OR j.attempt >= j.max_attempts
                       THEN j.run_at ELSE now() END,
-        traceback = CASE WHEN e.cancel_requested OR e.attempt >= e.max_attempts
+        traceback = CASE WHEN j.cancel_requested OR j.attempt >= j.max_attempts
                          THEN NULL ELSE j.traceback END,
         error = %(error)s, lease_token = NULL, lease_expires_at = NULL
-    FROM expired e
-    WHERE j.id = e.id
-    RETURNING j.id, j.state, j.queue, e.attempt, e.worker, e.started_at
+    WHERE j.id = ANY(ARRAY(SELECT e.id FROM expired e))
+    RETURNING j.id, j.state, j.queue, j.attempt, j.worker, j.started_at
 ),
 audited AS (
     INSERT INTO {schema}.attempts (job_id, attempt, worker, started_at, finished_at, outcome, error)
@@ -620,7 +638,7 @@ SELECT count(*) FROM gone
 WITH doomed AS MATERIALIZED (
     SELECT j.id
     FROM {schema}.jobs j
-    WHERE j.state = ANY(%(states)s::text[]) AND j.finished_at < to_timestamp(%(before)s)
+    WHERE j.state = ANY(%(states)b::text[]) AND j.finished_at < to_timestamp(%(before)s)
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ),
