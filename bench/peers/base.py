@@ -163,3 +163,35 @@ def package_versions(names: tuple[str, ...]) -> dict[str, str]:
 def chunks(n: int, size: int = 1000) -> list[int]:
     """Split ``n`` into chunk sizes of at most ``size``."""
     return [min(size, n - start) for start in range(0, n, size)]
+
+
+def flush_redis_db(url: str) -> None:
+    """Empty the session's Redis database (the orchestrator gives peers a database of their own)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
+class AsyncAdapter(Adapter):
+    """An adapter whose client is asyncio: one event loop for the session."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import asyncio
+
+        self.loop = asyncio.new_event_loop()
+
+    def run(self, coro: Any) -> Any:
+        """Run a coroutine on the session's loop."""
+        return self.loop.run_until_complete(coro)
+
+    async def gather_chunks(self, make: Any, n: int, width: int = 100) -> None:
+        """Await ``make(i)`` for ``i`` in ``range(n)``, ``width`` in flight at a time (pipelined enqueue)."""
+        import asyncio
+
+        for start in range(0, n, width):
+            await asyncio.gather(*(make(i) for i in range(start, min(n, start + width))))

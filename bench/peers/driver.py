@@ -1,6 +1,6 @@
 """Run one session of one system and print its result as one JSON line.
 
-    python -m bench.peers.driver SYSTEM SESSION [--sizes JSON] [--workloads enqueue,drain,latency]
+    python -m bench.peers.driver SYSTEM SESSION [--sizes JSON]
 
 Runs in the system's own interpreter (the peers venv for peers, the main venv for
 Conveyor), in a fresh namespace that it removes afterwards. ``--describe``
@@ -25,7 +25,14 @@ from .base import Adapter, make_tag
 from .harness import SESSIONS, WorkloadFailed
 from .systems import SYSTEMS
 
-DEFAULT_SIZES = {"drain": 20000, "latency": 500, "latency_rate": 100, "io": 10000, "retry": 2000}
+DEFAULT_SIZES: dict[str, Any] = {
+    "drain": 20000,
+    "latency": 500,
+    "latency_rate": 100,
+    "io": 10000,
+    "retry": 2000,
+    "cap_s": None,
+}
 
 
 def load_adapter(system: str) -> Adapter:
@@ -43,7 +50,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("system", choices=sorted(SYSTEMS))
     parser.add_argument("session", nargs="?", choices=sorted(SESSIONS), default="throughput")
     parser.add_argument("--sizes", default="{}", help="JSON overriding " + json.dumps(DEFAULT_SIZES))
-    parser.add_argument("--workloads", default="enqueue,drain,latency")
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"))
     parser.add_argument(
         "--pg-dsn", default=os.environ.get("BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
@@ -76,8 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             adapter.setup()
             try:
-                want = {w for w in args.workloads.split(",") if w}
-                report["result"] = SESSIONS[args.session](adapter, sizes, want)
+                report["result"] = SESSIONS[args.session](adapter, sizes)
             finally:
                 adapter.teardown()
     except WorkloadFailed as exc:

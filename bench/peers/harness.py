@@ -3,10 +3,11 @@
 A session runs in one driver process (the system's own interpreter) against one
 fresh namespace:
 
-- ``throughput``: time the enqueue of N no-op jobs (workload 1), start the
-  workers and time the drain of those jobs (workload 2), record the workers'
-  peak RSS, let them idle for a second, then trickle latency probes at 100/s
-  into the idle workers (workload 3);
+- ``throughput``: time the enqueue of N no-op jobs (workload 1), then start the
+  workers and time the drain of that backlog (workload 2), and record the
+  workers' peak RSS;
+- ``latency``: start the workers, warm them up, let them idle for a second, then
+  trickle probes at 100/s and record enqueue-to-start latency (workload 3);
 - ``io``: enqueue N jobs of 5 ms sleep, start workers with 20 slots, time the drain (workload 4);
 - ``retry``: enqueue N jobs of which every fifth fails its first attempt, time
   until every job has completed once, and count lost and duplicated jobs (workload 5).
@@ -15,7 +16,9 @@ Drain rates are measured over the window in which every worker process is
 busy: from the moment the last of them records its first completion to the
 last completion (so a worker that boots a second later than its sibling does
 not count against the system). If one process finished 80% of the jobs before
-the other woke, the window starts at the first completion instead.
+the other woke, the window starts at the first completion instead. Drains may
+be capped in time (``cap_s``): a system too slow to drain the backlog within the
+cap is timed over the cap, with the full backlog queued when it starts.
 """
 
 from __future__ import annotations
@@ -134,11 +137,17 @@ def drain(
     total: int,
     processes: int,
     timeout: float,
+    cap: float | None = None,
 ) -> dict[str, Any]:
-    """Wait until ``count()`` reaches ``total``; the rate over the window in which all processes worked."""
+    """Wait until ``count()`` reaches ``total``; the rate over the window in which all processes worked.
+
+    With ``cap``, stop measuring ``cap`` seconds after the first completion even if
+    jobs remain (the backlog is still ``total`` deep when the measurement starts).
+    """
     started = time.perf_counter()
     first: tuple[float, int] | None = None
     all_busy: tuple[float, int] | None = None
+    capped = False
     while True:
         done, active = count()
         now = time.perf_counter()
@@ -147,6 +156,9 @@ def drain(
         if all_busy is None and active >= processes:
             all_busy = (now, done)
         if done >= total:
+            break
+        if cap is not None and first is not None and now - first[0] >= cap:
+            capped = True
             break
         if now - started > timeout:
             raise WorkloadFailed(f"only {done}/{total} jobs finished in {timeout:.0f}s\n{workers.tail()}")
@@ -158,7 +170,7 @@ def drain(
         time.sleep(POLL)
     assert first is not None
     window, label = first, "first completion"
-    if all_busy is not None and total - all_busy[1] >= 0.2 * total:
+    if all_busy is not None and done - all_busy[1] >= 0.2 * done:
         window, label = all_busy, "all processes busy"
     seconds = max(now - window[0], 1e-6)
     return {
@@ -167,6 +179,8 @@ def drain(
         "window_jobs": done - window[1],
         "window_s": round(seconds, 4),
         "to_first_s": round(first[0] - started, 3),
+        "completed": done,
+        "capped": capped,
     }
 
 
@@ -206,35 +220,43 @@ def probes(adapter: Adapter, counts: Counts, n: int, rate: float, workers: Worke
     }
 
 
-def session_throughput(adapter: Adapter, sizes: dict[str, int], want: set[str]) -> dict[str, Any]:
-    """Workloads 1-3: enqueue N no-ops, drain them, then latency probes into the idle workers."""
+def session_throughput(adapter: Adapter, sizes: dict[str, Any]) -> dict[str, Any]:
+    """Workloads 1 and 2: enqueue N no-ops (timed), then start the workers and time the drain."""
     counts = Counts(adapter.ns.out)
-    result: dict[str, Any] = {}
     n = sizes["drain"]
     plan = adapter.workers("noop")
-    result["workers"] = plan.description
-    if "enqueue" in want or "drain" in want:
-        started = time.perf_counter()
-        adapter.enqueue_noop(n)
-        elapsed = time.perf_counter() - started
-        result["enqueue"] = {"jobs_per_s": round(n / elapsed, 1), "jobs": n, "seconds": round(elapsed, 4)}
+    started = time.perf_counter()
+    adapter.enqueue_noop(n)
+    elapsed = time.perf_counter() - started
+    result: dict[str, Any] = {"workers": plan.description}
+    result["enqueue"] = {"jobs_per_s": round(n / elapsed, 1), "jobs": n, "seconds": round(elapsed, 4)}
     workers = start_workers(adapter, plan)
     try:
-        if "enqueue" in want or "drain" in want:
-            drained = drain(workers, counts.done, n, plan.processes, timeout=max(120.0, n / 50))
-            result["drain"] = {**drained, "jobs": n, **group_rss_mb(workers)}
-        else:
-            adapter.enqueue_noop(10)
-            wait_for(lambda: counts.done()[0] >= 10, 60.0, "the warm-up jobs", workers)
-        if "latency" in want:
-            time.sleep(IDLE_BEFORE_PROBES)
-            result["latency"] = probes(adapter, counts, sizes["latency"], sizes["latency_rate"], workers)
+        drained = drain(
+            workers, counts.done, n, plan.processes, timeout=max(120.0, n / 50), cap=sizes["cap_s"]
+        )
+        result["drain"] = {**drained, "jobs": n, **group_rss_mb(workers)}
     finally:
         stop_workers(workers)
     return result
 
 
-def session_io(adapter: Adapter, sizes: dict[str, int], want: set[str]) -> dict[str, Any]:
+def session_latency(adapter: Adapter, sizes: dict[str, Any]) -> dict[str, Any]:
+    """Workload 3: warm the workers up, let them idle, then trickle latency probes at a fixed rate."""
+    counts = Counts(adapter.ns.out)
+    plan = adapter.workers("noop")
+    workers = start_workers(adapter, plan)
+    try:
+        adapter.enqueue_noop(10)
+        wait_for(lambda: counts.done()[0] >= 10, 60.0, "the warm-up jobs", workers)
+        time.sleep(IDLE_BEFORE_PROBES)
+        probed = probes(adapter, counts, sizes["latency"], sizes["latency_rate"], workers)
+    finally:
+        stop_workers(workers)
+    return {"workers": plan.description, "latency": {**probed, "rate_per_s": sizes["latency_rate"]}}
+
+
+def session_io(adapter: Adapter, sizes: dict[str, Any]) -> dict[str, Any]:
     """Workload 4: N jobs of 5 ms simulated I/O with 20 slots."""
     counts = Counts(adapter.ns.out)
     n = sizes["io"]
@@ -242,14 +264,16 @@ def session_io(adapter: Adapter, sizes: dict[str, int], want: set[str]) -> dict[
     adapter.enqueue_io(n)
     workers = start_workers(adapter, plan)
     try:
-        drained = drain(workers, counts.done, n, plan.processes, timeout=max(120.0, n / 20))
+        drained = drain(
+            workers, counts.done, n, plan.processes, timeout=max(120.0, n / 20), cap=sizes["cap_s"]
+        )
     finally:
         stop_workers(workers)
     return {"workers": plan.description, "io": {**drained, "jobs": n, "slots": plan.concurrency}}
 
 
-def session_retry(adapter: Adapter, sizes: dict[str, int], want: set[str]) -> dict[str, Any]:
-    """Workload 5: N jobs, 20% fail once and succeed on retry; every job must complete."""
+def session_retry(adapter: Adapter, sizes: dict[str, Any]) -> dict[str, Any]:
+    """Workload 5: N jobs, 20% fail once and succeed on retry; every job must complete (no cap)."""
     counts = Counts(adapter.ns.out)
     n = sizes["retry"]
     plan = adapter.workers("retry")
@@ -273,8 +297,9 @@ def session_retry(adapter: Adapter, sizes: dict[str, int], want: set[str]) -> di
     }
 
 
-SESSIONS: dict[str, Callable[[Adapter, dict[str, int], set[str]], dict[str, Any]]] = {
+SESSIONS: dict[str, Callable[[Adapter, dict[str, Any]], dict[str, Any]]] = {
     "throughput": session_throughput,
+    "latency": session_latency,
     "io": session_io,
     "retry": session_retry,
 }
@@ -283,7 +308,7 @@ SESSIONS: dict[str, Callable[[Adapter, dict[str, int], set[str]], dict[str, Any]
 WORKLOAD_SESSION = {
     "enqueue": "throughput",
     "drain": "throughput",
-    "latency": "throughput",
+    "latency": "latency",
     "io": "io",
     "retry": "retry",
 }
