@@ -103,7 +103,7 @@ async def drive(host: str, port: int, concurrency: int, seconds: float, client: 
     clients: list[Any]
     if client == "httpx":
         base = f"http://{host}:{port}"
-        clients = [httpx.AsyncClient(base_url=base, timeout=30) for _ in range(concurrency)]
+        clients = [httpx.AsyncClient(base_url=base, timeout=30, trust_env=False) for _ in range(concurrency)]
 
         async def post(c: Any) -> int:
             return int((await c.post("/api/jobs", content=body, headers=headers)).status_code)
