@@ -12,6 +12,7 @@ completions, so it needs nothing from the system under test.
 - ``done-<pid>``: one byte per finished no-op or I/O job;
 - ``ids-<pid>``: an 8-byte record (``%07d\\n``) per finished numbered job (the retry workload);
 - ``lat-<pid>``: one line per pickup-latency probe, the milliseconds from enqueue to start;
+- ``span-<pid>``: start and end times of each I/O job, to check how many ran at once;
 - ``fail-<n>``: a marker created atomically (``O_EXCL``) by the first attempt of a flaky job.
 """
 
@@ -85,14 +86,18 @@ def pickup(sent_at: float) -> None:
 
 
 def io_sync() -> None:
-    """Five milliseconds of simulated blocking I/O."""
+    """Five milliseconds of simulated blocking I/O; the span is recorded to check the slot budget."""
+    started = time.time()
     time.sleep(IO_SECONDS)
+    SINK.write("span", b"%.6f %.6f\n" % (started, time.time()))
     os.write(SINK.fd("done"), b".")
 
 
 async def io_async() -> None:
-    """Five milliseconds of simulated asynchronous I/O."""
+    """Five milliseconds of simulated asynchronous I/O; the span is recorded to check the slot budget."""
+    started = time.time()
     await asyncio.sleep(IO_SECONDS)
+    SINK.write("span", b"%.6f %.6f\n" % (started, time.time()))
     os.write(SINK.fd("done"), b".")
 
 
@@ -160,6 +165,20 @@ class Counts:
         for name in self._sizes("lat-"):
             values += [float(line) for line in (self.out / name).read_text().split()]
         return values
+
+    def max_in_flight(self) -> int:
+        """The most I/O jobs that were sleeping at the same instant, from their recorded spans."""
+        events: list[tuple[float, int]] = []
+        for name in self._sizes("span-"):
+            for line in (self.out / name).read_text().splitlines():
+                start, end = line.split()
+                events += [(float(start), 1), (float(end), -1)]
+        events.sort()  # at equal times the end (-1) sorts first: touching spans do not overlap
+        running = peak = 0
+        for _, step in events:
+            running += step
+            peak = max(peak, running)
+        return peak
 
     def failed_first(self) -> int:
         """How many planned first-attempt failures happened."""

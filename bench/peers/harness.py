@@ -269,7 +269,8 @@ def session_io(adapter: Adapter, sizes: dict[str, Any]) -> dict[str, Any]:
         )
     finally:
         stop_workers(workers)
-    return {"workers": plan.description, "io": {**drained, "jobs": n, "slots": plan.concurrency}}
+    io = {**drained, "jobs": n, "slots": plan.concurrency, "max_in_flight": counts.max_in_flight()}
+    return {"workers": plan.description, "io": io}
 
 
 def session_retry(adapter: Adapter, sizes: dict[str, Any]) -> dict[str, Any]:
