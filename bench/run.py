@@ -1,8 +1,16 @@
-"""``make bench``: Conveyor's figures on each available backend, side by side in one run.
+"""``make bench``: Conveyor's own figures on each available backend, side by side in one run.
 
-Writes a table to stdout and JSON to ``bench/results/latest.json``. ``--smoke`` is
-the short form CI runs so the harness cannot rot (small counts; figures not
-meaningful).
+    python -m bench.run [--smoke] [--backends sqlite,postgres,redis] [--workloads ...] [--runs N]
+
+The same five workloads, harness and adapters as the peer comparison
+(``python -m bench.compare``, ``make bench-peers``), Conveyor only, from this
+venv: enqueue and drain 20,000 no-op jobs, idle pickup latency, 5 ms I/O jobs
+with 20 slots, and a retry workload. Prints a table and writes
+``bench/results/latest.json``.
+
+``--smoke`` is the short form CI runs so the harness cannot rot: one small
+enqueue-and-drain per backend that is reachable (figures not meaningful); it
+fails if a workload fails.
 """
 
 from __future__ import annotations
@@ -10,140 +18,99 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
+from . import report
+from .orchestrate import (
+    DEFAULT_PG,
+    RESULTS,
+    WORKLOADS,
+    log,
+    machine_info,
+    reachable,
+    run_session,
+    server_versions,
+    sessions_for,
+)
+from .peers.systems import SYSTEMS
 
-from . import conveyor_bench as cb
+FULL_SIZES: dict[str, Any] = {
+    "drain": 20000,
+    "latency": 500,
+    "latency_rate": 100,
+    "io": 10000,
+    "retry": 2000,
+    "cap_s": None,
+}
+SMOKE_SIZES: dict[str, Any] = {**FULL_SIZES, "drain": 1000, "cap_s": 20.0}
 
-RESULTS = Path(__file__).parent / "results"
 
-
-def run_backend(name: str, tmp: str, sizes: dict[str, int]) -> dict[str, Any]:
-    """Every workload on one backend, each in a fresh namespace of its own."""
-    figures: dict[str, Any] = {"backend": name}
-
-    def fresh(workload: str) -> str:
-        url = backend_url(name, tmp, workload)
-        assert url is not None
-        return url
-
-    figures["enqueue_many_jobs_per_s"] = cb.measure_enqueue(fresh("enqueue"), sizes["enqueue"])
-    one = cb.measure_drain(fresh("drain1"), sizes["drain"], processes=1)
-    figures["drain_1proc_jobs_per_s"] = one.jobs_per_s
-    figures["worker_peak_rss_mb"] = one.peak_rss_mb
-    two = cb.measure_drain(fresh("drain2"), sizes["drain"], processes=2)
-    figures["drain_2proc_jobs_per_s"] = two.jobs_per_s
-    p50, p99 = cb.measure_pickup(fresh("pickup"), sizes["pickup"])
-    figures["pickup_p50_ms"], figures["pickup_p99_ms"] = p50, p99
-    for workload in ("enqueue", "drain1", "drain2", "pickup"):
-        drop_namespace(name, fresh(workload))
-    return figures
+def redis_base() -> str:
+    """Conveyor's Redis namespaces are key prefixes, so any database will do (default: the test one)."""
+    return os.environ.get("CONVEYOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--smoke", action="store_true", help="tiny counts, for CI")
-    parser.add_argument("--backends", default="sqlite,postgres,redis")
-    args = parser.parse_args(argv)
-    sizes = (
-        {"enqueue": 2000, "drain": 2000, "pickup": 30}
-        if args.smoke
-        else {"enqueue": 20000, "drain": 20000, "pickup": 500}
+    """Run the workloads on each backend; print the table; non-zero if nothing ran or a workload failed."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    wanted = [b.strip() for b in args.backends.split(",") if b.strip()]
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="conveyor-bench-") as tmp:
-        for name in wanted:
-            if backend_url(name, tmp, "probe") is None:
-                print(f"skipping {name}: not available here", file=sys.stderr)
-                continue
-            started = time.monotonic()
-            rows.append(run_backend(name, tmp, sizes))
-            print(f"{name}: done in {time.monotonic() - started:.0f}s", file=sys.stderr)
-    report = {
-        "machine": {
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+    parser.add_argument("--smoke", action="store_true", help="one small enqueue+drain per backend, for CI")
+    parser.add_argument("--backends", default="sqlite,postgres,redis")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--sizes", default="{}", help="JSON overriding the sizes")
+    args = parser.parse_args(argv)
+    sizes = {**(SMOKE_SIZES if args.smoke else FULL_SIZES), **json.loads(args.sizes)}
+    workloads = ["enqueue", "drain"] if args.smoke else [w for w in args.workloads.split(",") if w]
+    sessions = sessions_for(workloads)
+    redis_url = redis_base()
+    pg_dsn = DEFAULT_PG
+    started = time.time()
+    results: dict[str, Any] = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "machine": machine_info(),
+        "servers": {},
         "sizes": sizes,
-        "results": rows,
+        "runs": args.runs,
+        "workloads": workloads,
+        "systems": {},
     }
-    show(report)
+    failures = 0
+    for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
+        key = f"conveyor-{backend}"
+        if key not in SYSTEMS:
+            raise SystemExit(f"unknown backend {backend!r}: sqlite, postgres or redis")
+        url = {"redis": redis_url, "postgres": pg_dsn}.get(backend)
+        if url and not reachable(url, 6379 if backend == "redis" else 5432):
+            log(f"skipping {backend}: not reachable here")
+            results["systems"][key] = {"label": SYSTEMS[key].label, "skipped": "not reachable"}
+            continue
+        entry: dict[str, Any] = {"label": SYSTEMS[key].label, "engine": backend, "runs": {}, "errors": []}
+        described = run_session(sys.executable, key, "throughput", sizes, redis_url, pg_dsn, describe=True)
+        entry["describe"] = described.get("describe", {})
+        for run in range(1, args.runs + 1):
+            for session in sessions:
+                got = run_session(sys.executable, key, session, sizes, redis_url, pg_dsn, timeout=600)
+                got["run"] = run
+                entry["runs"].setdefault(session, []).append(got)
+                if "error" in got:
+                    failures += 1
+                    entry["errors"].append(got["error"])
+                    log(f"{key} {session}: FAILED\n{got['error']}")
+                else:
+                    log(f"{key} {session}: done in {got['elapsed_s']}s")
+        results["systems"][key] = entry
+    results["servers"] = server_versions(redis_url if reachable(redis_url, 6379) else None, pg_dsn)
+    results["elapsed_s"] = round(time.time() - started, 1)
+    report.print_summary(results)
+    ran = [e for e in results["systems"].values() if "runs" in e]
     if not args.smoke:
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "latest.json").write_text(json.dumps(report, indent=2))
-    return 0 if rows else 1
-
-
-def backend_url(name: str, tmp: str, workload: str) -> str | None:
-    """A URL for the namespace of one workload on ``name``, or None when it is not reachable."""
-    import socket
-
-    if name == "sqlite":
-        return f"sqlite:///{Path(tmp) / workload}.db"
-    env = {"postgres": "CONVEYOR_TEST_POSTGRES_URL", "redis": "CONVEYOR_TEST_REDIS_URL"}[name]
-    default = {"postgres": "postgresql://postgres@127.0.0.1:5432/test", "redis": "redis://127.0.0.1:6379/0"}
-    base = os.environ.get(env, default[name])
-    port = {"postgres": 5432, "redis": 6379}[name]
-    try:
-        socket.create_connection(("127.0.0.1", port), 1).close()
-    except OSError:
-        return None
-    tag = f"bench{os.getpid()}_{workload}"
-    return f"{base}?{'schema' if name == 'postgres' else 'prefix'}={tag}"
-
-
-def drop_namespace(name: str, url: str) -> None:
-    """Remove what a workload stored (the SQLite files go with the temporary directory)."""
-    from urllib.parse import parse_qs, urlsplit
-
-    if name == "sqlite":
-        return
-    parts = urlsplit(url)
-    tag = parse_qs(parts.query)["schema" if name == "postgres" else "prefix"][0]
-    base = url.split("?")[0]
-    if name == "postgres":
-        import psycopg
-        from psycopg import sql
-
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(tag)))
-    else:
-        import redis
-
-        client = redis.Redis.from_url(base)
-        for pattern in (f"{tag}*", f"{{{tag}*"):
-            keys = list(client.scan_iter(match=pattern, count=1000))
-            for start in range(0, len(keys), 1000):
-                client.delete(*keys[start : start + 1000])
-        client.close()
-
-
-def show(report: dict[str, Any]) -> None:
-    table = Table(title=f"Conveyor on {report['machine']['cores']} cores (sizes {report['sizes']})")
-    columns = [
-        ("backend", "backend", "{}"),
-        ("enqueue_many jobs/s", "enqueue_many_jobs_per_s", "{:,.0f}"),
-        ("drain 1 proc jobs/s", "drain_1proc_jobs_per_s", "{:,.0f}"),
-        ("drain 2 procs jobs/s", "drain_2proc_jobs_per_s", "{:,.0f}"),
-        ("pickup p50 ms", "pickup_p50_ms", "{:.1f}"),
-        ("pickup p99 ms", "pickup_p99_ms", "{:.1f}"),
-        ("worker RSS MB", "worker_peak_rss_mb", "{:.0f}"),
-    ]
-    for title, _, _ in columns:
-        table.add_column(title, justify="right")
-    for row in report["results"]:
-        table.add_row(*(fmt.format(row[key]) if row.get(key) is not None else "-" for _, key, fmt in columns))
-    Console().print(table)
-    print(json.dumps(report))
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "latest.json").write_text(json.dumps(results, indent=1))
+    return 0 if ran and not failures else 1
 
 
 if __name__ == "__main__":
