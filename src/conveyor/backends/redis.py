@@ -5,9 +5,9 @@ The data layout, the cluster story and what a Redis crash can lose are in
 ``{prefix}``, so each script is atomic on a standalone server and on a Redis
 Cluster alike; job records are hashes; waiting jobs sit in one sorted set per
 (queue, priority) scored by due time; leases in a sorted set by expiry; one
-sorted set per state (and per queue and state) by creation time serves the
-admin listings and counts. Idle workers block in BLPOP on a per-queue wake-up
-list that enqueue pushes to, capped at the next due time.
+sorted set per (queue, state) by creation time serves listings, counts and
+purges. Idle workers block in BLPOP on a per-queue wake-up list that enqueue
+pushes to, capped at the next due time.
 
 URL: ``redis://[user:pass@]host:6379/0?prefix=conveyor`` (also ``rediss://``
 and ``valkey://``). Conveyor's own options: ``prefix`` (the namespace, default
