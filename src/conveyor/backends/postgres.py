@@ -137,18 +137,19 @@ def _configure(conn: Conn) -> None:
     conn.execute("SET plan_cache_mode = force_generic_plan")
 
 
-def _check_idle(conn: Conn) -> None:
-    """Pool check: refuse a connection the server has closed or messaged while it sat idle.
+def _stale(conn: Conn) -> bool:
+    """True for a pooled connection the server has closed (or messaged) while it sat idle.
 
-    An idle pooled connection has nothing to read unless the server went away (a restart,
-    ``pg_terminate_backend``): one non-blocking ``select`` per checkout spots that, and the
-    pool hands out a fresh connection instead of one that fails the statement.
+    An idle connection has nothing to read unless the server went away (a restart,
+    ``pg_terminate_backend``): one non-blocking ``select`` per checkout spots that, so the
+    statement goes to a live connection instead of failing on a dead one. (The pool's own
+    ``check`` hook backs off for a second or more per failed check, far too slow after a
+    restart that killed every idle connection at once.)
     """
     if conn.closed or conn.broken:
-        raise psycopg.OperationalError("connection is closed")
+        return True
     readable, _, _ = select.select([conn.fileno()], [], [], 0)
-    if readable:
-        raise psycopg.OperationalError("the server closed or messaged this idle connection")
+    return bool(readable)
 
 
 def _unavailable(exc: psycopg.Error) -> bool:
@@ -191,7 +192,6 @@ class PostgresBackend:
                         max_size=opts.pool_max,
                         kwargs={"autocommit": True, "prepare_threshold": opts.prepare_threshold},
                         configure=_configure,
-                        check=_check_idle,
                         timeout=opts.pool_timeout,
                         name=f"conveyor.{self.schema}",
                         open=False,
@@ -205,8 +205,19 @@ class PostgresBackend:
     def _raw_conn(self) -> Iterator[Conn]:
         """A pooled autocommit connection; connection loss becomes BackendUnavailable."""
         try:
-            with self._get_pool().connection() as conn:
-                yield conn
+            pool = self._get_pool()
+            conn = pool.getconn()
+            for _ in range(self.options.pool_max):
+                if not _stale(conn):
+                    break
+                conn.close()  # closed, the pool discards it and opens a replacement
+                pool.putconn(conn)
+                conn = pool.getconn()
+            try:
+                with conn:  # as pool.connection(): a failed transaction is rolled back
+                    yield conn
+            finally:
+                pool.putconn(conn)
         except PoolTimeout as exc:
             raise BackendUnavailable(
                 f"no PostgreSQL connection within {self.options.pool_timeout:g}s "
