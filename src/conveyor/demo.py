@@ -10,11 +10,13 @@ then a person fixes the declined charge and replays it from the failure table.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import threading
 import time
 from pathlib import Path
 
+from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .app import App
@@ -91,6 +93,11 @@ def run_demo(job_count: int = 240, path: str | None = None) -> None:
         Path(f"{database}{suffix}").unlink(missing_ok=True)
     url = f"sqlite:///{database}"
     app = build_app(url)
+    # The worker's log lines (retries, failures) scroll above the progress bar.
+    handler = RichHandler(console=out, show_path=False, show_level=False, markup=False)
+    conveyor_log = logging.getLogger("conveyor")
+    conveyor_log.addHandler(handler)
+    conveyor_log.setLevel(logging.WARNING)
     try:
         out.print(f"[bold]Conveyor demo[/bold] on [cyan]{url}[/cyan]")
         started = time.monotonic()
@@ -104,6 +111,7 @@ def run_demo(job_count: int = 240, path: str | None = None) -> None:
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=out) as progress:
             bar = progress.add_task("draining", total=total)
+            deadline = time.monotonic() + 120
             while True:
                 counts = app.stats()["counts"]
                 finished = counts["completed"] + counts["failed"] + counts["cancelled"]
@@ -114,6 +122,8 @@ def run_demo(job_count: int = 240, path: str | None = None) -> None:
                 )
                 if finished >= total:
                     break
+                if time.monotonic() > deadline or not thread.is_alive():
+                    raise RuntimeError(f"the demo's worker did not drain the queue: {counts}")
                 time.sleep(0.1)
         failed = app.jobs(status="failed", limit=20)
         out.print(jobs_table(failed.items, "Failure table", failed.total))
@@ -136,4 +146,5 @@ def run_demo(job_count: int = 240, path: str | None = None) -> None:
             f"conveyor jobs list --status failed --url {url}"
         )
     finally:
+        conveyor_log.removeHandler(handler)
         app.close()
