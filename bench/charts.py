@@ -38,7 +38,7 @@ FILES = {
 
 
 def _bars(ax: Any, bars: list[dict[str, Any]], higher: bool) -> None:
-    bars = sorted(bars, key=lambda b: b["median"], reverse=not higher)
+    bars = sorted(bars, key=lambda b: b["median"], reverse=higher)  # the best on top
     labels = [b["label"] + (" †" if b["capped"] else "") for b in bars]
     y = range(len(bars))
     ax.barh(y, [b["median"] for b in bars], color=[CONVEYOR if b["conveyor"] else PEER for b in bars])
@@ -46,6 +46,7 @@ def _bars(ax: Any, bars: list[dict[str, Any]], higher: bool) -> None:
         ax.scatter(bar["values"], [i] * len(bar["values"]), color="black", s=8, zorder=3)
         ax.text(bar["median"], i, f"  {bar['median']:,.0f}", va="center", fontsize=8)
     ax.set_yticks(list(y), labels, fontsize=9)
+    ax.set_xlim(0, max(max(b["values"] + [b["median"]]) for b in bars) * 1.15)
     ax.invert_yaxis()
 
 
@@ -67,6 +68,7 @@ def _latency(ax: Any, p50: list[dict[str, Any]], p99: list[dict[str, Any]]) -> N
             ax.text(tail["median"], i + height / 2, f" {tail['median']:.2f}", va="center", fontsize=7)
     ax.set_yticks(range(len(rows)), [b["label"] for b in rows], fontsize=9)
     ax.set_xscale("log")
+    ax.set_xlim(right=max(b["median"] for b in [*p50, *p99]) * 3)
     ax.invert_yaxis()
     ax.legend(
         handles=[
@@ -74,7 +76,7 @@ def _latency(ax: Any, p50: list[dict[str, Any]], p99: list[dict[str, Any]]) -> N
             plt.Rectangle((0, 0), 1, 1, color=PEER_LIGHT),
         ],
         labels=["p50", "p99"],
-        loc="lower right",
+        loc="upper right",
         fontsize=8,
     )
 
