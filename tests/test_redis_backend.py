@@ -15,7 +15,14 @@ import pytest
 import conveyor
 from backends import fresh_url, require_or_skip
 from conveyor.backends.base import ClaimRequest, JobQuery, Lease, NewJob, Outcome
-from conveyor.errors import BackendUnavailable, BadURL, ConfigurationError, InvalidState, JobNotFound
+from conveyor.errors import (
+    BackendUnavailable,
+    BadURL,
+    ConfigurationError,
+    InvalidName,
+    InvalidState,
+    JobNotFound,
+)
 from conveyor.ids import new_job_id
 from redis_invariants import check_redis_invariants
 
@@ -138,6 +145,12 @@ def test_names_and_payloads_are_data_never_code(backend: RedisBackend) -> None:
     record = backend.get(r.id)
     assert record is not None and record.key == nasty and record.args == ["end\"]] .. redis.call('FLUSHALL')"]
     assert backend.enqueue_many([NewJob(new_job_id(), "t", "q-1.x_y", PAYLOAD, 1, key=nasty)])[0].id == r.id
+
+
+def test_a_separator_in_a_name_is_refused_not_misread(backend: RedisBackend) -> None:
+    with pytest.raises(InvalidName, match="may not contain"):
+        backend.enqueue_many([NewJob(new_job_id(), "a|b", "default", PAYLOAD, 1)])
+    assert backend.stats().counts["pending"] == 0
 
 
 def test_transactional_enqueue_is_refused_with_the_alternative(backend: RedisBackend) -> None:

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import redis
 
-from ..errors import ConfigurationError, InvalidState, JobNotFound, SchemaMismatch
+from ..errors import ConfigurationError, InvalidName, InvalidState, JobNotFound, SchemaMismatch
 from ..states import ALL_STATES, State
 from .base import (
     WORKER_LOST,
@@ -165,20 +165,15 @@ class RedisBackend:
             return []
         args: list[Any] = []
         for job in jobs:
-            args += (
-                job.id,
-                job.task,
-                job.queue,
-                job.payload,
-                str(job.priority),
-                "" if job.run_at is None else _num(job.run_at),
-                _num(job.delay),
-                str(job.max_attempts),
-                job.key or "",
-                job.key_mode,
-                job.on_complete or "",
+            run_at = "" if job.run_at is None else _num(job.run_at)
+            meta = (
+                f"{job.id}|{job.task}|{job.queue}|{job.priority}|{run_at}|{_num(job.delay)}|"
+                f"{job.max_attempts}|{job.key_mode}"
             )
-        step = ENQUEUE_CHUNK * 11
+            if meta.count("|") != 7:
+                raise InvalidName(f"job {job.id!r}: id, task and queue may not contain '|' ({meta!r})")
+            args += (meta, job.payload, job.key or "", job.on_complete or "")
+        step = ENQUEUE_CHUNK * 4
         if len(args) <= step:
             flat = self._run("enqueue", args, retry=True)
         else:
@@ -273,17 +268,11 @@ class RedisBackend:
             if o.kind not in _KINDS:
                 raise ValueError(f"unknown outcome kind {o.kind!r}: expected one of {sorted(_KINDS)}")
             nulls = (o.result is None) | (o.error is None) << 1 | (o.traceback is None) << 2
-            args += (
-                o.job_id,
-                o.lease_token,
-                o.kind,
-                o.result or "",
-                o.error or "",
-                o.traceback or "",
-                _num(o.retry_delay),
-                nulls,
-                "" if o.started_at is None else encode_attempt(o),
-            )
+            meta = f"{o.job_id}|{o.lease_token}|{o.kind}|{_num(o.retry_delay)}|{nulls}"
+            if meta.count("|") != 4:
+                raise ValueError(f"job id and lease token may not contain '|' ({meta!r})")
+            record = "" if o.started_at is None else encode_attempt(o)
+            args += (meta, o.result or "", o.error or "", o.traceback or "", record)
         # Not retried by the client: a replay would report applied outcomes as lost.
         return [flag == 1 for flag in self._run("finish", args)]
 

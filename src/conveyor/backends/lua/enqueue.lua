@@ -1,7 +1,9 @@
 -- enqueue: store new jobs in one atomic step, honouring idempotency keys.
--- ARGV: 11 fields per job: id, task, queue, payload, priority,
---   run_at (POSIX seconds as text; '' = now + delay), delay (seconds as text),
---   max_attempts, key ('' = none), key_mode ('keep' | 'replace'), on_complete ('' = none).
+-- ARGV: 4 per job: meta, payload, key ('' = none), on_complete ('' = none), where
+--   meta = "id|task|queue|priority|run_at|delay|max_attempts|key_mode" (names are
+--   [A-Za-z0-9_.-], so '|' cannot occur in them; packing the short fields into one
+--   argument halves the client's cost per job), run_at is POSIX seconds as text
+--   ('' = now + delay), key_mode is 'keep' or 'replace'.
 -- Returns id, state, created (1 | 0) per job, in input order.
 
 local now, now_s = clock()
@@ -9,13 +11,13 @@ local out = {}
 local queues = {}
 local due_after = {} -- delay text -> due time text, computed once per distinct delay
 
-local function due_time(i)
-  local due = ARGV[i + 5]
-  if due ~= '' then
-    return due
+local META = '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$'
+
+local function due_time(run_at, delay)
+  if run_at ~= '' then
+    return run_at
   end
-  local delay = ARGV[i + 6]
-  due = due_after[delay]
+  local due = due_after[delay]
   if due == nil then
     local seconds = tonumber(delay)
     due = seconds == 0 and now_s or fmt6(now + seconds)
@@ -24,19 +26,18 @@ local function due_time(i)
   return due
 end
 
-local function insert(i, id, key, due)
-  local queue, priority = ARGV[i + 2], ARGV[i + 4]
+local function insert(id, task, queue, priority, max_attempts, i, due)
   local fields = {
-    'task', ARGV[i + 1], 'queue', queue, 'state', 'pending', 'payload', ARGV[i + 3],
-    'priority', priority, 'run_at', due, 'created_at', now_s, 'attempt', '0', 'max_attempts', ARGV[i + 7],
+    'task', task, 'queue', queue, 'state', 'pending', 'payload', ARGV[i + 1],
+    'priority', priority, 'run_at', due, 'created_at', now_s, 'attempt', '0', 'max_attempts', max_attempts,
   }
-  if key ~= '' then
+  if ARGV[i + 2] ~= '' then
     fields[#fields + 1] = 'key'
-    fields[#fields + 1] = key
+    fields[#fields + 1] = ARGV[i + 2]
   end
-  if ARGV[i + 10] ~= '' then
+  if ARGV[i + 3] ~= '' then
     fields[#fields + 1] = 'on_complete'
-    fields[#fields + 1] = ARGV[i + 10]
+    fields[#fields + 1] = ARGV[i + 3]
   end
   redis.call('HSET', B .. 'j:' .. id, unpack(fields))
   wait_add(queue, priority, due, id)
@@ -45,15 +46,14 @@ local function insert(i, id, key, due)
 end
 
 -- replace mode on a waiting holder: its arguments and timing become the new ones.
-local function replace(i, holder, due)
+local function replace(holder, priority, max_attempts, i, due)
   flush() -- the holder may have been inserted earlier in this same call
   local jk = B .. 'j:' .. holder
   local f = redis.call('HMGET', jk, 'queue', 'priority')
-  local priority = ARGV[i + 4]
-  redis.call('HSET', jk, 'payload', ARGV[i + 3], 'priority', priority, 'run_at', due,
-    'max_attempts', ARGV[i + 7])
-  if ARGV[i + 10] ~= '' then
-    redis.call('HSET', jk, 'on_complete', ARGV[i + 10])
+  redis.call('HSET', jk, 'payload', ARGV[i + 1], 'priority', priority, 'run_at', due,
+    'max_attempts', max_attempts)
+  if ARGV[i + 3] ~= '' then
+    redis.call('HSET', jk, 'on_complete', ARGV[i + 3])
   else
     redis.call('HDEL', jk, 'on_complete')
   end
@@ -62,8 +62,8 @@ local function replace(i, holder, due)
   wait_add(f[1], priority, due, holder)
 end
 
-for i = 1, #ARGV, 11 do
-  local id = ARGV[i]
+for i = 1, #ARGV, 4 do
+  local id, task, queue, priority, run_at, delay, max_attempts, mode = string.match(ARGV[i], META)
   local stored = redis.call('EXISTS', B .. 'j:' .. id) == 1 and redis.call('HGET', B .. 'j:' .. id, 'state')
   if stored then
     -- The same job again (a producer retrying after a lost reply): never a duplicate.
@@ -71,8 +71,8 @@ for i = 1, #ARGV, 11 do
     out[#out + 1] = stored
     out[#out + 1] = 0
   else
-    local due = due_time(i)
-    local key = ARGV[i + 8]
+    local due = due_time(run_at, delay)
+    local key = ARGV[i + 2]
     local holder, holder_state = false, false
     if key ~= '' then
       holder = redis.call('GET', B .. 'k:' .. key)
@@ -83,18 +83,18 @@ for i = 1, #ARGV, 11 do
         end
       end
     end
-    if holder and ARGV[i + 9] == 'keep' then
+    if holder and mode == 'keep' then
       out[#out + 1] = holder
       out[#out + 1] = holder_state
       out[#out + 1] = 0
     elseif holder and (holder_state == 'pending' or holder_state == 'retry') then
-      replace(i, holder, due)
+      replace(holder, priority, max_attempts, i, due)
       out[#out + 1] = holder
       out[#out + 1] = holder_state
       out[#out + 1] = 0
     else
       -- No holder, or replace mode with a running/completed one: the newest arguments run next.
-      insert(i, id, key, due)
+      insert(id, task, queue, priority, max_attempts, i, due)
       if key ~= '' then
         redis.call('SET', B .. 'k:' .. key, id)
       end

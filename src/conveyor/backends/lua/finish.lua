@@ -1,9 +1,10 @@
 -- finish: apply attempt outcomes, each fenced by its lease token, and record
 -- their audit entries.
--- ARGV: key_retention_ms, audit_max, then 9 fields per outcome: id,
---   lease_token, kind, result, error, traceback, retry_delay, nulls, record.
---   nulls: bit flags for the absent values (1 result, 2 error, 4 traceback).
---   record: the attempt's JSON audit record ('' = none: it never started).
+-- ARGV: key_retention_ms, audit_max, then 5 per outcome: meta, result, error,
+--   traceback, record, where meta = "id|lease_token|kind|retry_delay|nulls"
+--   (hex ids and tokens, a kind word and numbers: no '|' in any),
+--   nulls = bit flags for the absent values (1 result, 2 error, 4 traceback),
+--   record = the attempt's JSON audit record ('' = none: it never started).
 -- Returns 1 (applied) or 0 (the lease was lost) per outcome.
 
 local now, now_s = clock()
@@ -19,17 +20,17 @@ local function set_or_clear(jk, field, value, is_null)
   end
 end
 
-for i = 3, #ARGV, 9 do
-  local id, kind = ARGV[i], ARGV[i + 2]
+for i = 3, #ARGV, 5 do
+  local id, token, kind, delay, nulls = string.match(ARGV[i], '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$')
   local jk = B .. 'j:' .. id
   local f = redis.call('HMGET', jk, 'state', 'lease_token', 'queue', 'priority', 'created_at', 'key',
     'run_at')
-  if f[1] ~= 'processing' or f[2] ~= ARGV[i + 1] then
+  if f[1] ~= 'processing' or f[2] ~= token then
     applied[#applied + 1] = 0
   else
     applied[#applied + 1] = 1
     local queue, created = f[3], f[5]
-    local nulls = tonumber(ARGV[i + 7])
+    nulls = tonumber(nulls)
     local no_error, no_trace = (nulls % 4) >= 2, nulls >= 4
     zrem(B .. 'leases', id)
     index_remove('processing', queue, id)
@@ -38,17 +39,17 @@ for i = 3, #ARGV, 9 do
         redis.call('HSET', jk, 'state', 'completed', 'finished_at', now_s)
         redis.call('HDEL', jk, 'result', 'error', 'traceback', 'lease_token', 'lease_expires_at')
       else
-        redis.call('HSET', jk, 'state', 'completed', 'finished_at', now_s, 'result', ARGV[i + 3])
+        redis.call('HSET', jk, 'state', 'completed', 'finished_at', now_s, 'result', ARGV[i + 1])
         redis.call('HDEL', jk, 'error', 'traceback', 'lease_token', 'lease_expires_at')
       end
       index_add('completed', queue, created, id)
       key_retain(f[6], id, retention_ms)
     elseif kind == 'retry' then
-      local due = fmt6(now + tonumber(ARGV[i + 6]))
+      local due = fmt6(now + tonumber(delay))
       redis.call('HSET', jk, 'state', 'retry', 'run_at', due)
       redis.call('HDEL', jk, 'lease_token', 'lease_expires_at')
-      set_or_clear(jk, 'error', ARGV[i + 4], no_error)
-      set_or_clear(jk, 'traceback', ARGV[i + 5], no_trace)
+      set_or_clear(jk, 'error', ARGV[i + 2], no_error)
+      set_or_clear(jk, 'traceback', ARGV[i + 3], no_trace)
       index_add('retry', queue, created, id)
       wait_add(queue, f[4], due, id)
     elseif kind == 'released' then
@@ -61,13 +62,13 @@ for i = 3, #ARGV, 9 do
     else -- failed or cancelled
       redis.call('HSET', jk, 'state', kind, 'finished_at', now_s)
       redis.call('HDEL', jk, 'lease_token', 'lease_expires_at')
-      set_or_clear(jk, 'error', ARGV[i + 4], no_error)
-      set_or_clear(jk, 'traceback', ARGV[i + 5], no_trace)
+      set_or_clear(jk, 'error', ARGV[i + 2], no_error)
+      set_or_clear(jk, 'traceback', ARGV[i + 3], no_trace)
       index_add(kind, queue, created, id)
       key_release(f[6], id)
     end
-    if ARGV[i + 8] ~= '' then
-      audit(id, ARGV[i + 8])
+    if ARGV[i + 4] ~= '' then
+      audit(id, ARGV[i + 4])
     end
   end
 end
