@@ -23,6 +23,7 @@ from .errors import (
     TaskTimeout,
     UnknownTask,
 )
+from .http_task import InvalidSignature, verify_signature
 from .job import Job
 from .states import ALL_STATES
 from .task import Task
@@ -40,6 +41,7 @@ __all__ = [
     "DuplicateTask",
     "InvalidName",
     "InvalidPayload",
+    "InvalidSignature",
     "InvalidState",
     "InvalidStatus",
     "Job",
@@ -60,4 +62,5 @@ __all__ = [
     "__version__",
     "backoff",
     "current_job",
+    "verify_signature",
 ]

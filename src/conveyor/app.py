@@ -14,6 +14,7 @@ from .backends.base import Backend, EnqueueResult, JobQuery, JobRecord, NewJob, 
 from .backoff import BackoffPolicy
 from .config import Settings, load_settings
 from .errors import DuplicateTask, InvalidPayload, JobNotFound, PayloadTooLarge, UnknownTask
+from .http_task import register_builtin_tasks
 from .ids import new_job_id
 from .job import Job
 from .states import PURGEABLE, RESUBMITTABLE, parse_state
@@ -99,6 +100,7 @@ class App:
         self.tasks: dict[str, Task[Any, Any]] = {}
         self._backend: Backend | None = None
         self._backend_lock = threading.Lock()
+        register_builtin_tasks(self)
 
     def __repr__(self) -> str:
         return f"<conveyor.App {self.url} tasks={len(self.tasks)}>"

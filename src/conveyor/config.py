@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigurationError
@@ -40,6 +40,8 @@ class Settings:
     max_payload_bytes: int = 1024 * 1024
     #: How long the key of a completed job keeps absorbing duplicates.
     key_retention: float = 86400.0
+    #: The HMAC secret ``conveyor.http`` requests are signed with (unsigned when unset).
+    signing_secret: str | None = field(default=None, repr=False)
 
     @property
     def heartbeat_interval(self) -> float:
@@ -81,6 +83,7 @@ def load_settings(**overrides: Any) -> Settings:
         "concurrency": int(_env_float("CONVEYOR_CONCURRENCY", d.concurrency)),
         "max_payload_bytes": int(_env_float("CONVEYOR_MAX_PAYLOAD_BYTES", d.max_payload_bytes)),
         "key_retention": _env_float("CONVEYOR_KEY_RETENTION", d.key_retention),
+        "signing_secret": os.environ.get("CONVEYOR_SIGNING_SECRET") or None,
     }
     values = {**env, **{k: v for k, v in overrides.items() if v is not None}}
     return Settings(**values).validate()

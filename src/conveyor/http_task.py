@@ -142,7 +142,7 @@ def verify_signature(
 
 def signing_secret(app: App | None = None) -> str | None:
     """The secret requests are signed with: the App's ``signing_secret`` setting, else the env."""
-    configured = getattr(app.settings, "signing_secret", None) if app is not None else None
+    configured = app.settings.signing_secret if app is not None else None
     return configured or os.environ.get(SIGNING_SECRET_ENV) or None
 
 

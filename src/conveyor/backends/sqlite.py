@@ -254,10 +254,10 @@ class SQLiteBackend:
             now = time.time()
             candidates: list[tuple[int, float, str]] = []
             for queue in request.queues:
-                rows = conn.execute(
+                cursor = conn.execute(
                     SQL["claim_candidates"], {"queue": queue, "now": now, "limit": request.limit}
                 )
-                candidates.extend((-r[1], r[2], r[0]) for r in rows)
+                candidates.extend((-r[1], r[2], r[0]) for r in cursor)
             if not candidates:
                 return []
             chosen = [
