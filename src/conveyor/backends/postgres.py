@@ -58,6 +58,8 @@ MIGRATIONS: dict[int, str] = {
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 _FILTERED = ("list_jobs", "count_jobs", "resubmit_many")
+#: The array-name prefix of each outcome kind in the finish statement.
+_KINDS = {"c": "completed", "r": "retry", "f": "failed", "x": "cancelled", "l": "released"}
 _FRAGMENTS = ("job_columns", "attempt_columns")
 #: How long a waiter sleeps when a due job exists that its claim could not take (locked by
 #: another claimer or a caller's open transaction): short, but never a busy loop.
@@ -504,7 +506,8 @@ class PostgresBackend:
         """Renew every held lease in one statement; report lost ones and cancel requests."""
         if not leases:
             return LeaseRenewal(frozenset(), frozenset())
-        ordered = sorted(leases, key=lambda lease: lease.job_id)  # one lock order for every writer
+        by_id = {lease.job_id: lease for lease in leases}  # the statement needs each id once
+        ordered = sorted(by_id.values(), key=lambda lease: lease.job_id)  # one lock order for every writer
         rows = self._execute(
             self.queries["extend_leases"],
             {
@@ -523,28 +526,44 @@ class PostgresBackend:
         """Apply every outcome (fenced by its lease token) and its audit row in one statement."""
         if not outcomes:
             return []
-        ordered = sorted(outcomes, key=lambda o: o.job_id)  # one lock order for every writer
-        rows = self._execute(
-            self.queries["finish"],
-            {
-                "ids": [o.job_id for o in ordered],
-                "tokens": [o.lease_token for o in ordered],
-                "kinds": [o.kind for o in ordered],
-                "results": [o.result for o in ordered],
-                "errors": [o.error for o in ordered],
-                "tracebacks": [o.traceback for o in ordered],
-                "delays": [float(o.retry_delay) for o in ordered],
-                "attempts": [o.attempt for o in ordered],
-                "workers": [o.worker for o in ordered],
-                "started": [_float(o.started_at) for o in ordered],
-                "finished": [_float(o.finished_at) for o in ordered],
-                "status_codes": [o.status_code for o in ordered],
-                "excerpts": [o.response_excerpt for o in ordered],
-                "commit": self._commit,
-            },
-        )
-        applied = {(r[0], r[1]) for r in rows}
-        return [(o.job_id, o.lease_token) in applied for o in outcomes]
+        applied: set[int] = set()  # indexes into outcomes
+        # The statement needs each job id once; a second outcome for one job (never sent by
+        # the worker, possible through the protocol) waits for a statement of its own.
+        pending = list(range(len(outcomes)))
+        while pending:
+            seen: dict[str, int] = {}
+            later: list[int] = []
+            for i in pending:
+                if outcomes[i].job_id in seen:
+                    later.append(i)
+                else:
+                    seen[outcomes[i].job_id] = i
+            batch = sorted(seen.values(), key=lambda i: outcomes[i].job_id)  # one lock order
+            row = self._one(self.queries["finish"], self._finish_params([outcomes[i] for i in batch]))
+            done = set(row[0] or ())
+            applied.update(i for i in batch if outcomes[i].job_id in done)
+            pending = later
+        return [i in applied for i in range(len(outcomes))]
+
+    def _finish_params(self, outcomes: list[Outcome]) -> dict[str, Any]:
+        params: dict[str, Any] = {"commit": self._commit}
+        for prefix, kind in _KINDS.items():
+            group = [o for o in outcomes if o.kind == kind]
+            params[f"{prefix}_ids"] = [o.job_id for o in group]
+            params[f"{prefix}_tokens"] = [o.lease_token for o in group]
+            params[f"{prefix}_attempts"] = [o.attempt for o in group]
+            params[f"{prefix}_workers"] = [o.worker for o in group]
+            params[f"{prefix}_started"] = [_float(o.started_at) for o in group]
+            params[f"{prefix}_finished"] = [_float(o.finished_at) for o in group]
+            params[f"{prefix}_errors"] = [o.error for o in group]
+            params[f"{prefix}_tracebacks"] = [o.traceback for o in group]
+            params[f"{prefix}_status_codes"] = [o.status_code for o in group]
+            params[f"{prefix}_excerpts"] = [o.response_excerpt for o in group]
+            if kind == "completed":
+                params["c_results"] = [o.result for o in group]
+            elif kind == "retry":
+                params["r_delays"] = [float(o.retry_delay) for o in group]
+        return params
 
     def reap_expired(self, limit: int = 500) -> ReapResult:
         """Requeue lapsed leases (the attempt counts); fail them when attempts are spent."""

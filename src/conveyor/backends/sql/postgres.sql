@@ -35,7 +35,9 @@ CREATE TABLE {schema}.jobs (
     lease_expires_at timestamptz,
     worker           text,
     cancel_requested boolean NOT NULL DEFAULT false,
-    on_complete      text
+    on_complete      text,
+    -- The fence: a lease token exists exactly while the job is processing.
+    CONSTRAINT jobs_lease_token_while_processing CHECK ((lease_token IS NOT NULL) = (state = 'processing'))
 );
 -- The claim: one btree range per (queue, priority) holding only waiting jobs, so finished
 -- rows never enter it however many there are; due jobs come first within a range.
@@ -305,8 +307,9 @@ FROM {schema}.enqueue_jobs(
 -- Workers
 --
 -- The worker's own writes (claim, lease renewal, outcomes, reaping) set synchronous_commit
--- for their one-statement transaction to 'off' by default (the worker_commit URL parameter;
--- NULL keeps the session's setting). Losing such a commit in a server crash only makes a job run again, which
+-- for their one-statement transaction (set_config(..., true) in the output list: it only has
+-- to be set before the commit) to 'off' by default (the worker_commit URL parameter; NULL
+-- keeps the session's setting). Losing such a commit in a server crash only makes a job run again, which
 -- at-least-once allows: an un-persisted claim leaves the job pending, an un-persisted outcome
 -- leaves it leased until the reaper requeues it. Enqueues always commit synchronously.
 -- ---------------------------------------------------------------------------------------
@@ -324,7 +327,6 @@ WITH RECURSIVE levels AS (
            (SELECT min(j.priority) FROM {schema}.jobs j
             WHERE j.queue = q.queue AND j.state IN ('pending', 'retry')) AS priority
     FROM unnest(%(queues)b::text[]) AS q(queue)
-    WHERE set_config('synchronous_commit', coalesce(%(commit)s::text, current_setting('synchronous_commit')), true) IS NOT NULL  -- see worker_commit
     UNION ALL
     SELECT l.queue,
            (SELECT min(j.priority) FROM {schema}.jobs j
@@ -353,7 +355,8 @@ SET state = 'processing', attempt = j.attempt + 1, lease_token = %(token)s,
     lease_expires_at = now() + %(lease)s * interval '1 second', worker = %(worker)s, started_at = now()
 WHERE j.id = ANY(ARRAY(SELECT c.id FROM candidates c))
 RETURNING j.id, j.task, j.queue, j.payload, j.attempt, j.max_attempts, j.priority, j.key, j.on_complete,
-          extract(epoch FROM j.created_at)::float8, extract(epoch FROM j.run_at)::float8
+          extract(epoch FROM j.created_at)::float8, extract(epoch FROM j.run_at)::float8,
+          set_config('synchronous_commit', coalesce(%(commit)s::text, current_setting('synchronous_commit')), true)
 
 -- name: next_due
 -- Seconds until the earliest waiting job in these queues is due (<= 0: due now; NULL: none),
@@ -381,96 +384,109 @@ CROSS JOIN LATERAL (
 WHERE l.priority IS NOT NULL
 
 -- name: extend_leases
+-- Driven by the input: one primary-key lookup per lease. A lease token exists exactly while
+-- a job is processing (a CHECK constraint), so matching it is the whole fence.
 UPDATE {schema}.jobs j
 SET lease_expires_at = now() + %(lease)s * interval '1 second'
 FROM unnest(%(ids)b::text[], %(tokens)b::text[]) AS l(id, token)
-WHERE j.id = l.id AND j.lease_token = l.token AND j.state = 'processing' AND j.id = ANY(%(ids)b::text[])
-  AND set_config('synchronous_commit', coalesce(%(commit)s::text, current_setting('synchronous_commit')), true) IS NOT NULL
-RETURNING j.id, j.cancel_requested
+WHERE j.id = l.id AND j.lease_token = l.token
+RETURNING j.id, j.cancel_requested,
+          set_config('synchronous_commit', coalesce(%(commit)s::text, current_setting('synchronous_commit')), true)
 
 -- name: finish
--- Every outcome of a batch in one statement: one UPDATE per kind, each fenced by the lease
--- token, one INSERT of the audit rows of the outcomes that applied, and a NOTIFY for jobs
--- that are due again at once (released, or retried without delay).
-WITH outcome AS MATERIALIZED (
-    SELECT *
-    FROM unnest(%(ids)b::text[], %(tokens)b::text[], %(kinds)b::text[], %(results)b::text[],
-                %(errors)b::text[], %(tracebacks)b::text[], %(delays)b::float8[], %(attempts)b::integer[],
-                %(workers)b::text[], %(started)b::float8[], %(finished)b::float8[],
-                %(status_codes)b::integer[], %(excerpts)b::text[])
-         AS o(id, token, kind, result, error, traceback, delay, attempt, worker, started_at, finished_at,
-              status_code, response_excerpt)
-    WHERE set_config('synchronous_commit', coalesce(%(commit)s::text, current_setting('synchronous_commit')), true) IS NOT NULL
-),
-completed AS (
+-- Every outcome of a batch in one statement: one UPDATE per kind, each driven by that kind's
+-- parallel arrays (one primary-key lookup per outcome, ids unique within the statement) and
+-- fenced by the lease token; one INSERT of the audit rows of the outcomes that applied, from
+-- what the UPDATEs return; and a NOTIFY for jobs that are due again at once (released, or
+-- retried without delay).
+WITH completed AS (
     UPDATE {schema}.jobs j
-    SET state = 'completed', result = o.result, finished_at = now(), error = NULL, traceback = NULL,
+    SET state = 'completed', result = o.value, finished_at = now(), error = NULL, traceback = NULL,
         lease_token = NULL, lease_expires_at = NULL
-    FROM outcome o
-    WHERE o.kind = 'completed' AND j.id = o.id AND j.lease_token = o.token AND j.state = 'processing'
-      AND j.id = ANY(%(ids)b::text[])
-    RETURNING j.id, o.token
+    FROM unnest(%(c_ids)b::text[], %(c_tokens)b::text[], %(c_attempts)b::integer[], %(c_workers)b::text[],
+                %(c_started)b::float8[], %(c_finished)b::float8[], %(c_errors)b::text[],
+                %(c_tracebacks)b::text[], %(c_status_codes)b::integer[], %(c_excerpts)b::text[], %(c_results)b::text[])
+         AS o(id, token, attempt, worker, started_at, finished_at, error, traceback, status_code,
+              response_excerpt, value)
+    WHERE j.id = o.id AND j.lease_token = o.token
+    RETURNING j.id, j.queue, j.run_at, o.attempt, o.worker, o.started_at, o.finished_at, o.error, o.traceback,
+              o.status_code, o.response_excerpt
 ),
 retried AS (
     UPDATE {schema}.jobs j
-    SET state = 'retry', run_at = now() + o.delay * interval '1 second', error = o.error,
+    SET state = 'retry', run_at = now() + o.value * interval '1 second', error = o.error,
         traceback = o.traceback, lease_token = NULL, lease_expires_at = NULL
-    FROM outcome o
-    WHERE o.kind = 'retry' AND j.id = o.id AND j.lease_token = o.token AND j.state = 'processing'
-      AND j.id = ANY(%(ids)b::text[])
-    RETURNING j.id, o.token, j.queue, j.run_at
+    FROM unnest(%(r_ids)b::text[], %(r_tokens)b::text[], %(r_attempts)b::integer[], %(r_workers)b::text[],
+                %(r_started)b::float8[], %(r_finished)b::float8[], %(r_errors)b::text[],
+                %(r_tracebacks)b::text[], %(r_status_codes)b::integer[], %(r_excerpts)b::text[], %(r_delays)b::float8[])
+         AS o(id, token, attempt, worker, started_at, finished_at, error, traceback, status_code,
+              response_excerpt, value)
+    WHERE j.id = o.id AND j.lease_token = o.token
+    RETURNING j.id, j.queue, j.run_at, o.attempt, o.worker, o.started_at, o.finished_at, o.error, o.traceback,
+              o.status_code, o.response_excerpt
 ),
 failed AS (
     UPDATE {schema}.jobs j
     SET state = 'failed', finished_at = now(), error = o.error, traceback = o.traceback,
         lease_token = NULL, lease_expires_at = NULL
-    FROM outcome o
-    WHERE o.kind = 'failed' AND j.id = o.id AND j.lease_token = o.token AND j.state = 'processing'
-      AND j.id = ANY(%(ids)b::text[])
-    RETURNING j.id, o.token
+    FROM unnest(%(f_ids)b::text[], %(f_tokens)b::text[], %(f_attempts)b::integer[], %(f_workers)b::text[],
+                %(f_started)b::float8[], %(f_finished)b::float8[], %(f_errors)b::text[],
+                %(f_tracebacks)b::text[], %(f_status_codes)b::integer[], %(f_excerpts)b::text[])
+         AS o(id, token, attempt, worker, started_at, finished_at, error, traceback, status_code,
+              response_excerpt)
+    WHERE j.id = o.id AND j.lease_token = o.token
+    RETURNING j.id, j.queue, j.run_at, o.attempt, o.worker, o.started_at, o.finished_at, o.error, o.traceback,
+              o.status_code, o.response_excerpt
 ),
 cancelled AS (
     UPDATE {schema}.jobs j
     SET state = 'cancelled', finished_at = now(), error = o.error, traceback = o.traceback,
         lease_token = NULL, lease_expires_at = NULL
-    FROM outcome o
-    WHERE o.kind = 'cancelled' AND j.id = o.id AND j.lease_token = o.token AND j.state = 'processing'
-      AND j.id = ANY(%(ids)b::text[])
-    RETURNING j.id, o.token
+    FROM unnest(%(x_ids)b::text[], %(x_tokens)b::text[], %(x_attempts)b::integer[], %(x_workers)b::text[],
+                %(x_started)b::float8[], %(x_finished)b::float8[], %(x_errors)b::text[],
+                %(x_tracebacks)b::text[], %(x_status_codes)b::integer[], %(x_excerpts)b::text[])
+         AS o(id, token, attempt, worker, started_at, finished_at, error, traceback, status_code,
+              response_excerpt)
+    WHERE j.id = o.id AND j.lease_token = o.token
+    RETURNING j.id, j.queue, j.run_at, o.attempt, o.worker, o.started_at, o.finished_at, o.error, o.traceback,
+              o.status_code, o.response_excerpt
 ),
 released AS (
     -- Back in line where it was (run_at unchanged); the attempt did not count.
     UPDATE {schema}.jobs j
     SET state = 'pending', attempt = j.attempt - 1, lease_token = NULL, lease_expires_at = NULL,
         worker = NULL, started_at = NULL
-    FROM outcome o
-    WHERE o.kind = 'released' AND j.id = o.id AND j.lease_token = o.token AND j.state = 'processing'
-      AND j.id = ANY(%(ids)b::text[])
-    RETURNING j.id, o.token, j.queue
+    FROM unnest(%(l_ids)b::text[], %(l_tokens)b::text[], %(l_attempts)b::integer[], %(l_workers)b::text[],
+                %(l_started)b::float8[], %(l_finished)b::float8[], %(l_errors)b::text[],
+                %(l_tracebacks)b::text[], %(l_status_codes)b::integer[], %(l_excerpts)b::text[])
+         AS o(id, token, attempt, worker, started_at, finished_at, error, traceback, status_code,
+              response_excerpt)
+    WHERE j.id = o.id AND j.lease_token = o.token
+    RETURNING j.id, j.queue, j.run_at, o.attempt, o.worker, o.started_at, o.finished_at, o.error, o.traceback,
+              o.status_code, o.response_excerpt
 ),
 applied AS (
-    SELECT id, token FROM completed
-    UNION ALL SELECT id, token FROM retried
-    UNION ALL SELECT id, token FROM failed
-    UNION ALL SELECT id, token FROM cancelled
-    UNION ALL SELECT id, token FROM released
+    SELECT 'completed' AS kind, * FROM completed
+    UNION ALL SELECT 'retry', * FROM retried
+    UNION ALL SELECT 'failed', * FROM failed
+    UNION ALL SELECT 'cancelled', * FROM cancelled
+    UNION ALL SELECT 'released', * FROM released
 ),
 audited AS (
     INSERT INTO {schema}.attempts
         (job_id, attempt, worker, started_at, finished_at, outcome, error, traceback, status_code,
          response_excerpt)
-    SELECT o.id, o.attempt, o.worker, to_timestamp(o.started_at), to_timestamp(o.finished_at), o.kind,
-           o.error, o.traceback, o.status_code, o.response_excerpt
-    FROM outcome o
-    WHERE o.started_at IS NOT NULL AND (o.id, o.token) IN (SELECT id, token FROM applied)
+    SELECT a.id, a.attempt, a.worker, to_timestamp(a.started_at), to_timestamp(a.finished_at), a.kind,
+           a.error, a.traceback, a.status_code, a.response_excerpt
+    FROM applied a
+    WHERE a.started_at IS NOT NULL
 ),
 woken AS (
     SELECT pg_notify({channel}, w.queue)
     FROM (SELECT queue FROM retried WHERE run_at <= now() UNION SELECT queue FROM released) AS w
 )
--- One row per applied outcome; the notifications are sent once, as the first row is produced
--- (with no row applied there is nothing to wake anyone for).
-SELECT a.id, a.token, (SELECT count(*) FROM woken) FROM applied a
+SELECT ARRAY(SELECT id FROM applied), (SELECT count(*) FROM woken),
+       set_config('synchronous_commit', coalesce(%(commit)s::text, current_setting('synchronous_commit')), true)
 
 -- name: reap
 -- Lapsed leases, oldest first, skipping rows a worker is writing right now. A requeued job
@@ -480,7 +496,6 @@ WITH expired AS MATERIALIZED (
     SELECT j.id
     FROM {schema}.jobs j
     WHERE j.state = 'processing' AND j.lease_expires_at < now()
-      AND set_config('synchronous_commit', coalesce(%(commit)s::text, current_setting('synchronous_commit')), true) IS NOT NULL
     ORDER BY j.lease_expires_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -511,7 +526,8 @@ woken AS (
     FROM (SELECT DISTINCT queue FROM reaped WHERE state = 'pending') AS d
 )
 SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'failed'),
-       (SELECT count(*) FROM woken)
+       (SELECT count(*) FROM woken),
+       set_config('synchronous_commit', coalesce(%(commit)s::text, current_setting('synchronous_commit')), true)
 FROM reaped
 
 -- ---------------------------------------------------------------------------------------
