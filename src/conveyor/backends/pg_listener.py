@@ -133,7 +133,7 @@ class Listener:
                 if self._closed:
                     break
                 log.warning(
-                    "LISTEN connection lost (%s); polling every few seconds, reconnecting in %.1fs",
+                    "LISTEN connection lost (%s); workers poll meanwhile; reconnecting in %.1fs",
                     str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
                     delay,
                 )

@@ -38,7 +38,11 @@ CREATE TABLE {schema}.jobs (
     on_complete      text,
     -- The fence: a lease token exists exactly while the job is processing.
     CONSTRAINT jobs_lease_token_while_processing CHECK ((lease_token IS NOT NULL) = (state = 'processing'))
-);
+)
+-- Every job is updated two or three times within seconds: vacuum after 2% of the rows are
+-- dead instead of 20%, so the claim index stays short.
+WITH (autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 1000,
+      autovacuum_analyze_scale_factor = 0.05);
 -- The claim: one btree range per (queue, priority) holding only waiting jobs, so finished
 -- rows never enter it however many there are; due jobs come first within a range.
 CREATE INDEX jobs_claim ON {schema}.jobs (queue, priority DESC, run_at, id)
@@ -56,8 +60,10 @@ CREATE INDEX jobs_key ON {schema}.jobs (key, created_at) WHERE key IS NOT NULL;
 -- state (claim, lease, finished) instead of a (state, created_at) index that every insert,
 -- claim and finish would pay for.
 CREATE INDEX jobs_created ON {schema}.jobs (created_at, id);
--- Purge by age; counts and listings of finished states.
-CREATE INDEX jobs_finished ON {schema}.jobs (state, finished_at) WHERE finished_at IS NOT NULL;
+-- Finished jobs: purge by age (a range per state), listings by state, and the counts of the
+-- stats by an index-only scan (queue rides along) instead of a pass over the table.
+CREATE INDEX jobs_finished ON {schema}.jobs (state, finished_at) INCLUDE (queue)
+    WHERE state IN ('completed', 'failed', 'cancelled');
 
 CREATE TABLE {schema}.attempts (
     id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -580,7 +586,18 @@ LIMIT %(limit)s OFFSET %(offset)s
 SELECT count(*) FROM {schema}.jobs j WHERE {filters}
 
 -- name: stats
-SELECT j.queue, j.state, count(*) FROM {schema}.jobs j GROUP BY j.queue, j.state
+-- Finished states through the jobs_finished index (an index-only scan once vacuumed); the
+-- waiting and running states, which are few, through the claim and lease indexes (one OR
+-- arm per partial index, so the planner can combine the two).
+SELECT j.queue, j.state, count(*)
+FROM {schema}.jobs j
+WHERE j.state IN ('completed', 'failed', 'cancelled')
+GROUP BY j.queue, j.state
+UNION ALL
+SELECT j.queue, j.state, count(*)
+FROM {schema}.jobs j
+WHERE j.state IN ('pending', 'retry') OR j.state = 'processing'
+GROUP BY j.queue, j.state
 
 -- name: oldest_pending
 SELECT extract(epoch FROM now() - min(j.run_at))::float8
