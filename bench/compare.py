@@ -47,7 +47,7 @@ FULL_SIZES: dict[str, Any] = {
     "latency_rate": 100,
     "io": 10000,
     "retry": 2000,
-    "cap_s": 15.0,
+    "cap_s": 10.0,
 }
 QUICK_SIZES: dict[str, Any] = {
     "drain": 5000,

@@ -9,6 +9,11 @@ the profiler counts as active), and prints the functions with the largest share
 of samples, inclusive and self, plus the per-thread split. The raw collapsed
 stacks are kept in ``bench/results/profile-<backend>-<kind>.txt`` for a flame
 graph. ``--enqueue`` profiles ``enqueue_many`` in this process instead.
+
+``--latency`` traces the pickup path instead: one worker process with
+timestamps on its fetch loop (``bench.peers.traced_worker``) and latency probes
+trickled at 100/s, split into enqueue call, enqueue-to-wake-up, wake-up-to-claim,
+the claim round trip, and claim-to-task-start (medians and p90 in ms).
 """
 
 from __future__ import annotations
@@ -22,9 +27,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from .orchestrate import DEFAULT_PG, RESULTS, ROOT
 from .peers.base import make_tag
+
+#: Frames on every stack (thread start-up, the CLI): left out of the inclusive list.
+GENERIC = ("threading.py:Thread.", "click/", "<frozen runpy>", "conveyor/__main__.py", "conveyor/cli.py")
 
 
 def summarise(stacks: Path, top: int = 25) -> str:
@@ -40,11 +49,13 @@ def summarise(stacks: Path, top: int = 25) -> str:
         count = int(count_text)
         frames = stack.split(";")
         total += count
-        # py-spy raw frames are "function (path:line)"; the first frames name process and thread.
+        # py-spy raw frames are "function (path:line)", after "process N:..." and "thread (N): name".
         names = []
         for frame in frames:
-            if "(" not in frame:
-                threads[frame] += count if frame.startswith("thread") else 0
+            if frame.startswith("process "):
+                continue
+            if frame.startswith("thread ("):
+                threads[frame.split("): ", 1)[-1]] += count
                 continue
             function, _, where = frame.partition(" (")
             path = where.rsplit(":", 1)[0]
@@ -57,12 +68,13 @@ def summarise(stacks: Path, top: int = 25) -> str:
         return "no samples"
     out = [f"{total} samples"]
     out.append("\ninclusive (share of samples with the function on the stack):")
-    out += [f"  {100 * n / total:5.1f}%  {name}" for name, n in inclusive.most_common(top)]
+    shown = [(name, n) for name, n in inclusive.most_common() if not name.startswith(GENERIC)][:top]
+    out += [f"  {100 * n / total:5.1f}%  {name}" for name, n in shown]
     out.append("\nself (share of samples with the function on top):")
     out += [f"  {100 * n / total:5.1f}%  {name}" for name, n in own.most_common(top)]
     if threads:
         out.append("\nthreads:")
-        out += [f"  {100 * n / total:5.1f}%  {name}" for name, n in threads.most_common(12) if n]
+        out += [f"  {100 * n / total:5.1f}%  {name}" for name, n in threads.most_common(12)]
     return "\n".join(out)
 
 
@@ -71,6 +83,63 @@ def _short(path: str) -> str:
         if marker in path:
             return path.split(marker, 1)[1]
     return path
+
+
+def trace_latency(adapter: Any, out: Path, probes: int) -> str:
+    """Probes at 100/s into one traced worker process; the pickup path split into segments."""
+    from .peers.base import WorkerPlan
+    from .peers.harness import Workers, start_workers, stop_workers, wait_for
+
+    config = adapter.workers("noop").description.split("(")[0].replace("--processes 2 ", "").split()
+    command = [sys.executable, "-m", "bench.peers.traced_worker", *config, "--log-level", "warning"]
+    workers: Workers = start_workers(adapter, WorkerPlan([command], 1, 1, "traced"))
+    returned: dict[str, float] = {}
+    try:
+        adapter.send_pickup(time.time())
+        wait_for(lambda: _lines(out, "start-") >= 1, 30, "the warm-up probe", workers)
+        time.sleep(1.0)
+        next_at = time.perf_counter()
+        for _ in range(probes):
+            sent = time.time()
+            adapter.send_pickup(sent)
+            returned[f"{sent:.6f}"] = time.time()
+            next_at += 0.01
+            time.sleep(max(0.0, next_at - time.perf_counter()))
+        wait_for(lambda: _lines(out, "start-") >= probes + 1, 30, "the probes", workers)
+    finally:
+        stop_workers(workers)
+    starts = dict(line.split() for line in _read(out, "start-"))
+    segments: dict[str, list[float]] = collections.defaultdict(list)
+    waiting = 0
+    for line in _read(out, "trace-"):
+        sent, woke, claim_start, claim_end = line.split()
+        if sent not in returned or sent not in starts:
+            continue
+        s, w, c0, c1, t = float(sent), float(woke), float(claim_start), float(claim_end), float(starts[sent])
+        segments["enqueue call (producer)"].append(returned[sent] - s)
+        if w >= s:  # the fetch loop was blocked in wait_for_jobs when the probe was enqueued
+            waiting += 1
+            segments["enqueue -> wait_for_jobs returns"].append(w - s)
+            segments["wake-up -> claim starts"].append(c0 - w)
+        else:
+            segments["enqueue -> claim starts (loop was busy)"].append(c0 - s)
+        segments["claim round trip"].append(c1 - c0)
+        segments["claim returned -> task starts"].append(t - c1)
+        segments["total: enqueue -> task starts"].append(t - s)
+    lines = [f"{len(segments['total: enqueue -> task starts'])} probes, {waiting} found the loop waiting"]
+    for name, values in segments.items():
+        values.sort()
+        p50, p90 = values[len(values) // 2], values[int(len(values) * 0.9)]
+        lines.append(f"  {name:<42} p50 {1000 * p50:7.3f} ms   p90 {1000 * p90:7.3f} ms   (n={len(values)})")
+    return "\n".join(lines)
+
+
+def _read(out: Path, prefix: str) -> list[str]:
+    return [line for path in out.glob(f"{prefix}*") for line in path.read_text().splitlines()]
+
+
+def _lines(out: Path, prefix: str) -> int:
+    return len(_read(out, prefix))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     parser.add_argument("--enqueue", action="store_true", help="profile enqueue_many in this process instead")
+    parser.add_argument("--latency", action="store_true", help="trace the pickup path of probes at 100/s")
+    parser.add_argument("--probes", type=int, default=300)
     parser.add_argument(
         "--redis-url", default=os.environ.get("CONVEYOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
     )
@@ -120,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
             profiler.stop()
             print(f"enqueue_many: {args.jobs / elapsed:,.0f} jobs/s")
             print(profiler.output_text(unicode=False, color=False, show_all=False))
+            return 0
+        if args.latency:
+            print(trace_latency(adapter, tmp / "out", args.probes))
             return 0
         {"noop": adapter.enqueue_noop, "io": adapter.enqueue_io, "retry": adapter.enqueue_flaky}[args.kind](
             args.jobs
