@@ -241,14 +241,25 @@ def session_throughput(adapter: Adapter, sizes: dict[str, Any]) -> dict[str, Any
     return result
 
 
+def warm_up(adapter: Adapter, counts: Counts, processes: int, workers: Workers, limit: float = 10.0) -> None:
+    """Trickle single no-ops until every worker process has run one (or ``limit`` s): all booted."""
+    adapter.enqueue_noop(1)
+    wait_for(lambda: counts.done()[0] >= 1, 60.0, "the first warm-up job", workers)
+    sent, deadline = 1, time.monotonic() + limit
+    while counts.done()[1] < processes and time.monotonic() < deadline:
+        adapter.enqueue_noop(1)
+        sent += 1
+        time.sleep(0.02)
+    wait_for(lambda: counts.done()[0] >= sent, 30.0, "the warm-up jobs", workers)
+
+
 def session_latency(adapter: Adapter, sizes: dict[str, Any]) -> dict[str, Any]:
     """Workload 3: warm the workers up, let them idle, then trickle latency probes at a fixed rate."""
     counts = Counts(adapter.ns.out)
     plan = adapter.workers("noop")
     workers = start_workers(adapter, plan)
     try:
-        adapter.enqueue_noop(10)
-        wait_for(lambda: counts.done()[0] >= 10, 60.0, "the warm-up jobs", workers)
+        warm_up(adapter, counts, plan.processes, workers)
         time.sleep(IDLE_BEFORE_PROBES)
         probed = probes(adapter, counts, sizes["latency"], sizes["latency_rate"], workers)
     finally:
