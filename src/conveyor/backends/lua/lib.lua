@@ -92,11 +92,11 @@ end
 -- priority, scored by its due time; the queue's priority levels are kept in
 -- wp:<queue> so a claim visits them highest first.
 local function wait_add(queue, priority, due, id)
-  zadd(waiting_key(queue, priority), due, id)
-  local level = queue .. ':' .. priority
-  if not prio_seen[level] then
-    prio_seen[level] = true
-    zadd(B .. 'wp:' .. queue, tonumber(priority), priority)
+  local key = waiting_key(queue, priority)
+  zadd(key, due, id)
+  if not prio_seen[key] then
+    prio_seen[key] = true
+    zadd(B .. 'wp:' .. queue, priority, priority)
   end
   notify[queue] = (notify[queue] or 0) + 1
 end
