@@ -222,6 +222,14 @@ def render(results: dict[str, Any]) -> str:
         ]
         dups = sum(r["result"]["retry"]["duplicates"] for r in reports if "result" in r)
         lines.append(f"| {SYSTEMS[key].label} | {', '.join(done)} | {dups} |")
+    lines += ["", "#### I/O workload: most jobs in flight at once (the budget is 20 slots)", ""]
+    lines += ["| system | slots | most in flight (each run) |", "|---|---:|---|"]
+    for key, entry in results["systems"].items():
+        reports = [r for r in entry.get("runs", {}).get("io", []) if "result" in r]
+        if not reports:
+            continue
+        peaks = ", ".join(str(r["result"]["io"].get("max_in_flight", "?")) for r in reports)
+        lines.append(f"| {SYSTEMS[key].label} | {reports[0]['result']['io']['slots']} | {peaks} |")
     lines += ["", "#### Configurations", ""]
     lines += ["| system | versions | workers: no-op, latency, retry | workers: 5 ms I/O | enqueue | retry |"]
     lines += ["|---|---|---|---|---|---|"]
