@@ -409,6 +409,14 @@ def test_claim_uses_the_partial_index_with_many_finished_jobs(backend: PostgresB
     assert len(backend.claim(ClaimRequest(("default",), 10, 30, "w"))) == 5
 
 
+def test_pooled_sessions_reuse_generic_plans_without_jit(backend: PostgresBackend) -> None:
+    with backend._conn() as conn:
+        settings = conn.execute(
+            "SELECT current_setting('plan_cache_mode'), current_setting('jit')"
+        ).fetchone()
+    assert settings == ("force_generic_plan", "off")
+
+
 def test_url_options_are_parsed_and_stripped_before_libpq() -> None:
     opts = parse_postgres_url(
         "postgresql://u:secret@db:5433/app?schema=jobs_v2&pool_max=4&pool_min=2&sslmode=disable&listen=off"

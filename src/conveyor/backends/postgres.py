@@ -135,8 +135,13 @@ def _configure(conn: Conn) -> None:
     Generic plans: our statements have fixed shapes, so each is planned once per connection
     instead of at every execution (left to itself PostgreSQL re-plans the claim every time,
     which costs as much as running it). Admin listings ask for custom plans per transaction.
+    No JIT: a generic plan cannot know the LIMIT, its cost estimate crosses jit_above_cost on
+    a big table, and compiling then takes hundreds of milliseconds for a sub-millisecond claim.
     """
-    conn.execute("SET plan_cache_mode = force_generic_plan")
+    conn.execute(
+        "SELECT set_config('plan_cache_mode', 'force_generic_plan', false), set_config('jit', 'off', false)",
+        prepare=False,
+    )
 
 
 def _stale(conn: Conn) -> bool:
