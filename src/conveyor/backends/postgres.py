@@ -663,9 +663,14 @@ class PostgresBackend:
 
     def purge(self, states: Sequence[State], before: float, batch_size: int = 1000) -> int:
         """Delete one batch of finished jobs (and their audit records): one short statement."""
-        params = {"states": list(states), "before": float(before), "limit": batch_size}
-        with self._custom_plans() as conn:
-            return int(_first(conn.execute(self.queries["purge"], params).fetchone()))
+        purged = 0
+        for state in dict.fromkeys(states):
+            params = {"state": state, "before": float(before), "limit": batch_size - purged}
+            with self._custom_plans() as conn:
+                purged += int(_first(conn.execute(self.queries["purge"], params).fetchone()))
+            if purged >= batch_size:
+                break
+        return purged
 
     def audits(self, job_id: str | None = None, limit: int = 50, offset: int = 0) -> list[AttemptRecord]:
         """Attempt records, newest first."""

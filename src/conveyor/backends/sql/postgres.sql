@@ -667,11 +667,13 @@ attempts_gone AS (
 SELECT count(*) FROM gone
 
 -- name: purge
--- One bounded batch per statement, so no lock is held for long; rows being written are skipped.
+-- One bounded batch of one state per statement, oldest first along jobs_finished, so no lock
+-- is held for long and no pass over the table is made; rows being written are skipped.
 WITH doomed AS MATERIALIZED (
     SELECT j.id
     FROM {schema}.jobs j
-    WHERE j.state = ANY(%(states)b::text[]) AND j.finished_at < to_timestamp(%(before)s)
+    WHERE j.state = %(state)s AND j.finished_at < to_timestamp(%(before)s)
+    ORDER BY j.finished_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ),
