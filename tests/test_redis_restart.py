@@ -1,4 +1,4 @@
-"""A Redis server killed with SIGKILL mid-drain and restarted: with AOF always, nothing is lost.
+"""Private redis-server processes: SIGKILL mid-drain with AOF always loses nothing; risky settings warn.
 
 The test starts its own redis-server on a free loopback port with
 ``--appendonly yes --appendfsync always`` in a temporary directory, lets a
@@ -11,6 +11,7 @@ scripts are reloaded after NOSCRIPT, and the structures stay consistent.
 from __future__ import annotations
 
 import collections
+import logging
 import shutil
 import signal
 import socket
@@ -142,3 +143,18 @@ def test_sigkill_of_redis_mid_drain_loses_nothing(durable_server: Server) -> Non
     assert not missing, f"{len(missing)} jobs completed in the store but never ran"
     assert check_redis_invariants(url, strict_keys=True) == JOBS
     app.close()
+
+
+def test_warns_when_the_server_may_evict_job_keys(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    evicting = ("--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru")
+    server = Server(tmp_path, "--appendonly", "yes", *evicting)
+    server.start()
+    try:
+        app = conveyor.App(f"redis://127.0.0.1:{server.port}/0?prefix=evict")
+        with caplog.at_level(logging.WARNING, logger="conveyor.redis"):
+            app.stats()
+        messages = [r.getMessage() for r in caplog.records if r.name == "conveyor.redis"]
+        assert len(messages) == 1 and "allkeys-lru" in messages[0] and "noeviction" in messages[0]
+        app.close()
+    finally:
+        server.stop()

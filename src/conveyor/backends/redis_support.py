@@ -192,7 +192,7 @@ _warned_lock = threading.Lock()
 
 
 def check_server(client: Any, server: str, prefix: str) -> None:
-    """Warn once per process and namespace about a server without persistence or older than 6.2.
+    """Warn once per process and namespace about a server that can lose jobs, or older than 6.2.
 
     CONFIG may be renamed or forbidden (managed services): then there is nothing to learn.
     """
@@ -211,9 +211,16 @@ def check_server(client: Any, server: str, prefix: str) -> None:
     try:
         appendonly = _config_value(client, "appendonly")
         save = _config_value(client, "save")
+        eviction = _config_value(client, "maxmemory-policy")
     except redis.ResponseError as exc:  # CONFIG renamed or forbidden: nothing to learn
         log.debug("cannot read the Redis persistence settings: %s", exc)
         return
+    if eviction not in (None, "noeviction"):
+        log.warning(
+            "Redis maxmemory-policy is %s: under memory pressure Redis may evict job keys, losing "
+            "jobs and corrupting the queue's indexes; set maxmemory-policy noeviction (see docs/redis.md)",
+            eviction,
+        )
     if appendonly == "no" and not save:
         log.warning(
             "Redis has no persistence (appendonly no, no RDB save points): a Redis restart loses "
