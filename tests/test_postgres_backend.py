@@ -317,6 +317,24 @@ def test_wait_for_jobs_wakes_when_a_delayed_job_falls_due(backend: PostgresBacke
     assert len(backend.claim(ClaimRequest(("default",), 5, 30, "w"))) == 1
 
 
+def test_idle_worker_runs_a_delayed_job_when_it_falls_due(
+    app: conveyor.App, backend: PostgresBackend
+) -> None:
+    started: list[float] = []
+
+    @app.task()
+    def later() -> None:
+        started.append(time.monotonic())
+
+    with running_worker(app, idle_wait=3.0):
+        wait_for(lambda: backend._listener is not None and backend._listener.listening)
+        time.sleep(0.2)  # asleep in wait_for_jobs, with nothing due
+        enqueued = time.monotonic()
+        later.options(delay=0.6).enqueue()  # the NOTIFY tells the sleeper when to wake
+        wait_for(lambda: started, timeout=5)
+    assert 0.5 <= started[0] - enqueued < 1.5, started[0] - enqueued
+
+
 def test_without_listen_it_polls(tmp_path: Path) -> None:
     require_or_skip("postgres")
     with fresh_url("postgres", tmp_path) as base:

@@ -390,7 +390,9 @@ class PostgresBackend:
             "max_attempts": [j.max_attempts for j in jobs],
             "on_completes": [j.on_complete for j in jobs],
         }
-        if keyed:
+        if not keyed:
+            params["notify"] = list(dict.fromkeys(j.queue for j in jobs))
+        else:
             params["keys"] = [j.key for j in jobs]
             params["key_modes"] = [j.key_mode for j in jobs]
             params["key_retention"] = float(self.key_retention)

@@ -82,8 +82,9 @@ CREATE INDEX attempts_job ON {schema}.attempts (job_id, id);
 
 -- name: migration_002
 -- The SQL-level API: enqueue from a trigger or any SQL client, and the keyed enqueue the
--- Python client uses. Both notify waiting workers when the job is due now; the notification
--- is delivered when the enclosing transaction commits (never if it rolls back).
+-- Python client uses. Both notify waiting workers (who claim a due job, or learn when the
+-- next one falls due); the notification is delivered when the enclosing transaction commits,
+-- never if it rolls back.
 CREATE FUNCTION {schema}.enqueue_job(
     p_id text, p_task text, p_queue text, p_payload text, p_priority integer,
     p_run_at timestamptz, p_max_attempts integer, p_key text, p_key_mode text,
@@ -118,9 +119,7 @@ BEGIN
                         max_attempts = p_max_attempts, on_complete = p_on_complete
                     WHERE j.id = found_id AND j.state IN ('pending', 'retry');
                     IF FOUND THEN
-                        IF p_run_at <= statement_timestamp() THEN
-                            PERFORM pg_notify({channel}, p_queue);
-                        END IF;
+                        PERFORM pg_notify({channel}, p_queue);
                         RETURN QUERY SELECT found_id, found_state, false;
                         RETURN;
                     END IF;
@@ -135,9 +134,7 @@ BEGIN
                  p_max_attempts, p_key, p_on_complete)
             ON CONFLICT (key) WHERE key IS NOT NULL AND state IN ('pending', 'retry') DO NOTHING;
             IF FOUND THEN
-                IF p_run_at <= statement_timestamp() THEN
-                    PERFORM pg_notify({channel}, p_queue);
-                END IF;
+                PERFORM pg_notify({channel}, p_queue);
                 RETURN QUERY SELECT p_id, 'pending'::text, true;
                 RETURN;
             END IF;
@@ -150,9 +147,7 @@ BEGIN
     VALUES
         (p_id, p_task, p_queue, 'pending', p_payload, p_priority, p_run_at, statement_timestamp(),
          p_max_attempts, NULL, p_on_complete);
-    IF p_run_at <= statement_timestamp() THEN
-        PERFORM pg_notify({channel}, p_queue);
-    END IF;
+    PERFORM pg_notify({channel}, p_queue);
     RETURN QUERY SELECT p_id, 'pending'::text, true;
 END
 $$;
@@ -284,8 +279,9 @@ SELECT extract(epoch FROM now())::float8
 -- ---------------------------------------------------------------------------------------
 
 -- name: insert_jobs
--- A batch without idempotency keys: one INSERT ... SELECT FROM unnest, then one NOTIFY per
--- queue that got a due job (delivered at commit).
+-- A batch without idempotency keys: one INSERT ... SELECT FROM unnest, and one NOTIFY per
+-- queue of the batch (delivered at commit; for a delayed job it lets an idle worker learn the
+-- new earliest due time).
 WITH inserted AS (
     INSERT INTO {schema}.jobs
         (id, task, queue, state, payload, priority, run_at, created_at, max_attempts, on_complete)
@@ -296,10 +292,8 @@ WITH inserted AS (
                 %(priorities)b::integer[], %(run_ats)b::float8[], %(delays)b::float8[],
                 %(max_attempts)b::integer[], %(on_completes)b::text[])
          AS t(id, task, queue, payload, priority, run_at, delay, max_attempts, on_complete)
-    RETURNING queue, run_at
 )
-SELECT count(pg_notify({channel}, d.queue))
-FROM (SELECT DISTINCT queue FROM inserted WHERE run_at <= statement_timestamp()) AS d
+SELECT count(pg_notify({channel}, q)) FROM unnest(%(notify)b::text[]) AS q
 
 -- name: enqueue_jobs
 -- A batch with idempotency keys: settled one by one, in order, by enqueue_job.
@@ -403,8 +397,8 @@ RETURNING j.id, j.cancel_requested,
 -- Every outcome of a batch in one statement: one UPDATE per kind, each driven by that kind's
 -- parallel arrays (one primary-key lookup per outcome, ids unique within the statement) and
 -- fenced by the lease token; one INSERT of the audit rows of the outcomes that applied, from
--- what the UPDATEs return; and a NOTIFY for jobs that are due again at once (released, or
--- retried without delay).
+-- what the UPDATEs return; and a NOTIFY for the queues of released and retried jobs (idle
+-- workers claim them, or learn when the retry falls due).
 WITH completed AS (
     UPDATE {schema}.jobs j
     SET state = 'completed', result = o.value, finished_at = now(), error = NULL, traceback = NULL,
@@ -489,7 +483,7 @@ audited AS (
 ),
 woken AS (
     SELECT pg_notify({channel}, w.queue)
-    FROM (SELECT queue FROM retried WHERE run_at <= now() UNION SELECT queue FROM released) AS w
+    FROM (SELECT queue FROM retried UNION SELECT queue FROM released) AS w
 )
 SELECT ARRAY(SELECT id FROM applied), (SELECT count(*) FROM woken),
        set_config('synchronous_commit', coalesce(%(commit)s::text, current_setting('synchronous_commit')), true)
