@@ -128,7 +128,8 @@ BEGIN
                 -- replace mode with a running or finished holder: the newest arguments run next.
             END IF;
             INSERT INTO {schema}.jobs AS j
-                (id, task, queue, state, payload, priority, run_at, created_at, max_attempts, key, on_complete)
+                (id, task, queue, state, payload, priority, run_at, created_at, max_attempts, key,
+                 on_complete)
             VALUES
                 (p_id, p_task, p_queue, 'pending', p_payload, p_priority, p_run_at, statement_timestamp(),
                  p_max_attempts, p_key, p_on_complete)
@@ -190,11 +191,13 @@ DECLARE
     job_id text;
 BEGIN
     IF task IS NULL OR length(task) > 128 OR task !~ '^[A-Za-z0-9_.-]+$' THEN
-        RAISE EXCEPTION 'conveyor.enqueue: invalid task name %: expected ^[A-Za-z0-9_.-]{{1,128}}$', quote_nullable(task)
+        RAISE EXCEPTION 'conveyor.enqueue: invalid task name %: expected ^[A-Za-z0-9_.-]{{1,128}}$',
+            quote_nullable(task)
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF queue IS NULL OR length(queue) > 128 OR queue !~ '^[A-Za-z0-9_.-]+$' THEN
-        RAISE EXCEPTION 'conveyor.enqueue: invalid queue name %: expected ^[A-Za-z0-9_.-]{{1,128}}$', quote_nullable(queue)
+        RAISE EXCEPTION 'conveyor.enqueue: invalid queue name %: expected ^[A-Za-z0-9_.-]{{1,128}}$',
+            quote_nullable(queue)
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF args IS NULL OR jsonb_typeof(args) <> 'array' THEN
@@ -202,19 +205,23 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF kwargs IS NULL OR jsonb_typeof(kwargs) <> 'object' THEN
-        RAISE EXCEPTION 'conveyor.enqueue: kwargs must be a JSON object, got %', coalesce(kwargs::text, 'NULL')
+        RAISE EXCEPTION 'conveyor.enqueue: kwargs must be a JSON object, got %',
+            coalesce(kwargs::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF max_attempts IS NULL OR max_attempts < 1 THEN
-        RAISE EXCEPTION 'conveyor.enqueue: max_attempts must be >= 1, got %', coalesce(max_attempts::text, 'NULL')
+        RAISE EXCEPTION 'conveyor.enqueue: max_attempts must be >= 1, got %',
+            coalesce(max_attempts::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF delay IS NULL OR delay < 0 OR delay = 'Infinity' OR delay = 'NaN' THEN
-        RAISE EXCEPTION 'conveyor.enqueue: delay must be finite seconds >= 0, got %', coalesce(delay::text, 'NULL')
+        RAISE EXCEPTION 'conveyor.enqueue: delay must be finite seconds >= 0, got %',
+            coalesce(delay::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF priority IS NULL THEN
-        RAISE EXCEPTION 'conveyor.enqueue: priority must not be NULL' USING ERRCODE = 'invalid_parameter_value';
+        RAISE EXCEPTION 'conveyor.enqueue: priority must not be NULL'
+            USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF key IS NOT NULL AND (length(key) < 1 OR length(key) > 512) THEN
         RAISE EXCEPTION 'conveyor.enqueue: key must be 1 to 512 characters, got %', length(key)
@@ -356,7 +363,8 @@ SET state = 'processing', attempt = j.attempt + 1, lease_token = %(token)s,
 WHERE j.id = ANY(ARRAY(SELECT c.id FROM candidates c))
 RETURNING j.id, j.task, j.queue, j.payload, j.attempt, j.max_attempts, j.priority, j.key, j.on_complete,
           extract(epoch FROM j.created_at)::float8, extract(epoch FROM j.run_at)::float8,
-          set_config('synchronous_commit', coalesce(%(commit)s::text, current_setting('synchronous_commit')), true)
+          set_config('synchronous_commit',
+                     coalesce(%(commit)s::text, current_setting('synchronous_commit')), true)
 
 -- name: next_due
 -- Seconds until the earliest waiting job in these queues is due (<= 0: due now; NULL: none),
@@ -391,7 +399,8 @@ SET lease_expires_at = now() + %(lease)s * interval '1 second'
 FROM unnest(%(ids)b::text[], %(tokens)b::text[]) AS l(id, token)
 WHERE j.id = l.id AND j.lease_token = l.token
 RETURNING j.id, j.cancel_requested,
-          set_config('synchronous_commit', coalesce(%(commit)s::text, current_setting('synchronous_commit')), true)
+          set_config('synchronous_commit',
+                     coalesce(%(commit)s::text, current_setting('synchronous_commit')), true)
 
 -- name: finish
 -- Every outcome of a batch in one statement: one UPDATE per kind, each driven by that kind's
@@ -405,7 +414,8 @@ WITH completed AS (
         lease_token = NULL, lease_expires_at = NULL
     FROM unnest(%(c_ids)b::text[], %(c_tokens)b::text[], %(c_attempts)b::integer[], %(c_workers)b::text[],
                 %(c_started)b::float8[], %(c_finished)b::float8[], %(c_errors)b::text[],
-                %(c_tracebacks)b::text[], %(c_status_codes)b::integer[], %(c_excerpts)b::text[], %(c_results)b::text[])
+                %(c_tracebacks)b::text[], %(c_status_codes)b::integer[], %(c_excerpts)b::text[],
+                %(c_results)b::text[])
          AS o(id, token, attempt, worker, started_at, finished_at, error, traceback, status_code,
               response_excerpt, value)
     WHERE j.id = o.id AND j.lease_token = o.token
@@ -418,7 +428,8 @@ retried AS (
         traceback = o.traceback, lease_token = NULL, lease_expires_at = NULL
     FROM unnest(%(r_ids)b::text[], %(r_tokens)b::text[], %(r_attempts)b::integer[], %(r_workers)b::text[],
                 %(r_started)b::float8[], %(r_finished)b::float8[], %(r_errors)b::text[],
-                %(r_tracebacks)b::text[], %(r_status_codes)b::integer[], %(r_excerpts)b::text[], %(r_delays)b::float8[])
+                %(r_tracebacks)b::text[], %(r_status_codes)b::integer[], %(r_excerpts)b::text[],
+                %(r_delays)b::float8[])
          AS o(id, token, attempt, worker, started_at, finished_at, error, traceback, status_code,
               response_excerpt, value)
     WHERE j.id = o.id AND j.lease_token = o.token
@@ -486,7 +497,8 @@ woken AS (
     FROM (SELECT queue FROM retried UNION SELECT queue FROM released) AS w
 )
 SELECT ARRAY(SELECT id FROM applied), (SELECT count(*) FROM woken),
-       set_config('synchronous_commit', coalesce(%(commit)s::text, current_setting('synchronous_commit')), true)
+       set_config('synchronous_commit',
+                  coalesce(%(commit)s::text, current_setting('synchronous_commit')), true)
 
 -- name: reap
 -- Lapsed leases, oldest first, skipping rows a worker is writing right now. A requeued job
@@ -527,7 +539,8 @@ woken AS (
 )
 SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'failed'),
        (SELECT count(*) FROM woken),
-       set_config('synchronous_commit', coalesce(%(commit)s::text, current_setting('synchronous_commit')), true)
+       set_config('synchronous_commit',
+                  coalesce(%(commit)s::text, current_setting('synchronous_commit')), true)
 FROM reaped
 
 -- ---------------------------------------------------------------------------------------
