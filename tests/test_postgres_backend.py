@@ -3,6 +3,7 @@ keys across connections, LISTEN/NOTIFY wake-ups, plans of the hot queries, URLs.
 
 from __future__ import annotations
 
+import os
 import statistics
 import threading
 import time
@@ -400,6 +401,23 @@ def test_idle_connections_killed_by_the_server_are_replaced_transparently(tmp_pa
                 assert b.stats().counts["pending"] == 1
         finally:
             b.close()
+
+
+def test_a_forked_child_opens_its_own_connections(backend: PostgresBackend) -> None:
+    backend.enqueue_many([new_job()])
+    backend.wait_for_jobs(["default"], 0.01)  # the parent's pool and listener are running
+    pid = os.fork()
+    if pid == 0:  # the child: must not touch the parent's sessions
+        code = 1
+        try:
+            backend.enqueue_many([new_job()])
+            code = 0 if backend.stats().counts["pending"] == 2 else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert backend.stats().counts["pending"] == 2, "the parent's connections still work"
+    assert len(backend.claim(ClaimRequest(("default",), 5, 30, "w"))) == 2
 
 
 # -- plans and URLs --------------------------------------------------------------------------

@@ -12,6 +12,7 @@ configurable schema (``?schema=`` in the URL, default ``conveyor``); see docs/po
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import select
 import threading
@@ -67,6 +68,8 @@ _LOCKED_DUE_WAIT = 0.01
 
 Row = tuple[Any, ...]
 Conn = psycopg.Connection[Row]
+#: Pools and listeners a forked child inherited: never used, never closed, never collected.
+_INHERITED: list[tuple[object, object]] = []
 
 
 def _literal(text: str) -> LiteralString:
@@ -180,6 +183,7 @@ class PostgresBackend:
         self._listener: Listener | None = None
         self._ready = False
         self._local = threading.local()
+        self._pid = os.getpid()
         #: synchronous_commit for the worker's writes; None keeps the server's setting.
         self._commit: str | None = "off" if self.options.worker_commit == "off" else None
 
@@ -187,7 +191,20 @@ class PostgresBackend:
         return f"<PostgresBackend {redact(self.url)} schema={self.schema}>"
 
     # -- connections -------------------------------------------------------------------
+    def _forked(self) -> None:
+        """After os.fork() the parent's pool and listener are not ours: start afresh.
+
+        Their sockets are shared with the parent, so they are neither used nor closed here
+        (closing would end the parent's sessions); they are kept referenced, never collected.
+        """
+        with self._lock:
+            if self._pid != os.getpid():
+                _INHERITED.append((self._pool, self._listener))
+                self._pool, self._listener, self._pid = None, None, os.getpid()
+
     def _get_pool(self) -> ConnectionPool[Conn]:
+        if self._pid != os.getpid():
+            self._forked()
         pool = self._pool
         if pool is None:
             with self._lock:
@@ -461,6 +478,8 @@ class PostgresBackend:
     def _get_listener(self) -> Listener | None:
         if not self.options.listen:
             return None
+        if self._pid != os.getpid():
+            self._forked()
         listener = self._listener
         if listener is None:
             with self._lock:
