@@ -336,6 +336,36 @@ def test_idle_worker_runs_a_delayed_job_when_it_falls_due(
     assert 0.5 <= started[0] - enqueued < 1.5, started[0] - enqueued
 
 
+def test_a_due_job_locked_elsewhere_does_not_make_idle_workers_spin(
+    app: conveyor.App, backend: PostgresBackend
+) -> None:
+    ran: list[float] = []
+
+    @app.task()
+    def locked() -> None:
+        ran.append(time.monotonic())
+
+    job = locked.enqueue()
+    claims = 0
+    claim = backend.claim
+
+    def counting_claim(request: ClaimRequest) -> list[conveyor.backends.base.ClaimedJob]:
+        nonlocal claims
+        claims += 1
+        return claim(request)
+
+    backend.claim = counting_claim  # type: ignore[method-assign]
+    table = sql.Identifier(backend.schema, "jobs")
+    with psycopg.connect(POSTGRES_URL) as conn, running_worker(app, idle_wait=3.0):
+        conn.execute(sql.SQL("SELECT 1 FROM {} WHERE id = %s FOR UPDATE").format(table), [job.id])
+        time.sleep(1.5)  # the claim skips the locked row; the worker backs off instead of spinning
+        assert not ran and claims < 25, claims
+        conn.rollback()
+        released = time.monotonic()
+        wait_for(lambda: ran, timeout=5)
+    assert ran[0] - released < 2.5
+
+
 def test_without_listen_it_polls(tmp_path: Path) -> None:
     require_or_skip("postgres")
     with fresh_url("postgres", tmp_path) as base:

@@ -62,8 +62,9 @@ _FILTERED = ("list_jobs", "count_jobs", "resubmit_many")
 #: The array-name prefix of each outcome kind in the finish statement.
 _KINDS = {"c": "completed", "r": "retry", "f": "failed", "x": "cancelled", "l": "released"}
 _FRAGMENTS = ("job_columns", "attempt_columns")
-#: How long a waiter sleeps when a due job exists that its claim could not take (locked by
-#: another claimer or a caller's open transaction): short, but never a busy loop.
+#: How long a waiter first sleeps when a due job exists that its claim could not take (locked
+#: by another claimer, or by a caller's open transaction): short, doubling while it lasts, so
+#: never a busy loop.
 _LOCKED_DUE_WAIT = 0.01
 
 Row = tuple[Any, ...]
@@ -473,6 +474,8 @@ class PostgresBackend:
             for r in rows
         ]
         claimed.sort(key=lambda j: (-j.priority, j.run_at, j.id))
+        if claimed:
+            self._local.locked_wait = _LOCKED_DUE_WAIT
         return claimed
 
     def _get_listener(self) -> Listener | None:
@@ -513,8 +516,12 @@ class PostgresBackend:
                 return
         due_in = self._next_due(names)
         wait = deadline - time.monotonic()
-        if due_in is not None:
-            wait = min(wait, max(due_in, _LOCKED_DUE_WAIT))
+        if due_in is not None and due_in > 0:
+            wait = min(wait, due_in)
+        elif due_in is not None:  # due, yet the claim got nothing: it is locked for now
+            locked_wait: float = getattr(self._local, "locked_wait", _LOCKED_DUE_WAIT)
+            self._local.locked_wait = min(locked_wait * 2, self.options.poll)
+            wait = min(wait, locked_wait)
         if listener is None or not listener.listening:
             wait = min(wait, self.options.poll)
         if wait <= 0:
