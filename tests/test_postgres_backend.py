@@ -511,3 +511,6 @@ def test_bad_urls_are_refused_naming_the_problem(query: str, message: str) -> No
     with pytest.raises(BadURL, match=message) as info:
         PostgresBackend(f"postgresql://u:secret@localhost/app?{query}")
     assert "secret" not in str(info.value), "passwords never appear in messages"
+    with pytest.raises(BadURL, match=message) as info:
+        PostgresBackend(f"postgresql://u@localhost/app?password=hunter2&{query}")
+    assert "hunter2" not in str(info.value)

@@ -92,12 +92,16 @@ def _bool(name: str, raw: str, url: str) -> bool:
 
 
 def redact(url: str) -> str:
-    """The URL with its password (if any) replaced by ``***``, for messages and logs."""
+    """The URL with its password (in the netloc or a ``password=`` parameter) shown as ``***``."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    if parts.password is not None:
+        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1))
+    if "password=" in parts.query:
+        query = [
+            (k, "***" if k == "password" else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        ]
+        parts = parts._replace(query=urlencode(query, safe="*"))
+    return urlunsplit(parts)
 
 
 def parse_postgres_url(url: str) -> PostgresOptions:
