@@ -44,6 +44,7 @@ def test_sigkill_workers_mid_job_loses_nothing(backend_name: str, backend_url: s
         workers.start()
     rng = random.Random(7)
     deadline = time.monotonic() + 240
+    survivors = []
     try:
         while app.stats()["counts"]["completed"] < JOBS:
             assert time.monotonic() < deadline, f"drain stalled: {app.stats()['counts']}"
@@ -53,10 +54,12 @@ def test_sigkill_workers_mid_job_loses_nothing(backend_name: str, backend_url: s
                 workers.kill(victim)
                 workers.start()
     finally:
+        survivors = workers.alive()
         codes = workers.stop_all()
     stats = app.stats()["counts"]
     assert stats == {**dict.fromkeys(stats, 0), "completed": JOBS}, stats
-    assert all(code == 0 for code in codes[-PROCESSES[backend_name] :]), codes
+    assert len(survivors) == PROCESSES[backend_name]
+    assert all(proc.returncode == 0 for proc in survivors), codes
     runs = workers.executions()
     missing = [n for n in range(JOBS) if runs[n] == 0]
     assert not missing, f"{len(missing)} jobs completed in the store but never ran: {missing[:10]}"

@@ -223,3 +223,21 @@ def test_run_at_must_be_aware(app: conveyor.App) -> None:
     with pytest.raises(ValueError, match="delay"):
         work.options(delay=-1).enqueue()
     assert app.stats()["counts"]["pending"] == 0
+
+
+def test_keyed_job_returns_to_waiting_beside_a_newer_holder(app: conveyor.App) -> None:
+    from conveyor.backends.base import Outcome
+
+    @app.task(max_attempts=3)
+    def work(n: int) -> None: ...
+
+    first = work.options(key="k").enqueue(1)
+    (running,) = app.backend.claim(ClaimRequest(("default",), 1, 30.0, "w"))
+    second = work.options(key="k", key_mode="replace").enqueue(2)
+    assert second.id != first.id, "the holder runs already: the newest arguments get a job of their own"
+    retry = Outcome(first.id, running.lease_token, "retry", 1, "w", time.time(), time.time(), retry_delay=0)
+    assert app.backend.finish_many([retry]) == [True]
+    assert (app.get(first.id).state, app.get(second.id).state) == ("retry", "pending")
+    assert work.options(key="k").enqueue(3).id == second.id, "the newest waiting job answers for the key"
+    app.worker(install_signal_handlers=False).process_batch(10)
+    assert {app.get(first.id).state, app.get(second.id).state} == {"completed"}

@@ -223,17 +223,17 @@ def test_worker_reaper_recovers_jobs_of_a_dead_worker(app: conveyor.App) -> None
 
 
 def test_graceful_stop_finishes_running_jobs_and_releases_the_rest(app: conveyor.App) -> None:
-    started = threading.Event()
+    started = threading.Semaphore(0)
 
     @app.task()
     def slowish(n: int) -> int:
-        started.set()
+        started.release()
         time.sleep(0.3)
         return n
 
     jobs = [slowish.enqueue(i) for i in range(30)]
     with running_worker(app, concurrency=2, prefetch=4) as worker:
-        assert started.wait(10)
+        assert started.acquire(timeout=10) and started.acquire(timeout=10), "both slots busy"
     assert worker.stopping
     states = [app.get(j.id).state for j in jobs]
     assert "processing" not in states

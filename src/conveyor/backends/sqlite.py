@@ -427,12 +427,7 @@ class SQLiteBackend:
         return record
 
     def _resubmit_one(self, conn: sqlite3.Connection, job_id: str, payload: str | None) -> None:
-        try:
-            cur = conn.execute(SQL["resubmit"], {"id": job_id, "now": time.time(), "payload": payload})
-        except sqlite3.IntegrityError:
-            raise InvalidState(
-                f"job {job_id} cannot be resubmitted: another waiting job holds its idempotency key"
-            ) from None
+        cur = conn.execute(SQL["resubmit"], {"id": job_id, "now": time.time(), "payload": payload})
         if cur.rowcount == 0:
             row = conn.execute(SQL["get_job"], {"id": job_id}).fetchone()
             if row is None:
@@ -445,14 +440,9 @@ class SQLiteBackend:
         """Resubmit all failed/cancelled jobs matching ``query``; returns how many."""
         with self._write() as conn:
             ids = [r[0] for r in conn.execute(SQL["resubmittable_ids"], _query_params(query))]
-            done = 0
             for job_id in ids:
-                try:
-                    self._resubmit_one(conn, job_id, payload)
-                    done += 1
-                except InvalidState:
-                    continue  # its key is held by a waiting job: that one runs instead
-        return done
+                self._resubmit_one(conn, job_id, payload)
+        return len(ids)
 
     def cancel(self, job_id: str) -> JobRecord:
         """Waiting: cancelled now. Processing: flagged; the worker stops it."""

@@ -31,9 +31,9 @@ CREATE INDEX IF NOT EXISTS conveyor_jobs_claim
 -- The reaper looks only at leased rows.
 CREATE INDEX IF NOT EXISTS conveyor_jobs_lease
     ON conveyor_jobs (lease_expires_at) WHERE state = 'processing';
--- One waiting job per idempotency key; lookups by key for the other states.
-CREATE UNIQUE INDEX IF NOT EXISTS conveyor_jobs_key_waiting
-    ON conveyor_jobs (key) WHERE key IS NOT NULL AND state IN ('pending', 'retry');
+-- Idempotency keys. Not unique: enqueue checks the key inside its write transaction
+-- (SQLite serialises writers), and a keyed job may legitimately return to waiting
+-- (retry, lost lease, resubmit) while a newer job holds its key; the newest wins.
 CREATE INDEX IF NOT EXISTS conveyor_jobs_key ON conveyor_jobs (key) WHERE key IS NOT NULL;
 -- Stats, listings by state, purge by age.
 CREATE INDEX IF NOT EXISTS conveyor_jobs_state ON conveyor_jobs (state, queue);
@@ -81,7 +81,7 @@ SELECT id, state FROM conveyor_jobs
 WHERE key = :key
   AND (state IN ('pending', 'retry', 'processing')
        OR (state = 'completed' AND finished_at >= :completed_since))
-ORDER BY CASE WHEN state IN ('pending', 'retry') THEN 0 ELSE 1 END, created_at DESC
+ORDER BY CASE WHEN state IN ('pending', 'retry') THEN 0 ELSE 1 END, id DESC
 LIMIT 1
 
 -- name: replace_waiting
