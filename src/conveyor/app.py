@@ -15,7 +15,7 @@ from .backoff import BackoffPolicy
 from .config import Settings, load_settings
 from .errors import DuplicateTask, InvalidPayload, JobNotFound, PayloadTooLarge, UnknownTask
 from .http_task import register_builtin_tasks
-from .ids import new_job_id
+from .ids import new_job_id, new_job_ids
 from .job import Job
 from .states import PURGEABLE, RESUBMITTABLE, parse_state
 from .task import DEFAULT_QUEUE, EnqueueOptions, Task, TaskDefaults, _exception_classes, check_name
@@ -175,7 +175,7 @@ class App:
 
     def get_task(self, name: str) -> Task[Any, Any]:
         """The registered task of that name, or UnknownTask naming the known ones."""
-        task = self.tasks.get(name)
+        task = self.tasks.get(name) if isinstance(name, str) else None
         if task is None:
             known = ", ".join(sorted(self.tasks)) or "none"
             raise UnknownTask(f"unknown task {name!r} (registered: {known})")
@@ -205,17 +205,13 @@ class App:
             )
         return text
 
-    def _new_job(self, task: Task[Any, Any], args: Any, kwargs: Any, opts: EnqueueOptions) -> NewJob:
+    def _new_job(
+        self, task: Task[Any, Any], args: Any, kwargs: Any, opts: EnqueueOptions, job_id: str | None = None
+    ) -> NewJob:
         d = task.defaults
         if opts is _NO_OPTIONS:  # the bulk fast path: the task's validated defaults
-            return NewJob(
-                id=new_job_id(),
-                task=task.name,
-                queue=d.queue,
-                payload=self._encode(task.name, args, kwargs),
-                max_attempts=d.max_attempts,
-                priority=d.priority,
-            )
+            payload = self._encode(task.name, args, kwargs)
+            return NewJob(job_id or new_job_id(), task.name, d.queue, payload, d.max_attempts, d.priority)
         queue = check_name("queue", opts.queue) if opts.queue is not None else d.queue
         priority = d.priority if opts.priority is None else opts.priority
         if isinstance(priority, bool) or not isinstance(priority, int):
@@ -230,7 +226,7 @@ class App:
         if opts.on_complete is not None:
             check_url(opts.on_complete, "on_complete")
         return NewJob(
-            id=new_job_id(),
+            id=job_id or new_job_id(),
             task=task.name,
             queue=queue,
             payload=self._encode(task.name, args, kwargs),
@@ -269,26 +265,31 @@ class App:
 
         Every item is validated before anything is stored: one bad item stores none.
         """
+        items = list(items)
+        if not items:
+            return []
+        ids = new_job_ids(len(items))
         jobs: list[NewJob] = []
+        tasks = self.tasks
         for index, item in enumerate(items):
             if not isinstance(item, Mapping):
                 raise InvalidPayload(f"item {index} is not an object: {item!r}")
-            unknown = set(item) - ITEM_FIELDS
-            if unknown:
-                raise InvalidPayload(f"item {index} has unknown field(s) {sorted(unknown)}")
+            if item.keys() <= _PAYLOAD_FIELDS:
+                opts = _NO_OPTIONS
+            else:
+                unknown = set(item) - ITEM_FIELDS
+                if unknown:
+                    raise InvalidPayload(f"item {index} has unknown field(s) {sorted(unknown)}")
+                opts = EnqueueOptions(**{k: v for k, v in item.items() if k not in _PAYLOAD_FIELDS})
             if "task" not in item:
                 raise InvalidPayload(f"item {index} has no 'task'")
-            task = self.get_task(item["task"])
-            opts = (
-                _NO_OPTIONS
-                if item.keys() <= _PAYLOAD_FIELDS
-                else EnqueueOptions(**{k: v for k, v in item.items() if k not in _PAYLOAD_FIELDS})
+            name = item["task"]
+            task = tasks.get(name) if isinstance(name, str) else None
+            if task is None:
+                task = self.get_task(name)  # raises UnknownTask naming the known ones
+            jobs.append(
+                self._new_job(task, item.get("args") or (), item.get("kwargs") or {}, opts, ids[index])
             )
-            args = item.get("args") or []
-            kwargs = item.get("kwargs") or {}
-            jobs.append(self._new_job(task, args, kwargs, opts))
-        if not jobs:
-            return []
         return [Job(self, r.id, r.state) for r in self._store(jobs, connection)]
 
     # -- admin -----------------------------------------------------------------

@@ -17,7 +17,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 from ..states import State
 
@@ -28,9 +28,12 @@ OutcomeKind = Literal["completed", "retry", "failed", "cancelled", "released"]
 WORKER_LOST = "worker lost: lease expired before the job finished"
 
 
-@dataclass(frozen=True, slots=True)
-class NewJob:
-    """A job to store. ``payload`` is the JSON text ``{"args": [...], "kwargs": {...}}``."""
+class NewJob(NamedTuple):
+    """A job to store. ``payload`` is the JSON text ``{"args": [...], "kwargs": {...}}``.
+
+    A named tuple rather than a frozen dataclass: bulk enqueue builds one per job,
+    and a tuple is built in half the time.
+    """
 
     id: str
     task: str
