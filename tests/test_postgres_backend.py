@@ -281,6 +281,31 @@ def test_concurrent_enqueues_of_one_key_leave_one_waiting_job(backend: PostgresB
     assert backend.stats().counts["pending"] == 1
 
 
+def key_rows(backend: PostgresBackend) -> list[str]:
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        rows = conn.execute(
+            sql.SQL("SELECT key FROM {} ORDER BY key").format(sql.Identifier(backend.schema, "keys"))
+        )
+        return [r[0] for r in rows.fetchall()]
+
+
+def test_purge_and_delete_drop_the_rows_of_keys_no_job_uses_any_more(backend: PostgresBackend) -> None:
+    first = new_job(key="a")
+    backend.enqueue_many([first, new_job(key="b")])
+    (claimed, _) = backend.claim(ClaimRequest(("default",), 2, 30, "w"))
+    backend.enqueue_many([new_job(key="a", key_mode="replace")])  # "a" runs: a second job for it
+    assert key_rows(backend) == ["a", "b"]
+    done = time.time()
+    outcome = conveyor.backends.base.Outcome(claimed.id, claimed.lease_token, "completed", 1, "w", done, done)
+    assert backend.finish_many([outcome]) == [True]
+    backend.purge(["completed"], backend.now() + 1)
+    assert key_rows(backend) == ["a", "b"], "each key still has a job"
+    for job in backend.list_jobs(conveyor.backends.base.JobQuery(status="pending")).items:
+        if job.key == "a":
+            backend.delete(job.id)
+    assert key_rows(backend) == ["b"]
+
+
 # -- wake-ups ----------------------------------------------------------------------------------
 
 

@@ -637,12 +637,7 @@ class PostgresBackend:
 
     def resubmit(self, job_id: str, payload: str | None = None) -> JobRecord:
         """A failed or cancelled job back to pending, attempts reset."""
-        try:
-            row = self._one(self.queries["resubmit"], {"id": job_id, "payload": payload})
-        except psycopg.errors.UniqueViolation:
-            raise InvalidState(
-                f"job {job_id} cannot be resubmitted: another waiting job holds its idempotency key"
-            ) from None
+        row = self._one(self.queries["resubmit"], {"id": job_id, "payload": payload})
         if not row[0]:
             state = self._state_of(job_id)
             raise InvalidState(f"job {job_id} is {state}; only failed or cancelled jobs can be resubmitted")
@@ -654,17 +649,9 @@ class PostgresBackend:
     def resubmit_many(self, query: JobQuery, payload: str | None = None) -> int:
         """Resubmit all failed/cancelled jobs matching ``query`` (limit/offset ignored)."""
         params = {**_query_params(query), "payload": payload}
-        statement = self.queries.filtered("resubmit_many", query)
-        for attempt in range(5):
-            try:
-                with self._custom_plans() as conn:
-                    return int(_first(conn.execute(statement, params).fetchone()))
-            except psycopg.errors.UniqueViolation:
-                # A producer took one of the keys between our check and our update: the
-                # statement rolled back, and the next pass sees that job and skips its key.
-                if attempt == 4:
-                    raise
-        raise AssertionError("unreachable")
+        with self._custom_plans() as conn:
+            row = conn.execute(self.queries.filtered("resubmit_many", query), params).fetchone()
+        return int(_first(row))
 
     def cancel(self, job_id: str) -> JobRecord:
         """Waiting: cancelled now. Processing: flagged; the worker's heartbeat carries it."""

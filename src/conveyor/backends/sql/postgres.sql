@@ -49,11 +49,9 @@ CREATE INDEX jobs_claim ON {schema}.jobs (queue, priority DESC, run_at, id)
     WHERE state IN ('pending', 'retry');
 -- The reaper: only leased rows, oldest lease first.
 CREATE INDEX jobs_lease ON {schema}.jobs (lease_expires_at) WHERE state = 'processing';
--- One waiting job per idempotency key, whichever machine enqueues it (the ON CONFLICT arbiter).
-CREATE UNIQUE INDEX jobs_key_waiting ON {schema}.jobs (key)
-    WHERE key IS NOT NULL AND state IN ('pending', 'retry');
--- Key lookups in the other states (a running holder, a recently completed one).
-CREATE INDEX jobs_key ON {schema}.jobs (key, created_at) WHERE key IS NOT NULL;
+-- The jobs of an idempotency key. Not unique: an older job with the key may come back to
+-- waiting (a retry, a lost lease, a resubmit) beside a newer one, and both run.
+CREATE INDEX jobs_key ON {schema}.jobs (key) WHERE key IS NOT NULL;
 -- Admin listings, newest first by a backward scan. Ascending, because new rows then land on
 -- the rightmost leaf, which btree inserts into cheaply; a DESC index would split its leftmost
 -- page over and over. A listing filtered by state finds its rows through the index of that
@@ -80,6 +78,14 @@ CREATE TABLE {schema}.attempts (
 );
 CREATE INDEX attempts_job ON {schema}.attempts (job_id, id);
 
+-- One row per idempotency key in use, whose primary key holds across machines: every enqueue
+-- of a key upserts (so locks) its row first, so concurrent enqueues of one key take turns and
+-- the later ones find the earlier one's job. Purge removes the rows of keys with no job left.
+CREATE TABLE {schema}.keys (
+    key        text COLLATE "C" PRIMARY KEY,
+    touched_at timestamptz NOT NULL
+);
+
 -- name: migration_002
 -- The SQL-level API: enqueue from a trigger or any SQL client, and the keyed enqueue the
 -- Python client uses. Both notify waiting workers (who claim a due job, or learn when the
@@ -97,57 +103,46 @@ DECLARE
     found_state text;
 BEGIN
     IF p_key IS NOT NULL THEN
-        -- A loop because a concurrent enqueue of the same key may win the unique index
-        -- between our look-up and our insert; the next look-up then finds its job.
-        FOR tries IN 1 .. 10 LOOP
-            found_id := NULL;
-            SELECT j.id, j.state INTO found_id, found_state
-            FROM {schema}.jobs j
-            WHERE j.key = p_key
-              AND (j.state IN ('pending', 'retry', 'processing')
-                   OR (j.state = 'completed' AND j.finished_at >= statement_timestamp() - p_key_retention))
-            ORDER BY (j.state IN ('pending', 'retry')) DESC, j.created_at DESC
-            LIMIT 1;
-            IF found_id IS NOT NULL THEN
-                IF p_key_mode = 'keep' THEN
+        -- Serialise the enqueues of this key across sessions and machines: the upsert locks
+        -- the key's row until our transaction ends, so the look-up below sees the job of any
+        -- concurrent enqueue of the key, which committed before we got the lock. (In
+        -- REPEATABLE READ such a concurrent enqueue is a serialization failure instead.)
+        INSERT INTO {schema}.keys AS k (key, touched_at) VALUES (p_key, statement_timestamp())
+        ON CONFLICT (key) DO UPDATE SET touched_at = EXCLUDED.touched_at;
+        -- The job that answers for the key: the newest waiting one, else the newest running
+        -- one or one completed within the retention window.
+        SELECT j.id, j.state INTO found_id, found_state
+        FROM {schema}.jobs j
+        WHERE j.key = p_key
+          AND (j.state IN ('pending', 'retry', 'processing')
+               OR (j.state = 'completed' AND j.finished_at >= statement_timestamp() - p_key_retention))
+        ORDER BY (j.state IN ('pending', 'retry')) DESC, j.id DESC
+        LIMIT 1;
+        IF found_id IS NOT NULL THEN
+            IF p_key_mode = 'keep' THEN
+                RETURN QUERY SELECT found_id, found_state, false;
+                RETURN;
+            END IF;
+            IF found_state IN ('pending', 'retry') THEN
+                UPDATE {schema}.jobs j
+                SET payload = p_payload, priority = p_priority, run_at = p_run_at,
+                    max_attempts = p_max_attempts, on_complete = p_on_complete
+                WHERE j.id = found_id AND j.state IN ('pending', 'retry');
+                IF FOUND THEN
+                    PERFORM pg_notify({channel}, p_queue);
                     RETURN QUERY SELECT found_id, found_state, false;
                     RETURN;
                 END IF;
-                IF found_state IN ('pending', 'retry') THEN
-                    UPDATE {schema}.jobs j
-                    SET payload = p_payload, priority = p_priority, run_at = p_run_at,
-                        max_attempts = p_max_attempts, on_complete = p_on_complete
-                    WHERE j.id = found_id AND j.state IN ('pending', 'retry');
-                    IF FOUND THEN
-                        PERFORM pg_notify({channel}, p_queue);
-                        RETURN QUERY SELECT found_id, found_state, false;
-                        RETURN;
-                    END IF;
-                    CONTINUE;  -- claimed since we looked: look again
-                END IF;
-                -- replace mode with a running or finished holder: the newest arguments run next.
+                -- claimed since we looked (claims do not take the key's lock): now running.
             END IF;
-            INSERT INTO {schema}.jobs AS j
-                (id, task, queue, state, payload, priority, run_at, created_at, max_attempts, key,
-                 on_complete)
-            VALUES
-                (p_id, p_task, p_queue, 'pending', p_payload, p_priority, p_run_at, statement_timestamp(),
-                 p_max_attempts, p_key, p_on_complete)
-            ON CONFLICT (key) WHERE key IS NOT NULL AND state IN ('pending', 'retry') DO NOTHING;
-            IF FOUND THEN
-                PERFORM pg_notify({channel}, p_queue);
-                RETURN QUERY SELECT p_id, 'pending'::text, true;
-                RETURN;
-            END IF;
-        END LOOP;
-        RAISE EXCEPTION 'conveyor: idempotency key % is contended; retry the transaction', p_key
-            USING ERRCODE = 'serialization_failure';
+            -- replace mode with a running or finished holder: the newest arguments run next.
+        END IF;
     END IF;
     INSERT INTO {schema}.jobs
         (id, task, queue, state, payload, priority, run_at, created_at, max_attempts, key, on_complete)
     VALUES
         (p_id, p_task, p_queue, 'pending', p_payload, p_priority, p_run_at, statement_timestamp(),
-         p_max_attempts, NULL, p_on_complete);
+         p_max_attempts, p_key, p_on_complete);
     PERFORM pg_notify({channel}, p_queue);
     RETURN QUERY SELECT p_id, 'pending'::text, true;
 END
@@ -623,29 +618,19 @@ WITH resubmitted AS (
 SELECT count(pg_notify({channel}, r.queue)) FROM resubmitted r
 
 -- name: resubmit_many
--- Every matching failed/cancelled job back to pending. Of several jobs sharing a key only the
--- oldest is resubmitted, and none whose key a waiting job already holds (one waiting job per key).
+-- Every matching failed/cancelled job back to pending (rows being written are skipped).
 WITH candidates AS MATERIALIZED (
-    SELECT j.id, j.key, j.created_at
+    SELECT j.id
     FROM {schema}.jobs j
     WHERE j.state IN ('failed', 'cancelled') AND {filters}
     FOR UPDATE SKIP LOCKED
-),
-chosen AS (
-    SELECT c.id FROM candidates c WHERE c.key IS NULL
-    UNION ALL
-    SELECT f.id
-    FROM (SELECT DISTINCT ON (c.key) c.id, c.key FROM candidates c
-          WHERE c.key IS NOT NULL ORDER BY c.key, c.created_at, c.id) AS f
-    WHERE NOT EXISTS (
-        SELECT 1 FROM {schema}.jobs w WHERE w.key = f.key AND w.state IN ('pending', 'retry'))
 ),
 resubmitted AS (
     UPDATE {schema}.jobs j
     SET state = 'pending', attempt = 0, run_at = now(), payload = coalesce(%(payload)s, j.payload),
         finished_at = NULL, started_at = NULL, error = NULL, traceback = NULL, result = NULL,
         cancel_requested = false, worker = NULL
-    FROM chosen c
+    FROM candidates c
     WHERE j.id = c.id
     RETURNING j.queue
 ),
@@ -666,10 +651,16 @@ RETURNING j.id
 
 -- name: delete_job
 WITH gone AS (
-    DELETE FROM {schema}.jobs j WHERE j.id = %(id)s AND j.state <> 'processing' RETURNING j.id
+    DELETE FROM {schema}.jobs j WHERE j.id = %(id)s AND j.state <> 'processing' RETURNING j.id, j.key
 ),
 attempts_gone AS (
     DELETE FROM {schema}.attempts a WHERE a.job_id IN (SELECT id FROM gone)
+),
+keys_gone AS (
+    -- The statement still sees the deleted job, hence the explicit exclusion.
+    DELETE FROM {schema}.keys k
+    WHERE k.key IN (SELECT key FROM gone)
+      AND NOT EXISTS (SELECT 1 FROM {schema}.jobs o WHERE o.key = k.key AND o.id <> %(id)s)
 )
 SELECT count(*) FROM gone
 
@@ -685,10 +676,18 @@ WITH doomed AS MATERIALIZED (
     FOR UPDATE SKIP LOCKED
 ),
 gone AS (
-    DELETE FROM {schema}.jobs j USING doomed d WHERE j.id = d.id RETURNING j.id
+    DELETE FROM {schema}.jobs j USING doomed d WHERE j.id = d.id RETURNING j.id, j.key
 ),
 attempts_gone AS (
     DELETE FROM {schema}.attempts a WHERE a.job_id IN (SELECT id FROM gone)
+),
+keys_gone AS (
+    -- Keys none of whose jobs is left (the statement still sees the jobs it deletes).
+    DELETE FROM {schema}.keys k
+    WHERE k.key IN (SELECT key FROM gone WHERE key IS NOT NULL)
+      AND NOT EXISTS (
+          SELECT 1 FROM {schema}.jobs o
+          WHERE o.key = k.key AND o.id NOT IN (SELECT id FROM gone WHERE key IS NOT NULL))
 )
 SELECT count(*) FROM gone
 
