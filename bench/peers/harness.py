@@ -241,7 +241,7 @@ def session_throughput(adapter: Adapter, sizes: dict[str, Any]) -> dict[str, Any
     return result
 
 
-def warm_up(adapter: Adapter, counts: Counts, processes: int, workers: Workers, limit: float = 10.0) -> None:
+def warm_up(adapter: Adapter, counts: Counts, processes: int, workers: Workers, limit: float = 3.0) -> None:
     """Trickle single no-ops until every worker process has run one (or ``limit`` s): all booted."""
     adapter.enqueue_noop(1)
     wait_for(lambda: counts.done()[0] >= 1, 60.0, "the first warm-up job", workers)
