@@ -14,7 +14,7 @@ import pytest
 
 import conveyor
 from backends import POSTGRES_URL, fresh_url, require_or_skip
-from conveyor.backends.base import ClaimRequest, NewJob
+from conveyor.backends.base import ClaimRequest, JobQuery, NewJob, Outcome
 from conveyor.errors import BackendUnavailable, BadURL, ConfigurationError, JobNotFound
 from conveyor.ids import new_job_id
 from helpers import running_worker, wait_for
@@ -281,6 +281,21 @@ def test_concurrent_enqueues_of_one_key_leave_one_waiting_job(backend: PostgresB
     assert backend.stats().counts["pending"] == 1
 
 
+def test_follow_up_jobs_are_stored_only_with_an_applied_outcome(backend: PostgresBackend) -> None:
+    backend.enqueue_many([new_job(), new_job()])
+    first, second = backend.claim(ClaimRequest(("default",), 2, 30, "w"))
+    now = time.time()
+    kept = new_job("callbacks", key=f"cb:{first.id}")
+    dropped = new_job("callbacks", key=f"cb:{second.id}")
+    outcomes = [
+        Outcome(first.id, first.lease_token, "completed", 1, "w", now, now, follow_ups=(kept,)),
+        Outcome(second.id, "not-its-token", "completed", 1, "w", now, now, follow_ups=(dropped,)),
+    ]
+    assert backend.finish_many(outcomes) == [True, False]
+    assert backend.get(kept.id) is not None and backend.get(dropped.id) is None
+    assert backend.stats().queues["callbacks"]["pending"] == 1
+
+
 def key_rows(backend: PostgresBackend) -> list[str]:
     with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
         rows = conn.execute(
@@ -296,11 +311,11 @@ def test_purge_and_delete_drop_the_rows_of_keys_no_job_uses_any_more(backend: Po
     backend.enqueue_many([new_job(key="a", key_mode="replace")])  # "a" runs: a second job for it
     assert key_rows(backend) == ["a", "b"]
     done = time.time()
-    outcome = conveyor.backends.base.Outcome(claimed.id, claimed.lease_token, "completed", 1, "w", done, done)
+    outcome = Outcome(claimed.id, claimed.lease_token, "completed", 1, "w", done, done)
     assert backend.finish_many([outcome]) == [True]
     backend.purge(["completed"], backend.now() + 1)
     assert key_rows(backend) == ["a", "b"], "each key still has a job"
-    for job in backend.list_jobs(conveyor.backends.base.JobQuery(status="pending")).items:
+    for job in backend.list_jobs(JobQuery(status="pending")).items:
         if job.key == "a":
             backend.delete(job.id)
     assert key_rows(backend) == ["b"]

@@ -571,12 +571,32 @@ class PostgresBackend:
                     later.append(i)
                 else:
                     seen[outcomes[i].job_id] = i
-            batch = sorted(seen.values(), key=lambda i: outcomes[i].job_id)  # one lock order
-            row = self._one(self.queries["finish"], self._finish_params([outcomes[i] for i in batch]))
-            done = set(row[0] or ())
-            applied.update(i for i in batch if outcomes[i].job_id in done)
+            batch = [outcomes[i] for i in sorted(seen.values(), key=lambda i: outcomes[i].job_id)]
+            done = self._finish_batch(batch)  # sorted by job id: one lock order for every writer
+            applied.update(i for i in seen.values() if outcomes[i].job_id in done)
             pending = later
         return [i in applied for i in range(len(outcomes))]
+
+    def _finish_batch(self, batch: list[Outcome]) -> set[str]:
+        """The ids whose outcome applied. Follow-up jobs (``on_complete`` callbacks) of applied
+        outcomes are stored in the same transaction: a crash keeps both or neither."""
+        params = self._finish_params(batch)
+        if not any(o.follow_ups for o in batch):
+            return set(self._one(self.queries["finish"], params)[0] or ())
+        for attempt in range(3):
+            try:
+                with self._conn() as conn, conn.transaction():
+                    done = set(_first(conn.execute(self.queries["finish"], params).fetchone()) or ())
+                    jobs = [job for o in batch if o.job_id in done for job in o.follow_ups]
+                    if jobs:
+                        keyed = any(job.key is not None for job in jobs)
+                        query = self.queries["enqueue_jobs" if keyed else "insert_jobs"]
+                        conn.execute(query, self._enqueue_params(jobs, keyed))
+                    return done
+            except psycopg.errors.DeadlockDetected:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def _finish_params(self, outcomes: list[Outcome]) -> dict[str, Any]:
         params: dict[str, Any] = {"commit": self._commit}
