@@ -231,8 +231,11 @@ def render(results: dict[str, Any]) -> str:
         peaks = ", ".join(str(r["result"]["io"].get("max_in_flight", "?")) for r in reports)
         lines.append(f"| {SYSTEMS[key].label} | {reports[0]['result']['io']['slots']} | {peaks} |")
     lines += ["", "#### Configurations", ""]
-    lines += ["| system | versions | workers: no-op, latency, retry | workers: 5 ms I/O | enqueue | retry |"]
-    lines += ["|---|---|---|---|---|---|"]
+    lines += [
+        "| system | versions | workers: no-op, retry | workers: latency | workers: 5 ms I/O | enqueue |"
+    ]
+    lines[-1] += " retry |"
+    lines += ["|---|---|---|---|---|---|---|"]
     for key, entry in results["systems"].items():
         d = entry.get("describe") or {}
         if not d:
@@ -240,7 +243,8 @@ def render(results: dict[str, Any]) -> str:
         versions = ", ".join(f"{k} {v}" for k, v in d.get("versions", {}).items())
         workers = d.get("workers", {})
         lines.append(
-            f"| {SYSTEMS[key].label} | {versions} | `{workers.get('noop', '')}` | `{workers.get('io', '')}` "
+            f"| {SYSTEMS[key].label} | {versions} | `{workers.get('noop', '')}` "
+            f"| `{workers.get('latency', workers.get('noop', ''))}` | `{workers.get('io', '')}` "
             f"| {d.get('enqueue', '')} | `{d.get('retry', '')}` |"
         )
     lines += ["", "<details><summary>Every run's figures</summary>", ""]

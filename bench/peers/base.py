@@ -19,8 +19,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
-#: The workloads a worker plan can be asked for: no-op jobs, 5 ms I/O jobs, flaky jobs.
-WORKER_KINDS = ("noop", "io", "retry")
+#: The workloads a worker plan can be asked for: no-op jobs (enqueue and drain), latency probes,
+#: 5 ms I/O jobs, flaky jobs. Most systems use their no-op plan for latency and retry too.
+WORKER_KINDS = ("noop", "latency", "io", "retry")
 
 
 @dataclass

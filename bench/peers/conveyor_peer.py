@@ -22,6 +22,7 @@ ENGINE = os.environ.get("BENCH_ENGINE", "sqlite")
 #: Per-process concurrency and prefetch for each kind of workload (2 processes each).
 CONFIG = {
     "noop": {"concurrency": 4, "prefetch": 500},
+    "latency": {"concurrency": 4, "prefetch": 500},
     "io": {"concurrency": 10, "prefetch": 30},
     "retry": {"concurrency": 4, "prefetch": 500},
 }

@@ -256,7 +256,7 @@ def warm_up(adapter: Adapter, counts: Counts, processes: int, workers: Workers, 
 def session_latency(adapter: Adapter, sizes: dict[str, Any]) -> dict[str, Any]:
     """Workload 3: warm the workers up, let them idle, then trickle latency probes at a fixed rate."""
     counts = Counts(adapter.ns.out)
-    plan = adapter.workers("noop")
+    plan = adapter.workers("latency")
     workers = start_workers(adapter, plan)
     try:
         warm_up(adapter, counts, plan.processes, workers)
