@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
@@ -16,7 +15,8 @@ class JobContext:
     queue: str
     attempt: int
     max_attempts: int
-    _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+    # A plain flag, not an Event: one is made per job, and a bool is set atomically.
+    _cancel: bool = field(default=False, repr=False)
     #: What the far side of an HTTP-style task answered; kept in this attempt's audit record.
     status_code: int | None = None
     response_excerpt: str | None = None
@@ -24,7 +24,11 @@ class JobContext:
     @property
     def cancel_requested(self) -> bool:
         """True once someone asked to cancel this job; a sync task should stop soon."""
-        return self._cancel.is_set()
+        return self._cancel
+
+    def request_cancel(self) -> None:
+        """Mark the job as asked to stop (the worker does this on a cancel request)."""
+        self._cancel = True
 
     def record_response(self, status_code: int | None, excerpt: str | None) -> None:
         """Keep a response's status code and body excerpt in this attempt's audit record."""
@@ -33,7 +37,7 @@ class JobContext:
 
     def raise_if_cancelled(self) -> None:
         """Raise ``conveyor.JobCancelled`` if cancellation was requested."""
-        if self._cancel.is_set():
+        if self._cancel:
             from .errors import JobCancelled
 
             raise JobCancelled(f"job {self.id} was cancelled")

@@ -22,7 +22,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -36,8 +36,7 @@ if TYPE_CHECKING:
     import httpx
 
     from .app import App
-    from .backends.base import ClaimedJob, Outcome
-    from .job import Job
+    from .backends.base import ClaimedJob, NewJob, Outcome
     from .task import Task
 
 log = logging.getLogger("conveyor.http")
@@ -355,35 +354,24 @@ def completion_payload(job: ClaimedJob, outcome: Outcome, max_result_chars: int)
     return payload
 
 
-def enqueue_completion_callbacks(app: App, finished: Iterable[tuple[ClaimedJob, Outcome]]) -> list[Job]:
-    """Enqueue a ``conveyor.http`` POST to ``on_complete`` for each job that just completed or failed.
+def completion_callback(app: App, job: ClaimedJob, outcome: Outcome) -> NewJob | None:
+    """The ``conveyor.http`` job that POSTs a finished job's outcome to its ``on_complete``.
 
-    Call it after the outcomes were written (and applied). It never raises: a failure
-    is logged with the job ids, because the worker's writer thread must go on.
+    None unless the job has ``on_complete`` and the outcome is completed or failed. The
+    worker stores it together with the outcome (``Outcome.follow_ups``), so a crash can
+    never record the outcome and lose its callback.
     """
-    items = []
-    for job, outcome in finished:
-        if not job.on_complete or outcome.kind not in CALLBACK_EVENTS:
-            continue
-        payload = completion_payload(job, outcome, app.settings.max_payload_bytes // 2)
-        items.append(
-            {
-                "task": HTTP_TASK,
-                "kwargs": {"url": job.on_complete, "json": payload},
-                # The job's own queue: the workers that ran the job serve its callback too.
-                "queue": job.queue,
-                "priority": job.priority,
-                # One callback per claim, even if this hook runs twice for it.
-                "key": f"conveyor.on_complete:{job.id}:{job.lease_token}",
-            }
-        )
-    if not items:
-        return []
-    try:
-        if HTTP_TASK not in app.tasks:
-            register_builtin_tasks(app)
-        return app.enqueue_many(items)
-    except Exception:  # logged; the outcome itself is already stored
-        ids = ", ".join(str(item["key"]).split(":")[1] for item in items)
-        log.exception("could not enqueue on_complete callbacks for job(s) %s", ids)
-        return []
+    if not job.on_complete or outcome.kind not in CALLBACK_EVENTS:
+        return None
+    from .task import EnqueueOptions
+
+    payload = completion_payload(job, outcome, app.settings.max_payload_bytes // 2)
+    options = EnqueueOptions(
+        # The job's own queue: the workers that ran the job serve its callback too.
+        queue=job.queue,
+        priority=job.priority,
+        # One callback per claim, even if an outcome is written twice.
+        key=f"conveyor.on_complete:{job.id}:{job.lease_token}",
+    )
+    task = app.tasks.get(HTTP_TASK) or register_builtin_tasks(app)
+    return app._new_job(task, [], {"url": job.on_complete, "json": payload}, options)

@@ -231,3 +231,34 @@ def test_many_jobs_all_complete_exactly_once(app: conveyor.App) -> None:
     with running_worker(app, concurrency=8):
         wait_for(lambda: app.stats()["counts"]["completed"] == 500, timeout=30)
     assert counts == dict.fromkeys(range(500), 1)
+
+
+def test_sync_and_async_jobs_together_never_exceed_the_concurrency(app: conveyor.App) -> None:
+    lock = threading.Lock()
+    running = {"now": 0, "peak": 0}
+
+    def enter() -> None:
+        with lock:
+            running["now"] += 1
+            running["peak"] = max(running["peak"], running["now"])
+
+    def leave() -> None:
+        with lock:
+            running["now"] -= 1
+
+    @app.task()
+    async def io_async() -> None:
+        enter()
+        await asyncio.sleep(0.02)
+        leave()
+
+    @app.task()
+    def io_sync() -> None:
+        enter()
+        time.sleep(0.02)
+        leave()
+
+    app.enqueue_many([{"task": "io_async"}, {"task": "io_sync"}] * 40)
+    app.worker(concurrency=3, prefetch=10, install_signal_handlers=False).run(burst=True)
+    assert app.stats()["counts"]["completed"] == 80
+    assert running["peak"] == 3, running

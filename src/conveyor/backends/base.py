@@ -109,6 +109,8 @@ class Outcome:
     ``completed``/``failed``/``cancelled`` are final; ``retry`` waits ``retry_delay``
     seconds; ``released`` puts the job back in ``pending`` without counting the
     attempt (graceful shutdown, or a prefetched job that never started).
+    ``follow_ups`` are jobs stored with the outcome, only if it applies (the
+    ``on_complete`` callback): a crash can never keep one and lose the other.
     """
 
     job_id: str
@@ -124,6 +126,7 @@ class Outcome:
     retry_delay: float = 0.0
     status_code: int | None = None
     response_excerpt: str | None = None
+    follow_ups: tuple[NewJob, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

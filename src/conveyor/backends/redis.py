@@ -52,6 +52,7 @@ from .redis_support import (
     check_server,
     decode_attempt,
     decode_record,
+    log,
     parse_redis_url,
     translate_errors,
 )
@@ -274,7 +275,30 @@ class RedisBackend:
             record = "" if o.started_at is None else encode_attempt(o)
             args += (meta, o.result or "", o.error or "", o.traceback or "", record)
         # Not retried by the client: a replay would report applied outcomes as lost.
-        return [flag == 1 for flag in self._run("finish", args)]
+        applied = [flag == 1 for flag in self._run("finish", args)]
+        follow_ups = [job for o, ok in zip(outcomes, applied, strict=True) if ok for job in o.follow_ups]
+        if follow_ups:
+            self._store_follow_ups(follow_ups)
+        return applied
+
+    def _store_follow_ups(self, jobs: list[NewJob]) -> None:
+        """Store the jobs that follow applied outcomes (on_complete callbacks).
+
+        A second script call, retried here: the outcomes are already applied, so the
+        caller must not see a failure. Enqueue is idempotent by job id and key, so a
+        retry stores each job once. A process crash between the two calls loses the
+        callback: the one step PostgreSQL and SQLite do in a single transaction.
+        """
+        for delay in (0.05, 0.2, 1.0, 5.0, None):
+            try:
+                self.enqueue_many(jobs)
+                return
+            except Exception as exc:  # noqa: BLE001 - logged; retried below
+                if delay is None:
+                    ids = ", ".join(job.id for job in jobs)
+                    log.error("could not store follow-up job(s) %s: %s", ids, exc)
+                    return
+                time.sleep(delay)
 
     @translate_errors
     def reap_expired(self, limit: int = 500) -> ReapResult:

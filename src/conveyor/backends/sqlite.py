@@ -349,6 +349,8 @@ class SQLiteBackend:
                 applied.append(ok)
                 if ok and o.started_at is not None:
                     conn.execute(SQL["insert_attempt"], _attempt_row(o))
+                if ok and o.follow_ups:
+                    self._insert(conn, o.follow_ups)
         return applied
 
     def reap_expired(self, limit: int = 500) -> ReapResult:

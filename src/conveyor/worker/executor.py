@@ -80,13 +80,13 @@ class Executor:
 
     # -- submission ------------------------------------------------------------
     def submit(self, execution: Execution) -> None:
-        """Run an execution as soon as a slot is free (the caller bounds how many are queued)."""
-        task = execution.task
-        if task is not None and task.is_async:
-            loop = self._ensure_loop()
-            asyncio.run_coroutine_threadsafe(self._run_async(execution), loop)
-        else:
-            self._work.put(execution)
+        """Run an execution as soon as a slot is free (the caller bounds how many are queued).
+
+        Every job takes one of the ``concurrency`` slot threads: a sync job runs on it,
+        an async job runs on the event loop while its slot thread waits, so sync and
+        async jobs together never exceed the concurrency.
+        """
+        self._work.put(execution)
 
     def cancel(self, execution: Execution) -> None:
         """Cancel an async execution (sync ones only see ``cancel_requested``)."""
@@ -102,6 +102,11 @@ class Executor:
                 item = self._work.get()
                 if item is _STOP:
                     return
+                task = item.task
+                if task is not None and task.is_async:
+                    loop = self._ensure_loop()
+                    asyncio.run_coroutine_threadsafe(self._run_async(item), loop).result()
+                    continue
                 # A timeout raised after the outcome was decided is already recorded.
                 with contextlib.suppress(TaskTimeout):
                     self._run_sync(item)

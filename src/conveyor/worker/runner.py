@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..backends.base import ClaimedJob, ClaimRequest, Outcome
 from ..context import JobContext
-from ..http_task import enqueue_completion_callbacks
+from ..http_task import completion_callback
 from ..task import check_name
 from .execution import Execution
 from .executor import Executor
@@ -250,15 +250,13 @@ class Worker:
 
     def _fetch_loop(self, burst: bool) -> None:
         capacity = self.concurrency + self.prefetch
-        low_water = max(1, capacity // 2)
+        # Refill when the prefetched buffer (jobs beyond the running ones) is half
+        # empty: claims come in batches, and a slot rarely waits for a round trip.
+        refill_below = min(capacity, self.concurrency + max(1, self.prefetch // 2))
         backoff = Backoff()
         while not self._stopping.is_set():
             with self._cv:
-                # Claim when at least half the capacity is free (or nothing is queued),
-                # so claims come in batches rather than one job per round trip.
-                while not self._stopping.is_set() and (
-                    capacity - self._busy < low_water and self._busy >= self.concurrency
-                ):
+                while not self._stopping.is_set() and self._busy >= refill_below:
                     self._cv.wait(0.5)
                 room = capacity - self._busy
             if self._stopping.is_set():
@@ -296,12 +294,23 @@ class Worker:
 
     # -- outcomes ------------------------------------------------------------------
     def _on_outcome(self, execution: Execution, outcome: Outcome) -> None:
+        if execution.job.on_complete:
+            outcome = self._with_callback(execution, outcome)
         with self._cv:
             self._busy -= 1
             self._cv.notify_all()
         with self._writer_cv:
             self._outcomes.append((execution, outcome))
             self._writer_cv.notify()
+
+    def _with_callback(self, execution: Execution, outcome: Outcome) -> Outcome:
+        """Attach the on_complete callback job, written in one step with the outcome."""
+        try:
+            callback = completion_callback(self.app, execution.job, outcome)
+        except Exception:  # a job must finish even if its callback cannot be built
+            log.exception("job %s: could not build its on_complete callback", execution.job.id)
+            return outcome
+        return outcome if callback is None else replace(outcome, follow_ups=(callback,))
 
     def _writer_main(self) -> None:
         backoff = Backoff()
@@ -340,9 +349,6 @@ class Worker:
                         outcome.kind,
                     )
             self._cv.notify_all()
-        finished = [(ex.job, o) for (ex, o), ok in zip(batch, applied, strict=True) if ok]
-        if any(job.on_complete for job, _ in finished):
-            enqueue_completion_callbacks(self.app, finished)  # POSTs each final outcome to on_complete
         for (execution, outcome), ok in zip(batch, applied, strict=True):
             if ok and outcome.kind in ("retry", "failed"):
                 log.warning(
@@ -379,7 +385,7 @@ class Worker:
                 )
                 self.executor.cancel(ex)
             elif ex.job.id in renewal.cancel_requested and not ex.context.cancel_requested:
-                ex.context._cancel.set()
+                ex.context.request_cancel()
                 if ex.started_at is None and ex.decide():
                     self._on_outcome(ex, ex.outcome("cancelled", self.id, error="cancelled before it ran"))
                 else:
