@@ -140,6 +140,24 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
+def source_state() -> dict[str, Any]:
+    """The commit Conveyor was measured at, and whether src/ had uncommitted changes."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return {}
+    return {"commit": commit, "src_modified": bool(dirty)}
+
+
 def server_versions(redis_url: str | None, pg_dsn: str) -> dict[str, str]:
     """Versions of the Redis and PostgreSQL servers used."""
     found: dict[str, str] = {}

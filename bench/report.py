@@ -160,6 +160,11 @@ def render(results: dict[str, Any]) -> str:
         f"{results['runs']} run(s) per figure, medians shown; "
         f"{results.get('elapsed_s', 0) / 60:.0f} minutes in all."
     )
+    source = results.get("conveyor", {})
+    if source:
+        lines[-1] += f" Conveyor at commit {source.get('commit')}" + (
+            " with uncommitted changes in src/." if source.get("src_modified") else "."
+        )
     lines.append("")
     lines.append(
         f"Sizes: enqueue and drain {sizes['drain']:,} no-op jobs; {sizes['latency']} pickup probes at "

@@ -33,6 +33,7 @@ from .orchestrate import (
     run_session,
     server_versions,
     sessions_for,
+    source_state,
 )
 from .peers.systems import SYSTEMS
 
@@ -72,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "machine": machine_info(),
+        "conveyor": source_state(),
         "servers": {},
         "sizes": sizes,
         "runs": args.runs,

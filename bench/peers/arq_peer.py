@@ -94,13 +94,15 @@ class ArqAdapter(AsyncAdapter):
 
     def workers(self, kind: str) -> WorkerPlan:
         """Two ``arq`` processes."""
-        max_jobs = 10 if kind == "io" else 100
+        procs, max_jobs = 2, 10
+        if kind != "io":
+            procs, max_jobs = (int(x) for x in os.environ.get("BENCH_ARQ_PLAN", "2,100").split(","))  # tuning
         command = [sys.executable, "-m", "arq", "bench.peers.arq_peer.WorkerSettings"]
         return WorkerPlan(
-            [command, command],
-            2,
-            2 * max_jobs,
-            f"2 processes x max_jobs={max_jobs}, poll_delay={POLL_DELAY * 1000:.0f} ms",
+            [command] * procs,
+            procs,
+            procs * max_jobs,
+            f"{procs} processes x max_jobs={max_jobs}, poll_delay={POLL_DELAY * 1000:.0f} ms",
             env={"BENCH_ARQ_MAX_JOBS": str(max_jobs)},
         )
 
