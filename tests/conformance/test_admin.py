@@ -183,3 +183,14 @@ def test_audits_list_attempts_newest_first(app: conveyor.App) -> None:
     assert audits[1].error == "ConnectionError: once" and audits[1].traceback
     assert [a.outcome for a in app.audits(limit=1)] == ["completed"]
     assert app.audits(job.id, limit=1, offset=1)[0].attempt == 1
+
+
+def test_resubmit_beside_a_waiting_job_that_holds_the_key(app: conveyor.App, failing: conveyor.Task) -> None:  # type: ignore[type-arg]
+    old = failing.options(key="welcome:1").enqueue("a")
+    run_all(app)
+    assert app.get(old.id).state == "failed"
+    holder = failing.options(key="welcome:1").enqueue("b")
+    assert holder.id != old.id, "a failed job releases its key"
+    app.resubmit(old.id, kwargs={"ok": True})
+    assert (app.get(old.id).state, app.get(holder.id).state) == ("pending", "pending")
+    assert failing.options(key="welcome:1").enqueue("c").id == holder.id, "the holder keeps the key"

@@ -364,10 +364,6 @@ class RedisBackend:
         (code,) = self._resubmit([job_id], payload)
         if code == "missing":
             raise JobNotFound(f"no job with id {job_id!r}")
-        if code == "conflict":
-            raise InvalidState(
-                f"job {job_id} cannot be resubmitted: another waiting job holds its idempotency key"
-            )
         if code != "ok":
             raise InvalidState(f"job {job_id} is {code}; only failed or cancelled jobs can be resubmitted")
         record = self.get(job_id)
@@ -386,8 +382,7 @@ class RedisBackend:
         ids = [job_id for _, job_id in sorted(found)]
         done = 0
         for start in range(0, len(ids), RESUBMIT_CHUNK):
-            # Each chunk re-checks state and keys atomically; a job whose key another
-            # waiting job holds is skipped (that one runs instead).
+            # Each chunk re-checks states atomically.
             codes = self._resubmit(ids[start : start + RESUBMIT_CHUNK], payload)
             done += codes.count("ok")
         return done

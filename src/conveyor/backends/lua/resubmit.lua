@@ -1,8 +1,9 @@
 -- resubmit: failed or cancelled jobs back to pending with a fresh attempt
 -- budget (attempt 0, due now), optionally with new arguments.
 -- ARGV: has_payload (1 | 0), payload, id...
--- Returns one code per id: 'ok', 'missing', 'conflict' (another waiting job
--- holds its idempotency key), or the state that forbids it.
+-- Returns one code per id: 'ok', 'missing', or the state that forbids it. A
+-- resubmitted job takes its idempotency key back unless a waiting job holds it
+-- (then both run, and the holder keeps answering for the key).
 
 local _, now_s = clock()
 local out = {}
@@ -18,13 +19,8 @@ for i = 3, #ARGV do
   elseif f[5] then
     local kk = B .. 'k:' .. f[5]
     local holder = redis.call('GET', kk)
-    if holder and holder ~= id then
-      local hs = redis.call('HGET', B .. 'j:' .. holder, 'state')
-      if hs == 'pending' or hs == 'retry' then
-        code = 'conflict'
-      end
-    end
-    if code == 'ok' then
+    local hs = holder and holder ~= id and redis.call('HGET', B .. 'j:' .. holder, 'state')
+    if hs ~= 'pending' and hs ~= 'retry' then
       redis.call('SET', kk, id)
     end
   end
