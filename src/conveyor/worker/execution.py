@@ -83,12 +83,16 @@ def describe_error(exc: BaseException) -> tuple[str, str]:
     return message, "".join(tb.format_exception(exc))[-MAX_TRACEBACK_CHARS:]
 
 
+class ResultNotJSON(TypeError):
+    """A task returned something JSON cannot hold; retrying would not change that."""
+
+
 def encode_result(value: Any) -> str:
-    """A task's return value as stored JSON; raises TypeError naming what is not JSON."""
+    """A task's return value as stored JSON; raises ResultNotJSON naming what is not JSON."""
     try:
         return json.dumps(value, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"the task's return value is not JSON-serialisable: {exc}") from None
+        raise ResultNotJSON(f"the task's return value is not JSON-serialisable: {exc}") from None
 
 
 def outcome_for_error(execution: Execution, exc: BaseException, worker_id: str) -> Outcome:

@@ -22,7 +22,7 @@ from typing import Any
 from ..backends.base import Outcome, decode_payload
 from ..context import _current
 from ..errors import JobCancelled, TaskTimeout
-from .execution import Execution, encode_result, outcome_for_error
+from .execution import Execution, ResultNotJSON, encode_result, outcome_for_error
 
 log = logging.getLogger("conveyor.worker")
 
@@ -145,7 +145,7 @@ class Executor:
             _current.reset(token)
 
     def _error_outcome(self, execution: Execution, exc: BaseException) -> Outcome:
-        if isinstance(exc, TypeError) and "return value is not JSON" in str(exc):
+        if isinstance(exc, ResultNotJSON):
             return execution.outcome("failed", self.worker_id, error=str(exc))
         return outcome_for_error(execution, exc, self.worker_id)
 
