@@ -110,6 +110,7 @@ def trace_latency(adapter: Any, out: Path, probes: int) -> str:
         stop_workers(workers)
     starts = dict(line.split() for line in _read(out, "start-"))
     segments: dict[str, list[float]] = collections.defaultdict(list)
+    rows: list[tuple[float, float, float | None, float, float]] = []
     waiting = 0
     for line in _read(out, "trace-"):
         sent, woke, claim_start, claim_end = line.split()
@@ -126,12 +127,19 @@ def trace_latency(adapter: Any, out: Path, probes: int) -> str:
         segments["claim round trip"].append(c1 - c0)
         segments["claim returned -> task starts"].append(t - c1)
         segments["total: enqueue -> task starts"].append(t - s)
+        rows.append((t - s, returned[sent] - s, (w - s) if w >= s else None, c1 - c0, t - c1))
     lines = [f"{len(segments['total: enqueue -> task starts'])} probes, {waiting} found the loop waiting"]
     for name, values in segments.items():
         values.sort()
         p50, p90, p99 = (values[min(len(values) - 1, int(len(values) * q))] for q in (0.5, 0.9, 0.99))
         spread = f"p50 {1000 * p50:7.3f}  p90 {1000 * p90:7.3f}  p99 {1000 * p99:7.3f} ms"
         lines.append(f"  {name:<42} {spread}  (n={len(values)})")
+    rows.sort(reverse=True)
+    lines.append("  slowest 2% (total | enqueue call | to wake-up | claim | hand-off, ms):")
+    for total, call, wake, claim, handoff in rows[: max(1, len(rows) // 50)]:
+        woke = "busy" if wake is None else f"{1000 * wake:.2f}"
+        steps = f"{1000 * call:5.2f} | {woke:>5} | {1000 * claim:5.2f} | {1000 * handoff:5.2f}"
+        lines.append(f"    {1000 * total:6.2f} | {steps}")
     return "\n".join(lines)
 
 
