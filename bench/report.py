@@ -171,8 +171,8 @@ def render(results: dict[str, Any]) -> str:
         f"{sizes['latency_rate']}/s into idle workers; {sizes['io']:,} jobs of 5 ms sleep with 20 slots; "
         f"{sizes['retry']:,} jobs of which 20% fail once (zero backoff). "
         + (
-            f"† = drain timed over its first {sizes['cap_s']:g} s (the system could not finish the "
-            "backlog within the cap; the whole backlog was queued when timing began)."
+            f"† = a drain (no-op or I/O) timed over its first {sizes['cap_s']:g} s: the system could not "
+            "finish the backlog within that cap; the whole backlog was queued when timing began."
             if sizes.get("cap_s")
             else ""
         )
