@@ -44,7 +44,8 @@ def _bars(ax: Any, bars: list[dict[str, Any]], higher: bool) -> None:
     ax.barh(y, [b["median"] for b in bars], color=[CONVEYOR if b["conveyor"] else PEER for b in bars])
     for i, bar in enumerate(bars):
         ax.scatter(bar["values"], [i] * len(bar["values"]), color="black", s=8, zorder=3)
-        ax.text(bar["median"], i, f"  {bar['median']:,.0f}", va="center", fontsize=8)
+        right = max([bar["median"], *bar["values"]])  # label past the rightmost run's dot
+        ax.text(right, i, f"  {bar['median']:,.0f}", va="center", fontsize=8)
     ax.set_yticks(list(y), labels, fontsize=9)
     ax.set_xlim(0, max(max(b["values"] + [b["median"]]) for b in bars) * 1.15)
     ax.invert_yaxis()
