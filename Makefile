@@ -4,7 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CORE   := $(VENV)/.core-installed
 DEV    := $(VENV)/.dev-installed
+PEERS  := .venv-peers
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: demo test lint unit bench bench-smoke bench-peers torture torture-smoke clean
 
@@ -42,9 +44,19 @@ bench: $(DEV)
 bench-smoke: $(DEV)
 	$(BIN)/python -m bench.run --smoke
 
+$(PEERS)/.installed: bench/peers/requirements.txt
+	$(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/pip install --quiet --upgrade pip
+	$(PEERS)/bin/pip install --quiet -r bench/peers/requirements.txt
+	touch $@
+
+## bench-peers: Conveyor against Celery, RQ, Dramatiq, Huey, arq, SAQ, Procrastinate (rewrites docs/benchmarks.md)
+bench-peers: $(DEV) $(PEERS)/.installed
+	$(BIN)/python -m bench.compare --peers-python $(PEERS)/bin/python $(BENCH_ARGS)
+
 ## torture: the crash test, long form (20,000 jobs, every backend)
 torture: $(DEV)
 	CONVEYOR_CRASH_JOBS=20000 $(BIN)/pytest -q -s tests/test_crash.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis conveyor-demo.db*
+	rm -rf $(VENV) $(PEERS) .pytest_cache .mypy_cache .ruff_cache .hypothesis conveyor-demo.db*

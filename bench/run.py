@@ -29,6 +29,7 @@ from .orchestrate import (
     WORKLOADS,
     log,
     machine_info,
+    metric,
     reachable,
     run_session,
     server_versions,
@@ -104,10 +105,34 @@ def main(argv: list[str] | None = None) -> int:
                     log(f"{key} {session}: FAILED\n{got['error']}")
                 else:
                     log(f"{key} {session}: done in {got['elapsed_s']}s")
+        if "drain" in workloads and not args.smoke:
+            # One worker process too: what a single core drains, and the worker's memory.
+            os.environ["BENCH_CONVEYOR_PROCESSES"] = "1"
+            try:
+                one = run_session(sys.executable, key, "throughput", sizes, redis_url, pg_dsn, timeout=600)
+            finally:
+                del os.environ["BENCH_CONVEYOR_PROCESSES"]
+            if "error" in one:
+                failures += 1
+                entry["errors"].append(one["error"])
+            entry["one_process"] = {
+                "drain_jobs_per_s": metric(one, "drain"),
+                "worker_peak_rss_mb": one.get("drain", {}).get("worker_peak_rss_mb"),
+            }
         results["systems"][key] = entry
     results["servers"] = server_versions(redis_url if reachable(redis_url, 6379) else None, pg_dsn)
     results["elapsed_s"] = round(time.time() - started, 1)
     report.print_summary(results)
+    for entry in results["systems"].values():
+        if "one_process" in entry:
+            one = entry["one_process"]
+            drain = one["drain_jobs_per_s"]
+            rss = one["worker_peak_rss_mb"]
+            print(
+                f"{entry['label']:<28} one worker process: drain "
+                f"{'-' if drain is None else f'{drain:,.0f}'} jobs/s, worker peak RSS "
+                f"{'-' if rss is None else f'{rss:.0f}'} MB ({results['machine'].get('cores')} cores)"
+            )
     ran = [e for e in results["systems"].values() if "runs" in e]
     if not args.smoke:
         RESULTS.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,8 @@ for _kind in CONFIG:  # BENCH_CONVEYOR_NOOP_CONFIG=4,200 overrides concurrency,p
     if override := os.environ.get(f"BENCH_CONVEYOR_{_kind.upper()}_CONFIG"):
         _c, _p = override.split(",")
         CONFIG[_kind] = {"concurrency": int(_c), "prefetch": int(_p)}
+#: Worker processes (2, the comparison's budget; ``make bench`` also measures 1).
+PROCESSES = int(os.environ.get("BENCH_CONVEYOR_PROCESSES", "2"))
 #: Run the I/O task as a coroutine instead of in threads. Off: each async job parks a slot thread
 #: while it runs on the event loop, and that double hand-off made 5 ms async jobs slower than sync ones.
 IO_ASYNC = os.environ.get("BENCH_CONVEYOR_IO", "sync") == "async"
@@ -149,7 +151,7 @@ class ConveyorAdapter(Adapter):
         config = CONFIG[kind]
         command = [
             sys.executable, "-m", "conveyor", "worker", "bench.peers.conveyor_peer:app",
-            "--processes", "2",
+            "--processes", str(PROCESSES),
             "--concurrency", str(config["concurrency"]),
             "--prefetch", str(config["prefetch"]),
             "--log-level", "warning",
@@ -157,9 +159,9 @@ class ConveyorAdapter(Adapter):
         style = "async task, one event loop" if kind == "io" and IO_ASYNC else "threads"
         return WorkerPlan(
             commands=[command],
-            processes=2,
-            concurrency=2 * config["concurrency"],
-            description=f"--processes 2 --concurrency {config['concurrency']} "
+            processes=PROCESSES,
+            concurrency=PROCESSES * config["concurrency"],
+            description=f"--processes {PROCESSES} --concurrency {config['concurrency']} "
             f"--prefetch {config['prefetch']} ({style})",
         )
 
