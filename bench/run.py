@@ -115,9 +115,10 @@ def main(argv: list[str] | None = None) -> int:
             if "error" in one:
                 failures += 1
                 entry["errors"].append(one["error"])
+            measured = one.get("result", {})
             entry["one_process"] = {
-                "drain_jobs_per_s": metric(one, "drain"),
-                "worker_peak_rss_mb": one.get("drain", {}).get("worker_peak_rss_mb"),
+                "drain_jobs_per_s": metric(measured, "drain"),
+                "worker_peak_rss_mb": measured.get("drain", {}).get("worker_peak_rss_mb"),
             }
         results["systems"][key] = entry
     results["servers"] = server_versions(redis_url if reachable(redis_url, 6379) else None, pg_dsn)
