@@ -8,7 +8,7 @@ PEERS  := .venv-peers
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: demo test lint unit bench bench-smoke bench-peers torture torture-smoke clean
+.PHONY: demo test lint bench bench-smoke bench-peers torture clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
