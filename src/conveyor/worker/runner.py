@@ -89,6 +89,11 @@ class Worker:
         #: Jobs claimed beyond the running ones, so a slot never waits for a round trip.
         self.prefetch = self.concurrency if prefetch is None else max(0, prefetch)
         self.idle_wait = idle_wait
+        # Refill when the prefetched buffer (jobs beyond the running ones) is half
+        # empty: claims come in batches, and a slot rarely waits for a round trip.
+        self._refill_below = min(
+            self.concurrency + self.prefetch, self.concurrency + max(1, self.prefetch // 2)
+        )
         self.install_signal_handlers = install_signal_handlers
         self.id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
         self.backend = app.backend
@@ -250,9 +255,7 @@ class Worker:
 
     def _fetch_loop(self, burst: bool) -> None:
         capacity = self.concurrency + self.prefetch
-        # Refill when the prefetched buffer (jobs beyond the running ones) is half
-        # empty: claims come in batches, and a slot rarely waits for a round trip.
-        refill_below = min(capacity, self.concurrency + max(1, self.prefetch // 2))
+        refill_below = self._refill_below
         backoff = Backoff()
         while not self._stopping.is_set():
             with self._cv:
@@ -298,7 +301,9 @@ class Worker:
             outcome = self._with_callback(execution, outcome)
         with self._cv:
             self._busy -= 1
-            self._cv.notify_all()
+            # Wake the fetch loop only when it may claim again (or all is done), not per job.
+            if self._busy == self._refill_below - 1 or self._busy == 0:
+                self._cv.notify_all()
         with self._writer_cv:
             self._outcomes.append((execution, outcome))
             self._writer_cv.notify()
