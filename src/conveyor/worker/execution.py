@@ -95,8 +95,17 @@ def encode_result(value: Any) -> str:
         raise ResultNotJSON(f"the task's return value is not JSON-serialisable: {exc}") from None
 
 
+def timed_out(execution: Execution) -> TaskTimeout:
+    """The error recorded for an attempt that ran past its task's ``timeout``."""
+    timeout = execution.task.defaults.timeout if execution.task is not None else None
+    return TaskTimeout(f"timed out after {timeout:g}s" if timeout is not None else "timed out")
+
+
 def outcome_for_error(execution: Execution, exc: BaseException, worker_id: str) -> Outcome:
     """Classify an exception into retry / failed / cancelled with its delay."""
+    if isinstance(exc, ResultNotJSON):
+        # The side effects happened; a retry would only repeat them and fail again.
+        return execution.outcome("failed", worker_id, error=str(exc))
     message, trace = describe_error(exc)
     if isinstance(exc, JobCancelled):
         return execution.outcome("cancelled", worker_id, error=message, traceback=trace)

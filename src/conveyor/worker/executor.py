@@ -22,7 +22,7 @@ from typing import Any
 from ..backends.base import Outcome, decode_payload
 from ..context import _current
 from ..errors import JobCancelled, TaskTimeout
-from .execution import Execution, ResultNotJSON, encode_result, outcome_for_error
+from .execution import Execution, encode_result, outcome_for_error, timed_out
 
 log = logging.getLogger("conveyor.worker")
 
@@ -137,17 +137,12 @@ class Executor:
             result = encode_result(value)
         except BaseException as exc:  # noqa: BLE001 - every failure is the job's outcome
             if execution.decide():
-                self.on_outcome(execution, self._error_outcome(execution, exc))
+                self.on_outcome(execution, outcome_for_error(execution, exc, self.worker_id))
         else:
             if execution.decide():
                 self.on_outcome(execution, execution.outcome("completed", self.worker_id, result=result))
         finally:
             _current.reset(token)
-
-    def _error_outcome(self, execution: Execution, exc: BaseException) -> Outcome:
-        if isinstance(exc, ResultNotJSON):
-            return execution.outcome("failed", self.worker_id, error=str(exc))
-        return outcome_for_error(execution, exc, self.worker_id)
 
     # -- the watchdog for sync timeouts --------------------------------------------
     def _watch(self, execution: Execution, deadline: float) -> None:
@@ -179,8 +174,7 @@ class Executor:
     def _time_out(self, execution: Execution) -> None:
         if not execution.decide():
             return
-        timeout = execution.task.defaults.timeout if execution.task else None
-        exc = TaskTimeout(f"timed out after {timeout:g}s")
+        exc = timed_out(execution)
         self.on_outcome(execution, outcome_for_error(execution, exc, self.worker_id))
         thread_id = execution.thread_id
         if thread_id is not None:
@@ -188,7 +182,7 @@ class Executor:
                 self._abandoned.add(thread_id)
             _raise_in_thread(thread_id, TaskTimeout)
             self._spawn_thread()  # keep full concurrency whatever the old thread does
-        log.warning("job %s (%s) timed out after %gs", execution.job.id, execution.job.task, timeout)
+        log.warning("job %s (%s) %s", execution.job.id, execution.job.task, exc)
 
     # -- async jobs ------------------------------------------------------------------
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
@@ -229,11 +223,11 @@ class Executor:
                 self.on_outcome(execution, outcome_for_error(execution, reason, self.worker_id))
         except TimeoutError:
             if execution.decide():
-                exc = TaskTimeout(f"timed out after {timeout:g}s")
+                exc = timed_out(execution)
                 self.on_outcome(execution, outcome_for_error(execution, exc, self.worker_id))
         except BaseException as exc:  # noqa: BLE001 - every failure is the job's outcome
             if execution.decide():
-                self.on_outcome(execution, self._error_outcome(execution, exc))
+                self.on_outcome(execution, outcome_for_error(execution, exc, self.worker_id))
         else:
             if execution.decide():
                 self.on_outcome(execution, execution.outcome("completed", self.worker_id, result=result))
