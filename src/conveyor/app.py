@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from urllib.parse import urlsplit
 
 from .backends import open_backend
-from .backends.base import Backend, EnqueueResult, JobQuery, JobRecord, NewJob, Page
+from .backends.base import Backend, JobQuery, JobRecord, NewJob, Page
 from .backoff import BackoffPolicy
 from .config import Settings, load_settings
 from .errors import DuplicateTask, InvalidPayload, JobNotFound, PayloadTooLarge, UnknownTask
@@ -239,13 +239,10 @@ class App:
             on_complete=opts.on_complete,
         )
 
-    def _store(self, jobs: list[NewJob], connection: Any = None) -> list[EnqueueResult]:
-        return self.backend.enqueue_many(jobs, connection)
-
     def _enqueue_task(
         self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any], opts: EnqueueOptions
     ) -> Job:
-        (result,) = self._store([self._new_job(task, args, kwargs, opts)], opts.connection)
+        (result,) = self.backend.enqueue_many([self._new_job(task, args, kwargs, opts)], opts.connection)
         return Job(self, result.id, result.state)
 
     def enqueue(
@@ -290,7 +287,7 @@ class App:
             jobs.append(
                 self._new_job(task, item.get("args") or (), item.get("kwargs") or {}, opts, ids[index])
             )
-        return [Job(self, r.id, r.state) for r in self._store(jobs, connection)]
+        return [Job(self, r.id, r.state) for r in self.backend.enqueue_many(jobs, connection)]
 
     # -- admin -----------------------------------------------------------------
     def get(self, job_id: str) -> JobRecord:

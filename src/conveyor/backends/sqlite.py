@@ -202,8 +202,7 @@ class SQLiteBackend:
             conn.executemany(
                 SQL["insert_plain_jobs"],
                 [
-                    (j.id, j.task, j.queue, j.payload, j.priority,
-                     j.run_at if j.run_at is not None else now + j.delay,
+                    (j.id, j.task, j.queue, j.payload, j.priority, _due(j, now),
                      now, j.max_attempts, j.on_complete)
                     for j in jobs
                 ],
@@ -218,7 +217,7 @@ class SQLiteBackend:
             "queue": job.queue,
             "payload": job.payload,
             "priority": job.priority,
-            "run_at": job.run_at if job.run_at is not None else now + job.delay,
+            "run_at": _due(job, now),
             "now": now,
             "max_attempts": job.max_attempts,
             "key": job.key,
@@ -486,6 +485,11 @@ class SQLiteBackend:
         else:
             rows = conn.execute(SQL["audits_job"], {"job_id": job_id, "limit": limit, "offset": offset})
         return [_attempt(r) for r in rows]
+
+
+def _due(job: NewJob, now: float) -> float:
+    """When a new job may first run: its ``run_at``, else ``delay`` seconds from now."""
+    return job.run_at if job.run_at is not None else now + job.delay
 
 
 def _statements(script: str) -> Iterator[str]:

@@ -45,7 +45,6 @@ class PeriodicService:
         self.step = step
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.runs = 0
 
     def start(self) -> None:
         """Start the loop thread."""
@@ -71,4 +70,3 @@ class PeriodicService:
             else:
                 backoff.succeeded()
                 wait = self.interval
-            self.runs += 1
