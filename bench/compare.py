@@ -28,6 +28,7 @@ from .orchestrate import (
     DEFAULT_PEERS_PYTHON,
     DEFAULT_PG,
     DEFAULT_REDIS,
+    FULL_SIZES,
     RESULTS,
     ROOT,
     WORKLOADS,
@@ -42,14 +43,6 @@ from .orchestrate import (
 )
 from .peers.systems import SYSTEMS
 
-FULL_SIZES: dict[str, Any] = {
-    "drain": 20000,
-    "latency": 500,
-    "latency_rate": 100,
-    "io": 10000,
-    "retry": 2000,
-    "cap_s": 10.0,
-}
 QUICK_SIZES: dict[str, Any] = {
     "drain": 5000,
     "latency": 100,

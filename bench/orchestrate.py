@@ -29,6 +29,15 @@ DEFAULT_REDIS = os.environ.get("BENCH_REDIS_BASE", "redis://127.0.0.1:6379")
 DEFAULT_PG = os.environ.get("CONVEYOR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 WORKLOADS = ("enqueue", "drain", "latency", "io", "retry")
+#: The issue's sizes, shared by ``bench.run`` and ``bench.compare``; ``cap_s`` caps a slow drain.
+FULL_SIZES: dict[str, Any] = {
+    "drain": 20000,
+    "latency": 500,
+    "latency_rate": 100,
+    "io": 10000,
+    "retry": 2000,
+    "cap_s": 10.0,
+}
 #: (key in the session result, metric, True when higher is better)
 METRICS: dict[str, tuple[str, str, bool]] = {
     "enqueue": ("enqueue", "jobs_per_s", True),

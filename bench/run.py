@@ -36,16 +36,11 @@ from .orchestrate import (
     sessions_for,
     source_state,
 )
+from .orchestrate import FULL_SIZES as COMPARISON_SIZES
 from .peers.systems import SYSTEMS
 
-FULL_SIZES: dict[str, Any] = {
-    "drain": 20000,
-    "latency": 500,
-    "latency_rate": 100,
-    "io": 10000,
-    "retry": 2000,
-    "cap_s": None,
-}
+#: Conveyor alone drains every backlog to the end: no time cap.
+FULL_SIZES: dict[str, Any] = {**COMPARISON_SIZES, "cap_s": None}
 SMOKE_SIZES: dict[str, Any] = {**FULL_SIZES, "drain": 1000, "cap_s": 20.0}
 
 
