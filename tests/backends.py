@@ -12,6 +12,7 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -80,6 +81,13 @@ def require_or_skip(name: str) -> None:
     pytest.skip(message)
 
 
+def drop_redis_prefix(client: Any, prefix: str) -> None:
+    """Delete every key of a Conveyor namespace (its keys share the hash tag ``{prefix}``)."""
+    keys = list(client.scan_iter(match=f"{{{prefix}}}*", count=1000))
+    for start in range(0, len(keys), 1000):
+        client.delete(*keys[start : start + 1000])
+
+
 def _with_query(url: str, query: str) -> str:
     return f"{url}{'&' if '?' in url else '?'}{query}"
 
@@ -107,10 +115,7 @@ def fresh_url(name: str, tmp_path: Path) -> Iterator[str]:
             import redis
 
             client = redis.Redis.from_url(REDIS_URL)
-            keys = list(client.scan_iter(match=f"{tag}*", count=1000))
-            keys += list(client.scan_iter(match=f"{{{tag}*", count=1000))
-            if keys:
-                client.delete(*keys)
+            drop_redis_prefix(client, tag)
             client.close()
     else:
         raise ValueError(name)

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from backends import REDIS_URL, require_or_skip
+from backends import REDIS_URL, drop_redis_prefix, require_or_skip
 from conveyor.backends.base import ClaimRequest, JobQuery, Lease, NewJob, Outcome
 from conveyor.backends.sqlite import SQLiteBackend
 from conveyor.errors import ConveyorError
@@ -71,10 +71,7 @@ class RedisMatchesSQLite(RuleBasedStateMachine):
         self.held: list[Held] = []
 
     def teardown(self) -> None:
-        client = self.redis.clients.retrying
-        keys = list(client.scan_iter(match="{" + self.prefix + "}*", count=1000))
-        if keys:
-            client.delete(*keys)
+        drop_redis_prefix(self.redis.clients.retrying, self.prefix)
         self.redis.close()
         self.sqlite.close()
         self.tmp.cleanup()
