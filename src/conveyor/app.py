@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from urllib.parse import urlsplit
 
 from .backends import open_backend
-from .backends.base import Backend, JobQuery, JobRecord, NewJob, Page
+from .backends.base import Backend, ClaimedJob, JobQuery, JobRecord, NewJob, Outcome, Page
 from .backoff import BackoffPolicy
 from .config import Settings, load_settings
 from .errors import DuplicateTask, InvalidPayload, JobNotFound, PayloadTooLarge, UnknownTask
-from .http_task import register_builtin_tasks
+from .http_task import completion_callback, register_builtin_tasks
 from .ids import new_job_id, new_job_ids
 from .job import Job
 from .states import PURGEABLE, RESUBMITTABLE, parse_state
@@ -412,6 +412,13 @@ class App:
         return self.backend.audits(job_id, limit, offset)
 
     # -- workers -----------------------------------------------------------------
+    def follow_ups(self, job: ClaimedJob, outcome: Outcome) -> tuple[NewJob, ...]:
+        """The jobs to store together with ``outcome``: today its ``on_complete`` callback."""
+        if not job.on_complete:
+            return ()
+        callback = completion_callback(self, job, outcome)
+        return () if callback is None else (callback,)
+
     def worker(
         self,
         queues: Iterable[str] | None = None,

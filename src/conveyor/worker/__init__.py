@@ -1,4 +1,4 @@
-"""The run-time: fetch loop, executor, heartbeat, reaper, graceful shutdown, processes."""
+"""The run-time: fetch loop, executor, completer, periodic services, graceful shutdown, processes."""
 
 from .runner import BatchResult, Worker
 

@@ -22,11 +22,11 @@ from typing import Any
 from ..backends.base import Outcome, decode_payload
 from ..context import _current
 from ..errors import JobCancelled, TaskTimeout
-from .execution import Execution, encode_result, outcome_for_error, timed_out
+from .attempt import Attempt, encode_result, outcome_for_error, timed_out
 
 log = logging.getLogger("conveyor.worker")
 
-OnOutcome = Callable[[Execution, Outcome], None]
+OnOutcome = Callable[[Attempt, Outcome], None]
 
 _STOP = object()
 
@@ -36,7 +36,7 @@ def _raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> None:
 
 
 class Executor:
-    """Runs Executions; reports each decided Outcome through ``on_outcome``."""
+    """Runs Attempts; reports each decided Outcome through ``on_outcome``."""
 
     def __init__(self, concurrency: int, worker_id: str, on_outcome: OnOutcome) -> None:
         self.concurrency = concurrency
@@ -48,7 +48,7 @@ class Executor:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
-        self._deadlines: list[tuple[float, int, Execution]] = []
+        self._deadlines: list[tuple[float, int, Attempt]] = []
         self._deadline_cv = threading.Condition()
         self._watchdog: threading.Thread | None = None
         self._counter = itertools.count()
@@ -79,18 +79,18 @@ class Executor:
             self._loop.call_soon_threadsafe(self._loop.stop)
 
     # -- submission ------------------------------------------------------------
-    def submit(self, execution: Execution) -> None:
-        """Run an execution as soon as a slot is free (the caller bounds how many are queued).
+    def submit(self, attempt: Attempt) -> None:
+        """Run an attempt as soon as a slot is free (the caller bounds how many are queued).
 
         Every job takes one of the ``concurrency`` slot threads: a sync job runs on it,
         an async job runs on the event loop while its slot thread waits, so sync and
         async jobs together never exceed the concurrency.
         """
-        self._work.put(execution)
+        self._work.put(attempt)
 
-    def cancel(self, execution: Execution) -> None:
-        """Cancel an async execution (sync ones only see ``cancel_requested``)."""
-        future = execution.future
+    def cancel(self, attempt: Attempt) -> None:
+        """Cancel an async attempt (sync ones only see ``cancel_requested``)."""
+        future = attempt.future
         if future is not None and self._loop is not None:
             self._loop.call_soon_threadsafe(future.cancel)
 
@@ -119,35 +119,51 @@ class Executor:
                 self._threads.discard(me)
                 self._abandoned.discard(threading.get_ident())
 
-    def _run_sync(self, execution: Execution) -> None:
-        task = execution.task
-        with execution.lock:
-            if execution.decided:
+    def _run_sync(self, attempt: Attempt) -> None:
+        task = attempt.task
+        with attempt.lock:
+            if attempt.decided:
                 return  # released or cancelled before it started
-            execution.thread_id = threading.get_ident()
-            execution.started_at = time.time()
-        token = _current.set(execution.context)
+            attempt.thread_id = threading.get_ident()
+            attempt.started_at = time.time()
+        token = _current.set(attempt.context)
         if task is not None and task.defaults.timeout is not None:
-            self._watch(execution, time.monotonic() + task.defaults.timeout)
+            self._watch(attempt, time.monotonic() + task.defaults.timeout)
         try:
             if task is None or task.fn is None:
-                raise LookupError(f"task {execution.job.task!r} is not registered in this worker")
-            args, kwargs = decode_payload(execution.job.payload)
+                raise LookupError(f"task {attempt.job.task!r} is not registered in this worker")
+            args, kwargs = decode_payload(attempt.job.payload)
             value = task.fn(*args, **kwargs)
             result = encode_result(value)
         except BaseException as exc:  # noqa: BLE001 - every failure is the job's outcome
-            if execution.decide():
-                self.on_outcome(execution, outcome_for_error(execution, exc, self.worker_id))
+            self._finish(attempt, error=exc)
         else:
-            if execution.decide():
-                self.on_outcome(execution, execution.outcome("completed", self.worker_id, result=result))
+            self._finish(attempt, result=result)
         finally:
             _current.reset(token)
 
+    # -- the end of every attempt -------------------------------------------------------
+    def _finish(
+        self, attempt: Attempt, *, result: str | None = None, error: BaseException | None = None
+    ) -> bool:
+        """Decide the attempt's outcome and report it, unless it was decided already.
+
+        The one ending of every path (sync, async, timeout, cancel): a late result
+        racing a timeout or a release is discarded here. True if this call decided.
+        """
+        if not attempt.decide():
+            return False
+        if error is None:
+            outcome = attempt.outcome("completed", self.worker_id, result=result)
+        else:
+            outcome = outcome_for_error(attempt, error, self.worker_id)
+        self.on_outcome(attempt, outcome)
+        return True
+
     # -- the watchdog for sync timeouts --------------------------------------------
-    def _watch(self, execution: Execution, deadline: float) -> None:
+    def _watch(self, attempt: Attempt, deadline: float) -> None:
         with self._deadline_cv:
-            heapq.heappush(self._deadlines, (deadline, next(self._counter), execution))
+            heapq.heappush(self._deadlines, (deadline, next(self._counter), attempt))
             if self._watchdog is None:
                 self._watchdog = threading.Thread(
                     target=self._watchdog_main, name="conveyor-watchdog", daemon=True
@@ -164,25 +180,24 @@ class Executor:
                 if not self._deadlines:
                     self._deadline_cv.wait()
                     continue
-                deadline, _, execution = self._deadlines[0]
+                deadline, _, attempt = self._deadlines[0]
                 if deadline > now:
                     self._deadline_cv.wait(deadline - now)
                     continue
                 heapq.heappop(self._deadlines)
-            self._time_out(execution)
+            self._time_out(attempt)
 
-    def _time_out(self, execution: Execution) -> None:
-        if not execution.decide():
-            return
-        exc = timed_out(execution)
-        self.on_outcome(execution, outcome_for_error(execution, exc, self.worker_id))
-        thread_id = execution.thread_id
+    def _time_out(self, attempt: Attempt) -> None:
+        exc = timed_out(attempt)
+        if not self._finish(attempt, error=exc):
+            return  # it finished (or was released) just before its deadline
+        thread_id = attempt.thread_id
         if thread_id is not None:
             with self._lock:
                 self._abandoned.add(thread_id)
             _raise_in_thread(thread_id, TaskTimeout)
             self._spawn_thread()  # keep full concurrency whatever the old thread does
-        log.warning("job %s (%s) %s", execution.job.id, execution.job.task, exc)
+        log.warning("job %s (%s) %s", attempt.job.id, attempt.job.task, exc)
 
     # -- async jobs ------------------------------------------------------------------
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
@@ -202,32 +217,26 @@ class Executor:
                 self._loop = loop
             return self._loop
 
-    async def _run_async(self, execution: Execution) -> None:
-        task = execution.task
+    async def _run_async(self, attempt: Attempt) -> None:
+        task = attempt.task
         assert task is not None and task.fn is not None
-        with execution.lock:
-            if execution.decided:
+        with attempt.lock:
+            if attempt.decided:
                 return  # released or cancelled before it started
-            execution.started_at = time.time()
-        _current.set(execution.context)
+            attempt.started_at = time.time()
+        _current.set(attempt.context)
         timeout = task.defaults.timeout
-        execution.future = asyncio.current_task()
+        attempt.future = asyncio.current_task()
         try:
-            args, kwargs = decode_payload(execution.job.payload)
+            args, kwargs = decode_payload(attempt.job.payload)
             coro = task.fn(*args, **kwargs)
             value = await (asyncio.wait_for(coro, timeout) if timeout is not None else coro)
             result = encode_result(value)
         except asyncio.CancelledError:
-            if execution.decide():
-                reason = JobCancelled(f"job {execution.job.id} was cancelled while running")
-                self.on_outcome(execution, outcome_for_error(execution, reason, self.worker_id))
+            self._finish(attempt, error=JobCancelled(f"job {attempt.job.id} was cancelled while running"))
         except TimeoutError:
-            if execution.decide():
-                exc = timed_out(execution)
-                self.on_outcome(execution, outcome_for_error(execution, exc, self.worker_id))
+            self._finish(attempt, error=timed_out(attempt))
         except BaseException as exc:  # noqa: BLE001 - every failure is the job's outcome
-            if execution.decide():
-                self.on_outcome(execution, outcome_for_error(execution, exc, self.worker_id))
+            self._finish(attempt, error=exc)
         else:
-            if execution.decide():
-                self.on_outcome(execution, execution.outcome("completed", self.worker_id, result=result))
+            self._finish(attempt, result=result)

@@ -1,8 +1,9 @@
-"""The Worker: claims batches, runs them through the Executor, writes outcomes in batches.
+"""The Worker: claims batches, hands them to the Executor, and shuts down gracefully.
 
-Threads: the caller's thread runs the fetch loop; one writer thread batches
-outcomes into ``finish_many``; the heartbeat renews leases (and carries cancel
-requests); the reaper returns lapsed leases to the queue.
+Threads: the caller's thread runs the fetch loop; the Executor runs the jobs;
+the Completer writes their outcomes in batches; the periodic services (the
+heartbeat renewing leases, the reaper requeueing lapsed ones) each run their own
+loop.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..backends.base import ClaimedJob, ClaimRequest, Outcome
 from ..context import JobContext
-from ..http_task import completion_callback
 from ..task import check_name
-from .execution import Execution
+from .attempt import Attempt
+from .completer import Completer, Written
 from .executor import Executor
-from .services import Backoff, PeriodicService, describe
+from .recovery import RetryDelay, error_line
+from .services import Heartbeat, PeriodicService, Reaper
 
 if TYPE_CHECKING:
     from ..app import App
@@ -97,19 +99,25 @@ class Worker:
         self.install_signal_handlers = install_signal_handlers
         self.id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
         self.backend = app.backend
-        self.executor = Executor(self.concurrency, self.id, self._on_outcome)
-        self.inflight: dict[str, Execution] = {}
+        self.executor = Executor(self.concurrency, self.id, self._report)
+        self.completer = Completer(self.backend, self._written)
+        self.inflight: dict[str, Attempt] = {}
         self._busy = 0  # claimed jobs not yet decided
         self._cv = threading.Condition()
-        self._outcomes: list[tuple[Execution, Outcome]] = []
-        self._writer_cv = threading.Condition()
         self._stopping = threading.Event()
         self._force = threading.Event()
-        self._writer: threading.Thread | None = None
-        self._writer_stop = False
         self.counts = {"completed": 0, "failed": 0, "retry": 0, "cancelled": 0, "released": 0}
-        self.heartbeat = PeriodicService("heartbeat", self.settings.heartbeat_interval, self._heartbeat)
-        self.reaper = PeriodicService("reaper", self.settings.reaper_interval, self._reap)
+        self.heartbeat = Heartbeat(
+            self.backend,
+            self.settings.heartbeat_interval,
+            self.settings.lease,
+            held=self._held_attempts,
+            on_lost=self._lease_lost,
+            on_cancel_requested=self._cancel_requested,
+        )
+        self.reaper = Reaper(self.backend, self.settings.reaper_interval)
+        #: Everything ``run`` starts beside the fetch loop; a new service is one more entry.
+        self.services: tuple[PeriodicService, ...] = (self.heartbeat, self.reaper)
         self._started = False
 
     def __repr__(self) -> str:
@@ -149,7 +157,7 @@ class Worker:
         before = dict(self.counts)
         claimed = 0
         try:
-            self._reap()
+            self.reaper.run_once()
             while claimed < batch_size:
                 jobs = self.backend.claim(self._request(min(batch_size - claimed, 500)))
                 if not jobs:
@@ -161,7 +169,7 @@ class Worker:
             if not self._wait_idle(None if claimed else 0.0):
                 self._release_running()
             self.heartbeat.stop()
-            self._stop_writer()
+            self.completer.stop()
             self.executor.close()
             self._started = False
         delta = {k: self.counts[k] - before[k] for k in self.counts}
@@ -197,43 +205,46 @@ class Worker:
         if self._started:
             return
         self._started = True
-        self._writer_stop = False
-        self.executor = Executor(self.concurrency, self.id, self._on_outcome)
+        self.executor = Executor(self.concurrency, self.id, self._report)
         self.executor.start()
-        self._writer = threading.Thread(target=self._writer_main, name="conveyor-writer", daemon=True)
-        self._writer.start()
+        self.completer.start()
         if services:
-            self.heartbeat.start()
-            self.reaper.start()
+            for service in self.services:
+                service.start()
 
     def _shutdown(self) -> None:
         grace = 0.0 if self._force.is_set() else self.settings.grace
         self._release_unstarted()
         if not self._wait_idle(grace):
             self._release_running()
-        self.heartbeat.stop()
-        self.reaper.stop()
-        self._stop_writer()
+        for service in self.services:
+            service.request_stop()
+        for service in self.services:
+            service.join()
+        self.completer.stop()
         self.executor.close()
         self._started = False
         log.info("worker %s stopped: %s", self.id, self.counts)
 
     def _release_unstarted(self) -> None:
         with self._cv:
-            waiting = [ex for ex in self.inflight.values() if ex.started_at is None]
-        for ex in waiting:
-            if ex.decide():
-                self._on_outcome(ex, ex.outcome("released", self.id))
+            waiting = [attempt for attempt in self.inflight.values() if attempt.started_at is None]
+        for attempt in waiting:
+            if attempt.decide():
+                self._report(attempt, attempt.outcome("released", self.id))
 
     def _release_running(self) -> None:
         with self._cv:
             running = list(self.inflight.values())
-        for ex in running:
-            if ex.decide():
-                log.warning("job %s (%s) still running at shutdown: released", ex.job.id, ex.job.task)
-                self.executor.cancel(ex)
-                self._on_outcome(
-                    ex, ex.outcome("released", self.id, error="worker shut down before the job finished")
+        for attempt in running:
+            if attempt.decide():
+                log.warning(
+                    "job %s (%s) still running at shutdown: released", attempt.job.id, attempt.job.task
+                )
+                self.executor.cancel(attempt)
+                self._report(
+                    attempt,
+                    attempt.outcome("released", self.id, error="worker shut down before the job finished"),
                 )
 
     def _wait_idle(self, timeout: float | None) -> bool:
@@ -256,7 +267,7 @@ class Worker:
     def _fetch_loop(self, burst: bool) -> None:
         capacity = self.concurrency + self.prefetch
         refill_below = self._refill_below
-        backoff = Backoff()
+        retry = RetryDelay()
         while not self._stopping.is_set():
             with self._cv:
                 while not self._stopping.is_set() and self._busy >= refill_below:
@@ -276,10 +287,10 @@ class Worker:
                             self._cv.wait(0.05)
                         continue
                     self.backend.wait_for_jobs(self.queues, self.idle_wait)
-                backoff.succeeded()
+                retry.succeeded()
             except Exception as exc:  # noqa: BLE001 - the backend may be restarting
-                delay = backoff.failed()
-                log.warning("claim failed (%s); retrying in %.1fs", describe(exc), delay)
+                delay = retry.failed()
+                log.warning("claim failed (%s); retrying in %.1fs", error_line(exc), delay)
                 self._stopping.wait(delay)
                 continue
             if jobs:
@@ -289,124 +300,57 @@ class Worker:
         tasks = self.app.tasks
         for job in jobs:
             context = JobContext(job.id, job.task, job.queue, job.attempt, job.max_attempts)
-            execution = Execution(job, tasks.get(job.task), context)
+            attempt = Attempt(job, tasks.get(job.task), context)
             with self._cv:
-                self.inflight[job.id] = execution
+                self.inflight[job.id] = attempt
                 self._busy += 1
-            self.executor.submit(execution)
+            self.executor.submit(attempt)
 
     # -- outcomes ------------------------------------------------------------------
-    def _on_outcome(self, execution: Execution, outcome: Outcome) -> None:
-        if execution.job.on_complete:
-            outcome = self._with_callback(execution, outcome)
+    def _report(self, attempt: Attempt, outcome: Outcome) -> None:
+        """Hand a decided outcome, with the jobs the App stores alongside it, to the completer."""
+        try:
+            follow_ups = self.app.follow_ups(attempt.job, outcome)
+        except Exception:  # a job must finish even if its follow-ups cannot be built
+            log.exception("job %s: could not build the jobs that follow its outcome", attempt.job.id)
+            follow_ups = ()
+        if follow_ups:  # most outcomes have none: copy only when needed
+            outcome = replace(outcome, follow_ups=follow_ups)
         with self._cv:
             self._busy -= 1
             # Wake the fetch loop only when it may claim again (or all is done), not per job.
             if self._busy == self._refill_below - 1 or self._busy == 0:
                 self._cv.notify_all()
-        with self._writer_cv:
-            self._outcomes.append((execution, outcome))
-            self._writer_cv.notify()
+        self.completer.submit(attempt, outcome)
 
-    def _with_callback(self, execution: Execution, outcome: Outcome) -> Outcome:
-        """Attach the on_complete callback job, written in one step with the outcome."""
-        try:
-            callback = completion_callback(self.app, execution.job, outcome)
-        except Exception:  # a job must finish even if its callback cannot be built
-            log.exception("job %s: could not build its on_complete callback", execution.job.id)
-            return outcome
-        return outcome if callback is None else replace(outcome, follow_ups=(callback,))
-
-    def _writer_main(self) -> None:
-        backoff = Backoff()
-        while True:
-            with self._writer_cv:
-                while not self._outcomes and not self._writer_stop:
-                    self._writer_cv.wait()
-                if not self._outcomes and self._writer_stop:
-                    return
-                batch, self._outcomes = self._outcomes, []
-            try:
-                applied = self.backend.finish_many([o for _, o in batch])
-            except Exception as exc:  # noqa: BLE001 - keep the outcomes and retry
-                delay = backoff.failed()
-                log.warning(
-                    "writing %d outcome(s) failed (%s); retrying in %.1fs", len(batch), describe(exc), delay
-                )
-                with self._writer_cv:
-                    self._outcomes[:0] = batch
-                time.sleep(delay)
-                continue
-            backoff.succeeded()
-            self._after_write(batch, applied)
-
-    def _after_write(self, batch: list[tuple[Execution, Outcome]], applied: list[bool]) -> None:
+    def _written(self, batch: Written, applied: list[bool]) -> None:
+        """Forget what the completer wrote, and count what applied."""
         with self._cv:
-            for (execution, outcome), ok in zip(batch, applied, strict=True):
-                if self.inflight.get(execution.job.id) is execution:
-                    del self.inflight[execution.job.id]
+            for (attempt, outcome), ok in zip(batch, applied, strict=True):
+                if self.inflight.get(attempt.job.id) is attempt:
+                    del self.inflight[attempt.job.id]
                 if ok:
                     self.counts[outcome.kind] += 1
-                else:
-                    log.info(
-                        "job %s: lease was lost before its outcome (%s) was written; discarded",
-                        execution.job.id,
-                        outcome.kind,
-                    )
             self._cv.notify_all()
-        for (execution, outcome), ok in zip(batch, applied, strict=True):
-            if ok and outcome.kind in ("retry", "failed"):
-                log.warning(
-                    "job %s (%s) attempt %d/%d %s: %s",
-                    execution.job.id,
-                    execution.job.task,
-                    outcome.attempt,
-                    execution.job.max_attempts,
-                    "will retry" if outcome.kind == "retry" else "failed",
-                    outcome.error,
-                )
 
-    def _stop_writer(self) -> None:
-        with self._writer_cv:
-            self._writer_stop = True
-            self._writer_cv.notify()
-        if self._writer is not None:
-            self._writer.join(30)
-
-    # -- services ------------------------------------------------------------------
-    def _heartbeat(self) -> None:
+    # -- what the heartbeat learns -----------------------------------------------------
+    def _held_attempts(self) -> list[Attempt]:
         with self._cv:
-            executions = list(self.inflight.values())
-        if not executions:
-            return
-        renewal = self.backend.extend_leases([ex.lease for ex in executions], self.settings.lease)
-        for ex in executions:
-            if ex.decided:
-                continue  # its outcome is written or on its way; the write is fenced anyway
-            if ex.job.id in renewal.lost:
-                ex.lost = True
-                log.warning(
-                    "job %s: lease lost (taken over after expiry); its result will be discarded", ex.job.id
-                )
-                self.executor.cancel(ex)
-            elif ex.job.id in renewal.cancel_requested and not ex.context.cancel_requested:
-                ex.context.request_cancel()
-                if ex.started_at is None and ex.decide():
-                    self._on_outcome(ex, ex.outcome("cancelled", self.id, error="cancelled before it ran"))
-                else:
-                    self.executor.cancel(ex)
+            return list(self.inflight.values())
 
-    def _reap(self) -> None:
-        for _ in range(20):
-            result = self.backend.reap_expired(500)
-            if result.requeued or result.failed:
-                log.warning(
-                    "reaper: %d job(s) with lapsed leases requeued, %d failed (attempts spent)",
-                    result.requeued,
-                    result.failed,
-                )
-            if result.requeued + result.failed < 500:
-                return
+    def _lease_lost(self, attempt: Attempt) -> None:
+        attempt.lost = True
+        log.warning(
+            "job %s: lease lost (taken over after expiry); its result will be discarded", attempt.job.id
+        )
+        self.executor.cancel(attempt)
+
+    def _cancel_requested(self, attempt: Attempt) -> None:
+        attempt.context.request_cancel()
+        if attempt.started_at is None and attempt.decide():
+            self._report(attempt, attempt.outcome("cancelled", self.id, error="cancelled before it ran"))
+        else:
+            self.executor.cancel(attempt)
 
     # for tests and tools
     def wait_until_idle(self, timeout: float | None = None) -> bool:

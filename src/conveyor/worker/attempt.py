@@ -1,4 +1,4 @@
-"""One run of one claimed job, and how it turns into an Outcome."""
+"""One attempt at one claimed job, and how it turns into an Outcome."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ MAX_TRACEBACK_CHARS = 20_000
 
 
 @dataclass(eq=False)
-class Execution:
-    """Book-keeping for one claimed job while this worker holds its lease."""
+class Attempt:
+    """One attempt at a claimed job: its book-keeping while this worker holds the lease."""
 
     job: ClaimedJob
     task: Task[Any, Any] | None
@@ -49,7 +49,7 @@ class Execution:
         traceback: str | None = None,
         retry_delay: float = 0.0,
     ) -> Outcome:
-        """The Outcome to write for this run."""
+        """The Outcome to write for this attempt."""
         return Outcome(
             job_id=self.job.id,
             lease_token=self.job.lease_token,
@@ -95,29 +95,29 @@ def encode_result(value: Any) -> str:
         raise ResultNotJSON(f"the task's return value is not JSON-serialisable: {exc}") from None
 
 
-def timed_out(execution: Execution) -> TaskTimeout:
+def timed_out(attempt: Attempt) -> TaskTimeout:
     """The error recorded for an attempt that ran past its task's ``timeout``."""
-    timeout = execution.task.defaults.timeout if execution.task is not None else None
+    timeout = attempt.task.defaults.timeout if attempt.task is not None else None
     return TaskTimeout(f"timed out after {timeout:g}s" if timeout is not None else "timed out")
 
 
-def outcome_for_error(execution: Execution, exc: BaseException, worker_id: str) -> Outcome:
+def outcome_for_error(attempt: Attempt, exc: BaseException, worker_id: str) -> Outcome:
     """Classify an exception into retry / failed / cancelled with its delay."""
     if isinstance(exc, ResultNotJSON):
         # The side effects happened; a retry would only repeat them and fail again.
-        return execution.outcome("failed", worker_id, error=str(exc))
+        return attempt.outcome("failed", worker_id, error=str(exc))
     message, trace = describe_error(exc)
     if isinstance(exc, JobCancelled):
-        return execution.outcome("cancelled", worker_id, error=message, traceback=trace)
+        return attempt.outcome("cancelled", worker_id, error=message, traceback=trace)
     kind: OutcomeKind
-    if execution.task is None:
+    if attempt.task is None:
         # Deployed code lacks the task: another worker may have it, so retry later.
-        kind = "retry" if execution.job.attempt < execution.job.max_attempts else "failed"
+        kind = "retry" if attempt.job.attempt < attempt.job.max_attempts else "failed"
         delay = 5.0
     else:
-        policy = execution.task.retry_policy
+        policy = attempt.task.retry_policy
         # The stored max_attempts wins: it was fixed when the job was enqueued.
-        if policy.max_attempts != execution.job.max_attempts:
-            policy = replace(policy, max_attempts=execution.job.max_attempts)
-        kind, delay = policy.classify(exc, execution.job.attempt)
-    return execution.outcome(kind, worker_id, error=message, traceback=trace, retry_delay=delay)
+        if policy.max_attempts != attempt.job.max_attempts:
+            policy = replace(policy, max_attempts=attempt.job.max_attempts)
+        kind, delay = policy.classify(exc, attempt.job.attempt)
+    return attempt.outcome(kind, worker_id, error=message, traceback=trace, retry_delay=delay)
