@@ -70,7 +70,10 @@ class Worker:
         prefetch: int | None = None,
         idle_wait: float = 1.0,
         install_signal_handlers: bool = True,
+        max_retry_delay: float | None = None,
     ) -> None:
+        if max_retry_delay is not None and max_retry_delay < 0:
+            raise ValueError(f"max_retry_delay must be None or >= 0 seconds, got {max_retry_delay!r}")
         overrides: dict[str, Any] = {
             "lease": lease,
             "heartbeat": heartbeat,
@@ -95,6 +98,9 @@ class Worker:
             self.concurrency + self.prefetch, self.concurrency + max(1, self.prefetch // 2)
         )
         self.install_signal_handlers = install_signal_handlers
+        #: Seconds a retry waits at most, whatever its backoff or RetryAfter asked (None:
+        #: as asked). 0 makes retries due at once: ``conveyor.testing.drain`` uses it.
+        self.max_retry_delay = max_retry_delay
         self.id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
         self.backend = app.backend
         self.executor = Executor(self.concurrency, self.id, self._on_outcome)
@@ -297,6 +303,8 @@ class Worker:
 
     # -- outcomes ------------------------------------------------------------------
     def _on_outcome(self, execution: Execution, outcome: Outcome) -> None:
+        if self.max_retry_delay is not None and outcome.retry_delay > self.max_retry_delay:
+            outcome = replace(outcome, retry_delay=self.max_retry_delay)
         if execution.job.on_complete:
             outcome = self._with_callback(execution, outcome)
         with self._cv:
