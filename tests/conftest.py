@@ -1,4 +1,9 @@
-"""Fixtures shared by every test: the backend parameter and an App on a fresh store."""
+"""Fixtures shared by every test: the backend parameter and an App on a fresh store.
+
+The ``app`` fixture, like the conformance suite itself, comes from the package's plugin
+(:mod:`conveyor.testing.conformance.plugin`); here ``backend_url`` is overridden so
+every test runs on each test backend instead of one ``--conveyor-url``.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import conveyor
 from backends import ALL, fresh_url, require_or_skip
+
+pytest_plugins = ["conveyor.testing.conformance.plugin"]
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -38,11 +44,3 @@ def backend_url(backend_name: str, tmp_path: Path) -> Iterator[str]:
     """A URL to an empty store on the current backend."""
     with fresh_url(backend_name, tmp_path) as url:
         yield url
-
-
-@pytest.fixture
-def app(backend_url: str) -> Iterator[conveyor.App]:
-    """An App on a fresh store, with a short lease so lease tests are quick."""
-    application = conveyor.App(backend_url, lease=2.0, reaper_interval=0.2, grace=5.0)
-    yield application
-    application.close()

@@ -72,7 +72,10 @@ class Worker:
         prefetch: int | None = None,
         idle_wait: float = 1.0,
         install_signal_handlers: bool = True,
+        max_retry_delay: float | None = None,
     ) -> None:
+        if max_retry_delay is not None and max_retry_delay < 0:
+            raise ValueError(f"max_retry_delay must be None or >= 0 seconds, got {max_retry_delay!r}")
         overrides: dict[str, Any] = {
             "lease": lease,
             "heartbeat": heartbeat,
@@ -97,6 +100,9 @@ class Worker:
             self.concurrency + self.prefetch, self.concurrency + max(1, self.prefetch // 2)
         )
         self.install_signal_handlers = install_signal_handlers
+        #: Seconds a retry waits at most, whatever its backoff or RetryAfter asked (None:
+        #: as asked). 0 makes retries due at once: ``conveyor.testing.drain`` uses it.
+        self.max_retry_delay = max_retry_delay
         self.id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
         self.backend = app.backend
         self.executor = Executor(self.concurrency, self.id, self._report)
@@ -309,6 +315,8 @@ class Worker:
     # -- outcomes ------------------------------------------------------------------
     def _report(self, attempt: Attempt, outcome: Outcome) -> None:
         """Hand a decided outcome, with the jobs the App stores alongside it, to the completer."""
+        if self.max_retry_delay is not None and outcome.retry_delay > self.max_retry_delay:
+            outcome = replace(outcome, retry_delay=self.max_retry_delay)
         try:
             follow_ups = self.app.follow_ups(attempt.job, outcome)
         except Exception:  # a job must finish even if its follow-ups cannot be built

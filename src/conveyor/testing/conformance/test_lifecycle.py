@@ -10,7 +10,7 @@ import pytest
 
 import conveyor
 from conveyor.backoff import fixed
-from helpers import final_state, running_worker, wait_for
+from conveyor.testing.helpers import final_state, running_worker, wait_for
 
 
 def test_completed_job_keeps_its_result_and_an_attempt_record(app: conveyor.App) -> None:

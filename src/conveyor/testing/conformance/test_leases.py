@@ -8,7 +8,7 @@ import time
 
 import conveyor
 from conveyor.backends.base import WORKER_LOST, ClaimRequest, Lease, Outcome
-from helpers import final_state, running_worker
+from conveyor.testing.helpers import final_state, running_worker
 
 
 def claim_one(app: conveyor.App, lease: float = 0.3, worker: str = "w1") -> conveyor.backends.base.ClaimedJob:
