@@ -52,7 +52,7 @@ export function jobTable(items, { select } = {}) {
       ["id", "task", "queue", "status", "attempts", "created", "finished", "error"].map((c) => h("th", { scope: "col" }, c)))),
     h("tbody", {}, items.map((job) => h("tr", { dataset: { job: job.id } },
       select ? h("td", { class: "check" }, select.box(job)) : null,
-      h("td", {}, h("a", { href: "#/jobs/" + encodeURIComponent(job.id), class: "job-link", title: "Open job " + job.id },
+      h("td", {}, h("a", { href: "#/jobs/" + encodeURIComponent(job.id), class: "job-link", "aria-label": "Open job " + job.id, title: job.id },
         job.id.slice(0, 8) + "…"), " ", idCell(job.id, true).lastChild),
       h("td", { class: "task" }, job.task),
       h("td", {}, job.queue),
