@@ -8,7 +8,7 @@ PEERS  := .venv-peers
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: demo test lint bench bench-smoke bench-peers torture clean
+.PHONY: demo test lint bench bench-smoke bench-peers torture clean chromium screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,15 @@ lint: $(DEV)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
+## chromium: the browser the dashboard tests drive (Debian's package; installed only when missing)
+chromium:
+	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium for the dashboard tests"; \
+		apt-get update -qq && apt-get install -y -qq chromium; \
+	fi
+
 ## test: lint, the whole suite on every available backend, a short benchmark smoke run
-test: lint $(DEV)
+test: lint $(DEV) chromium
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory bench-smoke
 
@@ -53,6 +60,10 @@ $(PEERS)/.installed: bench/peers/requirements.txt
 ## bench-peers: Conveyor against Celery, RQ, Dramatiq, Huey, arq, SAQ, Procrastinate (rewrites docs/benchmarks.md)
 bench-peers: $(DEV) $(PEERS)/.installed
 	$(BIN)/python -m bench.compare --peers-python $(PEERS)/bin/python $(BENCH_ARGS)
+
+## screenshots: every dashboard page, light and dark, from a real run (docs/img/dashboard-*.png)
+screenshots: $(DEV) chromium
+	$(BIN)/python scripts/dashboard_screenshots.py
 
 ## torture: the crash test, long form (20,000 jobs, every backend)
 torture: $(DEV)

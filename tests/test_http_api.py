@@ -25,7 +25,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 import uvicorn
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
 import conveyor
@@ -361,7 +361,10 @@ def test_health_metrics_openapi_and_dashboard_need_no_key(
     assert document["openapi"].startswith("3.") and "/api/jobs" in document["paths"]
     page = anonymous.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    assert "x-api-key" in page.text and "/api/queue/stats" in page.text
+    assert "Content-Security-Policy" in page.headers and "assets/js/main.js" in page.text
+    data_layer = anonymous.get("/assets/js/api.js")
+    assert data_layer.status_code == 200 and "javascript" in data_layer.headers["content-type"]
+    assert "x-api-key" in data_layer.text and "api/queue/stats" in data_layer.text
 
 
 def test_unknown_route_and_wrong_method_keep_the_error_shape(client: httpx.Client) -> None:
@@ -375,6 +378,8 @@ def served_operations(tasks: conveyor.App) -> set[tuple[str, str]]:
     """(path, method) of every route of the Starlette app, HEAD aside."""
     operations = set()
     for route in create_app(tasks, [KEY]).routes:
+        if isinstance(route, Mount) and route.path == "/assets":
+            continue  # the dashboard's static files, not an API operation
         assert isinstance(route, Route)
         for method in route.methods or ():
             if method != "HEAD":

@@ -10,6 +10,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
 
 from ..app import App
 from ..http_task import register_builtin_tasks
@@ -58,8 +60,10 @@ def create_app(
         await run_in_threadpool(app.backend.migrate)
         yield
 
+    # The dashboard's style sheet and ES modules, shipped inside the package (no key needed).
+    assets = Mount("/assets", StaticFiles(packages=[("conveyor.server", "static")]), name="assets")
     application = Starlette(
-        routes=ROUTES,
+        routes=[*ROUTES, assets],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,
     )

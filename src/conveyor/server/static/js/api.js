@@ -1,0 +1,81 @@
+// The data layer: every request the dashboard makes, with the key, and errors sorted
+// into what the page does about them (ask for the key, show a banner, say the message).
+// A new page with a new route adds one function here.
+
+const KEY_STORAGE = "conveyor-api-key";
+
+/** The server answered with an error body ({"error": {"code", "message"}}). */
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** 401: no key, or a key the server does not accept. */
+export class AuthError extends ApiError {}
+
+/** The server could not be reached at all. */
+export class NetworkError extends Error {}
+
+export const key = {
+  get: () => sessionStorage.getItem(KEY_STORAGE),
+  set: (value) => sessionStorage.setItem(KEY_STORAGE, value),
+  clear: () => sessionStorage.removeItem(KEY_STORAGE),
+};
+
+/** One request; paths are relative so the dashboard also works under a path prefix. */
+export async function request(method, path, { query, body } = {}) {
+  const url = new URL(path, document.baseURI);
+  for (const [name, value] of Object.entries(query || {})) {
+    if (value != null && value !== "") url.searchParams.set(name, String(value));
+  }
+  const headers = { accept: "application/json" };
+  const stored = key.get();
+  if (stored) headers["x-api-key"] = stored;
+  if (body !== undefined) headers["content-type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(url, {
+      method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+      cache: "no-store", credentials: "omit",
+    });
+  } catch (error) {
+    throw new NetworkError("cannot reach the server at " + url.origin + " (" + error.message + ")");
+  }
+  let data = null;
+  try { data = await response.json(); } catch { /* not JSON: described below */ }
+  if (!response.ok) {
+    const code = data && data.error ? data.error.code : "http_" + response.status;
+    const message = data && data.error ? data.error.message : "HTTP " + response.status + " " + response.statusText;
+    throw new (response.status === 401 ? AuthError : ApiError)(response.status, code, message);
+  }
+  return data;
+}
+
+const job = (id) => encodeURIComponent(id);
+
+/** The HTTP API routes the dashboard uses (docs/http-api.md). */
+export const api = {
+  stats: () => request("GET", "api/queue/stats"),
+  jobs: ({ status, queue, task, limit = 50, offset = 0 } = {}) =>
+    request("GET", "api/queue", { query: { status, queue, task, limit, offset } }),
+  job: (id) => request("GET", "api/jobs/" + job(id)),
+  retry: (id, edits) => request("POST", "api/queue/" + job(id) + "/retry", { body: edits }),
+  cancel: (id) => request("POST", "api/queue/" + job(id) + "/cancel"),
+  remove: (id) => request("DELETE", "api/queue/" + job(id)),
+};
+
+/** Runs ``action`` for each id, one at a time: {done, failed: [{id, message}]}. */
+export async function forEachJob(ids, action) {
+  const failed = [];
+  let done = 0;
+  for (const id of ids) {
+    try { await action(id); done += 1; } catch (error) {
+      if (error instanceof AuthError || error instanceof NetworkError) throw error;
+      failed.push({ id, message: error.message });
+    }
+  }
+  return { done, failed };
+}

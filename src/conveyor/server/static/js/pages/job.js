@@ -1,0 +1,128 @@
+// One job: its arguments, result, error and every attempt; retry, cancel, delete, and
+// edit the arguments then resubmit (the original arguments stay on screen beside the edit).
+import { api } from "../api.js";
+import { h, pre, idCell, badge } from "../dom.js";
+import { when, elapsed } from "../format.js";
+import { ACTIONS, MEANING, jobsHref } from "../states.js";
+
+function fact(label, value) {
+  return [h("dt", {}, label), h("dd", {}, value == null || value === "" ? h("span", { class: "muted" }, "—") : value)];
+}
+
+function section(title, ...body) {
+  return h("section", { class: "panel" }, h("h2", {}, title), ...body);
+}
+
+function attemptView(attempt, ctx) {
+  const key = "attempt-" + attempt.attempt + "-" + attempt.started_at;
+  const details = h("details", { class: "attempt", open: ctx.state.open.has(key), dataset: { key } },
+    h("summary", {},
+      h("strong", {}, "Attempt " + attempt.attempt), " ", badge(attempt.outcome || "running"), " ",
+      when(attempt.started_at), attempt.finished_at ? " · took " + elapsed(attempt.started_at, attempt.finished_at) : "",
+      attempt.status_code != null ? h("span", { class: "http" }, " · HTTP " + attempt.status_code) : null),
+    h("dl", { class: "facts" },
+      fact("worker", attempt.worker), fact("started", when(attempt.started_at)), fact("finished", when(attempt.finished_at)),
+      attempt.status_code != null ? fact("HTTP status", String(attempt.status_code)) : null),
+    attempt.error ? [h("h3", {}, "Error"), pre(attempt.error, "code error-text")] : null,
+    attempt.response_excerpt ? [h("h3", {}, "Response excerpt"), pre(attempt.response_excerpt)] : null,
+    attempt.traceback ? [h("h3", {}, "Traceback"), pre(attempt.traceback, "code traceback")] : null);
+  details.addEventListener("toggle", () => {
+    if (details.open) ctx.state.open.add(key); else ctx.state.open.delete(key);
+  });
+  return details;
+}
+
+function editor(job, ctx) {
+  const args = h("textarea", { id: "edit-args", rows: 6, spellcheck: "false" });
+  args.value = JSON.stringify(job.args, null, 2);
+  const kwargs = h("textarea", { id: "edit-kwargs", rows: 6, spellcheck: "false" });
+  kwargs.value = JSON.stringify(job.kwargs, null, 2);
+  const problem = h("p", { class: "error-text", role: "alert", id: "edit-problem" });
+  const stop = () => { ctx.state.editing = false; ctx.refresh(); };
+  const form = h("form", { class: "panel editor", "aria-labelledby": "edit-title", onsubmit: async (event) => {
+    event.preventDefault();
+    let edits;
+    try {
+      edits = { args: JSON.parse(args.value), kwargs: JSON.parse(kwargs.value) };
+    } catch (error) {
+      problem.textContent = "That is not valid JSON: " + error.message;
+      return;
+    }
+    if (!Array.isArray(edits.args)) { problem.textContent = "args must be a JSON array, like [1, \"two\"]."; return; }
+    if (edits.kwargs === null || typeof edits.kwargs !== "object" || Array.isArray(edits.kwargs)) {
+      problem.textContent = "kwargs must be a JSON object, like {\"to\": \"a@example.com\"}.";
+      return;
+    }
+    const done = await ctx.act(() => api.retry(job.id, edits));
+    if (done) { ctx.toast("Resubmitted with the edited arguments: now " + done.status + "."); stop(); }
+  } },
+  h("h2", { id: "edit-title" }, "Edit arguments and resubmit"),
+  h("div", { class: "two" },
+    h("div", {}, h("h3", {}, "Original"), h("h4", {}, "args"), pre(job.args), h("h4", {}, "kwargs"), pre(job.kwargs)),
+    h("div", {}, h("h3", {}, "New"), h("label", { for: "edit-args" }, "args (JSON array)"), args,
+      h("label", { for: "edit-kwargs" }, "kwargs (JSON object)"), kwargs)),
+  problem,
+  h("div", { class: "row" }, h("button", { type: "submit", class: "primary" }, "Resubmit with these arguments"),
+    h("button", { type: "button", onclick: stop }, "Cancel")));
+  setTimeout(() => { if (!form.contains(document.activeElement)) args.focus(); });
+  return form;
+}
+
+function actions(job, ctx) {
+  const run = (label, work, message) => ctx.act(async () => {
+    const result = await work();
+    if (result) { ctx.toast(message); ctx.refresh(); }
+  });
+  const buttons = [];
+  if (ACTIONS.retry(job.status)) {
+    buttons.push(h("button", { type: "button", class: "primary", onclick: () => run("retry", () => api.retry(job.id), "Resubmitted: the job is pending again.") }, "Retry"));
+    buttons.push(h("button", { type: "button", onclick: () => { ctx.state.editing = true; ctx.rerender(); } }, "Edit arguments and resubmit"));
+  }
+  if (ACTIONS.cancel(job.status)) {
+    buttons.push(h("button", { type: "button", onclick: () => run("cancel", () => api.cancel(job.id),
+      job.status === "processing" ? "Asked the worker to stop the job." : "Cancelled.") }, "Cancel job"));
+  }
+  if (ACTIONS.remove(job.status)) {
+    buttons.push(h("button", { type: "button", class: "danger", onclick: async () => {
+      const sure = await ctx.confirm("Delete this job?", "Job " + job.id + " (" + job.task + ") and its attempt records are removed for good.", { action: "Delete 1 job", danger: true });
+      if (!sure) return;
+      const done = await ctx.act(() => api.remove(job.id));
+      if (done) { ctx.toast("Deleted job " + job.id + "."); ctx.navigate(jobsHref({ status: job.status })); }
+    } }, "Delete"));
+  }
+  return h("div", { class: "row actions", role: "group", "aria-label": "Actions" }, buttons);
+}
+
+export default {
+  id: "job",
+  parent: "jobs",
+  path: /^\/jobs\/([^/]+)$/,
+  nav: null,
+  title: (params) => "Job " + params.match[0].slice(0, 8),
+  load: (params) => api.job(params.match[0]),
+  render(job, ctx) {
+    ctx.state.open ||= new Set();
+    const attempts = [...(job.attempts || [])].sort((a, b) => b.attempt - a.attempt);
+    return h("article", { class: "page job" },
+      h("p", { class: "crumbs" }, h("a", { href: jobsHref({ status: job.status }) }, "← " + job.status + " jobs")),
+      h("h1", {}, h("span", { class: "task" }, job.task), " ", badge(job.status)),
+      h("p", { class: "muted" }, MEANING[job.status] || ""),
+      actions(job, ctx),
+      ctx.state.editing ? editor(job, ctx) : null,
+      h("div", { class: "two" },
+        section("Details", h("dl", { class: "facts" },
+          fact("id", idCell(job.id)), fact("queue", h("a", { href: jobsHref({ queue: job.queue }) }, job.queue)),
+          fact("attempts", job.attempt + " of " + job.max_attempts), fact("priority", String(job.priority)),
+          fact("created", when(job.created_at)), fact("run at", when(job.run_at)),
+          fact("started", when(job.started_at)), fact("finished", when(job.finished_at)),
+          fact("worker", job.worker), fact("key", job.key),
+          job.cancel_requested ? fact("cancel", "requested") : null,
+          job.on_complete ? fact("on complete", job.on_complete) : null)),
+        section("Arguments", h("h3", {}, "args"), pre(job.args), h("h3", {}, "kwargs"), pre(job.kwargs))),
+      job.result != null ? section("Result", pre(job.result)) : null,
+      job.error ? section("Error", pre(job.error, "code error-text")) : null,
+      job.traceback ? section("Traceback", pre(job.traceback, "code traceback")) : null,
+      section("Attempts (" + attempts.length + ")", attempts.length ? attempts.map((a) => attemptView(a, ctx))
+        : h("p", { class: "muted" }, "No attempt yet: the job has not been picked up by a worker.")));
+  },
+};

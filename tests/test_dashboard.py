@@ -1,0 +1,291 @@
+"""The dashboard in a real browser (Playwright driving the system's Chromium).
+
+A real uvicorn server on loopback serves a real SQLite file with a real API key; jobs
+run through a real Worker in this process. Every wait is on a condition (Playwright's
+auto-waiting ``expect``), never a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import conveyor
+from browser import require_browser
+from conveyor.server import create_app
+from test_http_api import serving
+
+pytestmark = pytest.mark.timeout(120)
+
+KEY = "dashboard-key-7c1e52b9a04d"
+
+
+@dataclass
+class Site:
+    """A served App, an HTTP client with the key, and a way to run due jobs."""
+
+    url: str
+    app: conveyor.App
+    client: httpx.Client
+
+    def run_jobs(self) -> None:
+        conveyor.Worker(self.app, install_signal_handlers=False).process_batch(100)
+
+    def stats(self) -> dict[str, Any]:
+        data: dict[str, Any] = self.client.get("/api/queue/stats").raise_for_status().json()
+        return data
+
+
+def build_app(path: Path) -> conveyor.App:
+    app = conveyor.App(f"sqlite:///{path}")
+
+    @app.task(max_attempts=1, queue="billing")
+    def charge(order_id: str, amount: int) -> dict[str, Any]:
+        if amount <= 0:
+            raise ValueError(f"amount must be positive for order '{order_id}', got {amount}")
+        return {"order": order_id, "charged": amount}
+
+    @app.task(max_attempts=1, queue="mail")
+    def send(to: str) -> None:
+        raise KeyError(f"no mailbox {to}")
+
+    @app.task(queue="mail")
+    def noop() -> None:
+        return None
+
+    return app
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    path = require_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=path)
+        yield launched
+        launched.close()
+
+
+def serve(tmp_path: Path, keys: list[str]) -> Iterator[Site]:
+    app = build_app(tmp_path / "dashboard.db")
+    with serving(create_app(app, keys)) as url:
+        headers = {"x-api-key": keys[0]} if keys else {}
+        with httpx.Client(base_url=url, headers=headers, timeout=10) as client:
+            yield Site(url, app, client)
+    app.close()
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    yield from serve(tmp_path, [KEY])
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, timezone_id="Europe/Paris")
+    opened = context.new_page()
+    dialogs: list[str] = []
+    opened.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    opened.dialogs = dialogs
+    yield opened
+    context.close()
+    assert not errors, f"the page raised: {errors}"
+    assert not dialogs, f"a JavaScript dialog fired: {dialogs}"
+
+
+def sign_in(page: Any, site: Site) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(site.url + "/")
+    page.get_by_label("API key").fill(KEY)
+    page.get_by_role("button", name="Use key").click()
+    expect(page.locator(".cards")).to_be_visible()
+
+
+def failed_charge(site: Site, amount: int = -5, order: str = "A-1") -> str:
+    job = site.app.enqueue("charge", [order, amount])
+    site.run_jobs()
+    return job.id
+
+
+def test_key_form_asks_calmly_then_overview_counts_match_the_api(site: Site, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    for i in range(3):
+        site.app.enqueue("charge", [f"ok-{i}", 10 + i])
+    site.app.enqueue("send", ["nobody@example.com"])
+    site.run_jobs()
+    site.app.enqueue("noop")  # stays pending
+    page.goto(site.url + "/")
+    expect(page.get_by_role("heading", name="Enter an API key")).to_be_visible()
+    expect(page.locator(".error-text")).to_have_count(0)  # nothing red before anything is typed
+    page.get_by_label("API key").fill(KEY)
+    page.get_by_role("button", name="Use key").click()
+    stats = site.stats()
+    for state, count in stats["counts"].items():
+        expect(page.locator(f'[data-testid="count-{state}"] .card-value')).to_have_text(str(count))
+    for queue, counts in stats["queues"].items():
+        row = page.locator(f'#queues tr[data-queue="{queue}"]')
+        for state, count in counts.items():
+            expect(row.locator(f'td[data-state="{state}"]')).to_have_text(str(count))
+    assert stats["counts"]["completed"] == 3 and stats["counts"]["failed"] == 1
+    # The key is kept for the tab: a reload does not ask again.
+    page.reload()
+    expect(page.locator(".cards")).to_be_visible()
+
+
+def test_wrong_key_is_refused_with_a_clear_message(site: Site, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(site.url + "/")
+    page.get_by_label("API key").fill("not-the-key-at-all")
+    page.get_by_role("button", name="Use key").click()
+    expect(page.get_by_role("alert").filter(has_text="did not accept that key")).to_be_visible()
+    expect(page.get_by_label("API key")).to_be_focused()
+
+
+def test_failed_job_shows_traceback_then_edit_arguments_resubmit_and_complete(site: Site, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    job_id = failed_charge(site)
+    sign_in(page, site)
+    page.goto(site.url + "/#/failures")
+    page.get_by_role("link", name=f"Open job {job_id}").click()
+    expect(page.locator("h1")).to_contain_text("charge")
+    expect(page.locator("h1 .badge")).to_have_text("failed")
+    traceback = page.locator("section", has=page.get_by_role("heading", name="Traceback"))
+    expect(traceback).to_contain_text("Traceback (most recent call last)")
+    expect(traceback).to_contain_text("ValueError: amount must be positive")
+    # Local time with its zone; hovering gives UTC.
+    created = page.locator("dd time").first
+    expect(created).to_contain_text(re.compile(r"GMT\+1|GMT\+2|CET|CEST"))
+    expect(created).to_have_attribute("title", re.compile(r"UTC$"))
+
+    page.get_by_role("button", name="Edit arguments and resubmit").click()
+    args = page.get_by_label("args (JSON array)")
+    expect(args).to_be_focused()
+    args.fill('["A-1", ')
+    page.get_by_role("button", name="Resubmit with these arguments").click()
+    expect(page.locator("#edit-problem")).to_contain_text("not valid JSON")
+    args.fill('["A-1", 25]')
+    page.get_by_role("button", name="Resubmit with these arguments").click()
+    expect(page.locator("h1 .badge")).to_have_text("pending")
+    # The original arguments were visible beside the edit; the stored ones are now the new ones.
+    assert site.client.get(f"/api/jobs/{job_id}").json()["args"] == ["A-1", 25]
+    site.run_jobs()
+    page.keyboard.press("r")
+    expect(page.locator("h1 .badge")).to_have_text("completed")
+    result = page.locator("section", has=page.get_by_role("heading", name="Result"))
+    expect(result).to_contain_text('"charged":25')
+
+
+def test_bulk_resubmit_of_one_error_group_confirms_with_the_count(site: Site, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    charges = [failed_charge(site, -i, f"B-{i}") for i in range(1, 4)]
+    for person in ("ann", "bob"):
+        site.app.enqueue("send", [person])
+    site.run_jobs()
+    sign_in(page, site)
+    page.goto(site.url + "/#/failures")
+    expect(page.get_by_test_id("failure-summary")).to_have_text("5 failed job(s) in 2 error group(s).")
+    group = page.locator("details.group").filter(has_text="ValueError")
+    expect(group.get_by_test_id("group-count")).to_have_text("3")
+    group.locator("summary").click()
+    group.get_by_label("Select every job on this page").check()
+    expect(group.get_by_test_id("selected-count")).to_have_text("3 selected")
+    group.get_by_role("button", name="Resubmit selected (3)").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Resubmit 3 failed jobs?")
+    dialog.get_by_role("button", name="Resubmit 3 failed jobs").click()
+    expect(page.locator("#toast")).to_have_text("Resubmitted 3 of 3 job(s).")
+    expect(page.get_by_test_id("failure-summary")).to_have_text("2 failed job(s) in 1 error group(s).")
+    assert {site.client.get(f"/api/jobs/{i}").json()["status"] for i in charges} == {"pending"}
+    assert site.stats()["counts"]["failed"] == 2
+
+
+def test_script_in_an_error_and_in_arguments_renders_as_text(site: Site, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    payload = "<script>alert('args')</script><img src=x onerror=alert(1)>"
+    job = site.app.enqueue("send", [payload])
+    site.run_jobs()
+    sign_in(page, site)
+    page.goto(site.url + "/#/failures")
+    expect(page.locator("details.group td.error-cell")).to_contain_text(payload)
+    page.goto(f"{site.url}/#/jobs/{job.id}")
+    for heading in ("Arguments", "Error"):
+        section = page.locator("section", has=page.get_by_role("heading", name=heading, exact=True))
+        expect(section).to_contain_text(payload)
+    assert page.locator("main script, main img").count() == 0
+    assert page.dialogs == []
+
+
+def test_keyboard_alone_reaches_every_action_on_the_job_page(site: Site, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    job_id = failed_charge(site)
+    sign_in(page, site)
+    page.keyboard.press("g")
+    page.keyboard.press("j")
+    expect(page.get_by_role("heading", name="Jobs")).to_be_visible()
+    page.goto(f"{site.url}/#/jobs/{job_id}")
+    expect(page.locator("h1 .badge")).to_have_text("failed")
+    wanted = {"Retry", "Edit arguments and resubmit", "Delete", "Copy", "Attempt 1"}
+    reached: set[str] = set()
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        label = page.evaluate("document.activeElement.innerText.trim().split('\\n')[0]")
+        outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+        assert outline != "none", f"focus on {label!r} is not visible"
+        reached |= {w for w in wanted if label.startswith(w)}
+        if reached == wanted:
+            break
+    assert reached == wanted
+    page.get_by_role("button", name="Delete").focus()
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Delete this job?")
+    page.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
+    page.keyboard.press("?")
+    expect(page.get_by_role("dialog")).to_contain_text("Keyboard shortcuts")
+    page.keyboard.press("Escape")
+    page.keyboard.press("g")
+    page.keyboard.press("f")
+    expect(page.get_by_role("heading", name="Failures")).to_be_visible()
+
+
+def test_dark_mode_follows_the_system_setting(site: Site, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    sign_in(page, site)
+    background = "getComputedStyle(document.body).backgroundColor"
+    light = page.evaluate(background)
+    page.emulate_media(color_scheme="dark")
+    expect(page.locator("body")).not_to_have_css("background-color", light)
+    red, green, blue = (int(v) for v in re.findall(r"\d+", page.evaluate(background))[:3])
+    assert red + green + blue < 150, "the dark background is dark"
+
+
+def test_empty_states_and_a_banner_when_the_server_goes_away(tmp_path: Path, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    app = build_app(tmp_path / "keyless.db")
+    with serving(create_app(app, [])) as url:
+        page.goto(url + "/#/failures")  # no keys configured: loopback mode works without asking
+        expect(page.get_by_text("No failed jobs.")).to_be_visible()
+        expect(page.get_by_text("raise conveyor.Permanent")).to_be_visible()
+    page.keyboard.press("r")
+    expect(page.locator("#banner")).to_contain_text("The server cannot be reached")
+    expect(page.get_by_text("No failed jobs.")).to_be_visible()  # the last data stays on screen
+    app.close()
