@@ -33,7 +33,6 @@ from ..states import ALL_STATES, State
 from .base import (
     WORKER_LOST,
     AttemptRecord,
-    ClaimedJob,
     JobQuery,
     JobRecord,
     NewJob,
@@ -112,8 +111,19 @@ def reap_audit_outcome(verdict: ReapVerdict) -> str:
     return "cancelled" if verdict == "cancelled" else "lost"
 
 
-def claim_order(job: ClaimedJob) -> tuple[int, float, str]:
-    """Sort key of claimed jobs: priority desc, run_at, then id (FIFO)."""
+class Claimable(Protocol):
+    """What the claim order looks at: a claimed job, or a waiting one in an engine's store."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def priority(self) -> int: ...
+    @property
+    def run_at(self) -> float: ...
+
+
+def claim_order(job: Claimable) -> tuple[int, float, str]:
+    """Sort key of the claim order: priority desc, run_at, then id (FIFO)."""
     return (-job.priority, job.run_at, job.id)
 
 
