@@ -357,14 +357,9 @@ class RedisBackend:
     def resubmit(self, job_id: str, payload: str | None = None) -> JobRecord:
         """A failed or cancelled job back to pending with a fresh attempt budget."""
         (code,) = self._resubmit([job_id], payload)
-        if code == "missing":
-            raise kit.job_not_found(job_id)
         if code != "ok":
-            raise kit.cannot_resubmit(job_id, code)
-        record = self.get(job_id)
-        if record is None:
-            raise kit.job_vanished(job_id, "resubmitted")
-        return record
+            raise kit.job_not_found(job_id) if code == "missing" else kit.cannot_resubmit(job_id, code)
+        return self._reread(job_id, "resubmitted")
 
     @translate_errors
     def resubmit_many(self, query: JobQuery, payload: str | None = None) -> int:
@@ -386,13 +381,15 @@ class RedisBackend:
     def cancel(self, job_id: str) -> JobRecord:
         """Waiting: cancelled now. Processing: flagged; its worker stops it."""
         code = self._run("cancel", [job_id, kit.CANCELLED_BEFORE_RUN])
-        if code == "missing":
-            raise kit.job_not_found(job_id)
         if code not in ("done", "flagged"):
-            raise kit.cannot_cancel(job_id, code)
+            raise kit.job_not_found(job_id) if code == "missing" else kit.cannot_cancel(job_id, code)
+        return self._reread(job_id, "cancelled")
+
+    def _reread(self, job_id: str, doing: str) -> JobRecord:
+        """The job after an admin operation changed it (JobNotFound if deleted meanwhile)."""
         record = self.get(job_id)
         if record is None:
-            raise kit.job_vanished(job_id, "cancelled")
+            raise kit.job_vanished(job_id, doing)
         return record
 
     @translate_errors

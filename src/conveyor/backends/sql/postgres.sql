@@ -402,10 +402,11 @@ WITH completed AS (
     UPDATE {schema}.jobs j
     SET state = 'completed', result = o.value, finished_at = now(), error = NULL, traceback = NULL,
         lease_token = NULL, lease_expires_at = NULL
-    FROM unnest(%(completed_ids)b::text[], %(completed_tokens)b::text[], %(completed_attempts)b::integer[], %(completed_workers)b::text[],
-                %(completed_started)b::float8[], %(completed_finished)b::float8[], %(completed_errors)b::text[],
-                %(completed_tracebacks)b::text[], %(completed_status_codes)b::integer[], %(completed_excerpts)b::text[],
-                %(completed_results)b::text[])
+    FROM unnest(%(completed_ids)b::text[], %(completed_tokens)b::text[], %(completed_attempts)b::integer[],
+                %(completed_workers)b::text[], %(completed_started)b::float8[],
+                %(completed_finished)b::float8[], %(completed_errors)b::text[],
+                %(completed_tracebacks)b::text[], %(completed_status_codes)b::integer[],
+                %(completed_excerpts)b::text[], %(completed_results)b::text[])
          AS o(id, token, attempt, worker, started_at, finished_at, error, traceback, status_code,
               response_excerpt, value)
     WHERE j.id = o.id AND j.lease_token = o.token
@@ -416,10 +417,10 @@ retried AS (
     UPDATE {schema}.jobs j
     SET state = 'retry', run_at = now() + o.value * interval '1 second', error = o.error,
         traceback = o.traceback, lease_token = NULL, lease_expires_at = NULL
-    FROM unnest(%(retry_ids)b::text[], %(retry_tokens)b::text[], %(retry_attempts)b::integer[], %(retry_workers)b::text[],
-                %(retry_started)b::float8[], %(retry_finished)b::float8[], %(retry_errors)b::text[],
-                %(retry_tracebacks)b::text[], %(retry_status_codes)b::integer[], %(retry_excerpts)b::text[],
-                %(retry_delays)b::float8[])
+    FROM unnest(%(retry_ids)b::text[], %(retry_tokens)b::text[], %(retry_attempts)b::integer[],
+                %(retry_workers)b::text[], %(retry_started)b::float8[], %(retry_finished)b::float8[],
+                %(retry_errors)b::text[], %(retry_tracebacks)b::text[], %(retry_status_codes)b::integer[],
+                %(retry_excerpts)b::text[], %(retry_delays)b::float8[])
          AS o(id, token, attempt, worker, started_at, finished_at, error, traceback, status_code,
               response_excerpt, value)
     WHERE j.id = o.id AND j.lease_token = o.token
@@ -430,9 +431,10 @@ failed AS (
     UPDATE {schema}.jobs j
     SET state = 'failed', finished_at = now(), error = o.error, traceback = o.traceback,
         lease_token = NULL, lease_expires_at = NULL
-    FROM unnest(%(failed_ids)b::text[], %(failed_tokens)b::text[], %(failed_attempts)b::integer[], %(failed_workers)b::text[],
-                %(failed_started)b::float8[], %(failed_finished)b::float8[], %(failed_errors)b::text[],
-                %(failed_tracebacks)b::text[], %(failed_status_codes)b::integer[], %(failed_excerpts)b::text[])
+    FROM unnest(%(failed_ids)b::text[], %(failed_tokens)b::text[], %(failed_attempts)b::integer[],
+                %(failed_workers)b::text[], %(failed_started)b::float8[], %(failed_finished)b::float8[],
+                %(failed_errors)b::text[], %(failed_tracebacks)b::text[], %(failed_status_codes)b::integer[],
+                %(failed_excerpts)b::text[])
          AS o(id, token, attempt, worker, started_at, finished_at, error, traceback, status_code,
               response_excerpt)
     WHERE j.id = o.id AND j.lease_token = o.token
@@ -443,9 +445,11 @@ cancelled AS (
     UPDATE {schema}.jobs j
     SET state = 'cancelled', finished_at = now(), error = o.error, traceback = o.traceback,
         lease_token = NULL, lease_expires_at = NULL
-    FROM unnest(%(cancelled_ids)b::text[], %(cancelled_tokens)b::text[], %(cancelled_attempts)b::integer[], %(cancelled_workers)b::text[],
-                %(cancelled_started)b::float8[], %(cancelled_finished)b::float8[], %(cancelled_errors)b::text[],
-                %(cancelled_tracebacks)b::text[], %(cancelled_status_codes)b::integer[], %(cancelled_excerpts)b::text[])
+    FROM unnest(%(cancelled_ids)b::text[], %(cancelled_tokens)b::text[], %(cancelled_attempts)b::integer[],
+                %(cancelled_workers)b::text[], %(cancelled_started)b::float8[],
+                %(cancelled_finished)b::float8[], %(cancelled_errors)b::text[],
+                %(cancelled_tracebacks)b::text[], %(cancelled_status_codes)b::integer[],
+                %(cancelled_excerpts)b::text[])
          AS o(id, token, attempt, worker, started_at, finished_at, error, traceback, status_code,
               response_excerpt)
     WHERE j.id = o.id AND j.lease_token = o.token
@@ -457,9 +461,10 @@ released AS (
     UPDATE {schema}.jobs j
     SET state = 'pending', attempt = j.attempt - 1, lease_token = NULL, lease_expires_at = NULL,
         worker = NULL, started_at = NULL
-    FROM unnest(%(released_ids)b::text[], %(released_tokens)b::text[], %(released_attempts)b::integer[], %(released_workers)b::text[],
-                %(released_started)b::float8[], %(released_finished)b::float8[], %(released_errors)b::text[],
-                %(released_tracebacks)b::text[], %(released_status_codes)b::integer[], %(released_excerpts)b::text[])
+    FROM unnest(%(released_ids)b::text[], %(released_tokens)b::text[], %(released_attempts)b::integer[],
+                %(released_workers)b::text[], %(released_started)b::float8[], %(released_finished)b::float8[],
+                %(released_errors)b::text[], %(released_tracebacks)b::text[],
+                %(released_status_codes)b::integer[], %(released_excerpts)b::text[])
          AS o(id, token, attempt, worker, started_at, finished_at, error, traceback, status_code,
               response_excerpt)
     WHERE j.id = o.id AND j.lease_token = o.token
