@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from backends import ALL, fresh_url, require_or_skip
+from backends import ALL, SHARED_ACROSS_PROCESSES, fresh_url, require_or_skip
 
 pytest_plugins = ["conveyor.testing.conformance.plugin"]
 
@@ -31,7 +31,22 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return lines
 
 
-@pytest.fixture(params=ALL)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "processes: the test opens the backend URL from other processes (worker subprocesses), "
+        "so it runs only on backends shared across processes (not memory)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that uses a backend runs on each engine; ``processes`` tests on shared ones only."""
+    if "backend_name" in metafunc.fixturenames:
+        processes = metafunc.definition.get_closest_marker("processes") is not None
+        metafunc.parametrize("backend_name", SHARED_ACROSS_PROCESSES if processes else ALL, indirect=True)
+
+
+@pytest.fixture
 def backend_name(request: pytest.FixtureRequest) -> str:
     """Each backend in turn; unavailable ones skip loudly (or fail where required)."""
     name: str = request.param

@@ -35,6 +35,7 @@ def check_invariants(backend_name: str, url: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.processes
 def test_sigkill_workers_mid_job_loses_nothing(backend_name: str, backend_url: str, tmp_path: Path) -> None:
     app = conveyor.App(backend_url)
     app.declare("record", max_attempts=100)
@@ -78,6 +79,7 @@ def test_sigkill_workers_mid_job_loses_nothing(backend_name: str, backend_url: s
     app.close()
 
 
+@pytest.mark.processes
 def test_sigterm_during_a_batch_loses_nothing_and_leaves_nothing_leased(
     backend_name: str, backend_url: str, tmp_path: Path
 ) -> None:

@@ -1,42 +1,81 @@
-"""Storage engines behind the one :class:`~conveyor.backends.base.Backend` protocol."""
+"""Storage engines behind the one :class:`~conveyor.backends.base.Backend` protocol.
+
+Every engine is registered in :data:`REGISTRY`: the URL schemes it answers, the
+module and class that implement it, and the pip extra its driver comes with.
+Modules are imported on first use, so an engine's driver is needed only when a
+URL names it. Adding an engine is one row here (see docs/architecture.md).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from importlib import import_module
+from typing import cast
 from urllib.parse import urlsplit
 
 from ..errors import BadURL
 from .base import Backend
 
-SCHEMES = ("sqlite", "postgresql", "postgres", "redis", "rediss", "valkey")
+
+@dataclass(frozen=True, slots=True)
+class BackendEntry:
+    """One registered engine: which URL schemes open it, where its class lives, what it needs."""
+
+    name: str
+    schemes: tuple[str, ...]
+    #: Module (relative to this package, or absolute) and class implementing Backend.
+    module: str
+    class_name: str
+    #: An example URL, for messages.
+    example: str
+    #: The pip extra that installs the engine's driver (None: nothing beyond Conveyor).
+    extra: str | None = None
+
+    @property
+    def install_hint(self) -> str:
+        """What to run when the driver is missing."""
+        return f"pip install 'conveyor[{self.extra}]'" if self.extra else "reinstall conveyor"
+
+
+REGISTRY: tuple[BackendEntry, ...] = (
+    BackendEntry("sqlite", ("sqlite",), ".sqlite", "SQLiteBackend", "sqlite:///file.db"),
+    BackendEntry(
+        "postgres",
+        ("postgresql", "postgres"),
+        ".postgres",
+        "PostgresBackend",
+        "postgresql://user@host/db",
+        extra="postgres",
+    ),
+    BackendEntry(
+        "redis", ("redis", "rediss", "valkey"), ".redis", "RedisBackend", "redis://host:6379/0", extra="redis"
+    ),
+    BackendEntry("memory", ("memory",), ".memory", "MemoryBackend", "memory://NAME"),
+)
+
+#: Every URL scheme some registered engine answers.
+SCHEMES: tuple[str, ...] = tuple(scheme for entry in REGISTRY for scheme in entry.schemes)
+
+
+def entry_for(url: str) -> BackendEntry:
+    """The registered engine a URL names, or BadURL listing the known schemes."""
+    scheme = urlsplit(url).scheme
+    for entry in REGISTRY:
+        if scheme in entry.schemes:
+            return entry
+    known = ", ".join(entry.example for entry in REGISTRY)
+    raise BadURL(f"unknown backend URL {url!r} (scheme {scheme!r}): expected one of {known}")
 
 
 def open_backend(url: str, *, key_retention: float = 86400.0) -> Backend:
-    """Open the backend a URL names; drivers for networked engines are imported lazily."""
-    scheme = urlsplit(url).scheme
-    if scheme == "sqlite":
-        from .sqlite import SQLiteBackend
-
-        return SQLiteBackend(url, key_retention=key_retention)
-    if scheme in ("postgresql", "postgres"):
-        try:
-            from .postgres import PostgresBackend
-        except ImportError as exc:
-            raise BadURL(
-                f"{url!r} needs the postgres extra: pip install 'conveyor[postgres]' ({exc})"
-            ) from None
-        backend: Backend = PostgresBackend(url, key_retention=key_retention)
-        return backend
-    if scheme in ("redis", "rediss", "valkey"):
-        try:
-            from .redis import RedisBackend
-        except ImportError as exc:
-            raise BadURL(f"{url!r} needs the redis extra: pip install 'conveyor[redis]' ({exc})") from None
-        backend = RedisBackend(url, key_retention=key_retention)
-        return backend
-    raise BadURL(
-        f"unknown backend URL {url!r}: expected sqlite:///file.db, postgresql://user@host/db "
-        "or redis://host:6379/0"
-    )
+    """Open the backend a URL names; an engine's module (and driver) is imported on first use."""
+    entry = entry_for(url)
+    try:
+        module = import_module(entry.module, __name__)
+    except ImportError as exc:
+        raise BadURL(f"{url!r} needs the {entry.name} driver: {entry.install_hint} ({exc})") from None
+    factory = getattr(module, entry.class_name)
+    return cast(Backend, factory(url, key_retention=key_retention))
 
 
-__all__ = ["SCHEMES", "Backend", "open_backend"]
+__all__ = ["REGISTRY", "SCHEMES", "Backend", "BackendEntry", "entry_for", "open_backend"]

@@ -3,7 +3,9 @@
 The operations are batch-shaped (a worker claims, renews and finishes many jobs
 per round trip) and noun-first. Times crossing this boundary are POSIX seconds
 (floats); a backend measures leases and due times on its own clock (the
-database's or server's ``now``), so worker clocks never decide a lease.
+database's or server's ``now``), so worker clocks never decide a lease. The
+rules every engine applies the same way (the reap verdict, the idempotency key
+rule, the claim order) are written once in :mod:`conveyor.backends.kit`.
 
 Room to grow: rate and concurrency limits belong in ``claim`` (as fields of
 :class:`ClaimRequest`), pause/resume as ``queue_pause``/``queue_resume`` next to

@@ -11,10 +11,8 @@ configurable schema (``?schema=`` in the URL, default ``conveyor``); see docs/po
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
-import select
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -26,9 +24,9 @@ from psycopg import sql
 from psycopg.rows import tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ..errors import BackendUnavailable, ConfigurationError, InvalidState, JobNotFound, SchemaMismatch
+from ..errors import BackendUnavailable, ConfigurationError, SchemaMismatch
 from ..states import State
-from . import sqlfile
+from . import kit, pg_schema
 from .base import (
     WORKER_LOST,
     AttemptRecord,
@@ -44,24 +42,12 @@ from .base import (
     Page,
     ReapResult,
     Stats,
-    decode_payload,
-    from_ts,
 )
 from .pg_listener import Listener, Snapshot
+from .pg_schema import MIGRATIONS, SCHEMA_VERSION, Queries, first
+from .pg_session import configure_session, is_connection_failure, is_stale
 from .pg_url import PostgresOptions, parse_postgres_url, redact
 
-SQL = sqlfile.load("postgres.sql")
-#: Migration blocks by version; a schema records each one it has applied.
-MIGRATIONS: dict[int, str] = {
-    int(name.removeprefix("migration_")): block
-    for name, block in SQL.items()
-    if name.startswith("migration_")
-}
-SCHEMA_VERSION = max(MIGRATIONS)
-_FILTERED = ("list_jobs", "count_jobs", "resubmit_many")
-#: The array-name prefix of each outcome kind in the finish statement.
-_KINDS = {"c": "completed", "r": "retry", "f": "failed", "x": "cancelled", "l": "released"}
-_FRAGMENTS = ("job_columns", "attempt_columns")
 #: How long a waiter first sleeps when a due job exists that its claim could not take (locked
 #: by another claimer, or by a caller's open transaction): short, doubling while it lasts, so
 #: never a busy loop.
@@ -71,102 +57,6 @@ Row = tuple[Any, ...]
 Conn = psycopg.Connection[Row]
 #: Pools and listeners a forked child inherited: never used, never closed, never collected.
 _INHERITED: list[tuple[object, object]] = []
-
-
-def _literal(text: str) -> LiteralString:
-    """Our own SQL text (from postgres.sql, formatted with psycopg.sql) as a LiteralString.
-
-    The one place where str becomes LiteralString; the detour through object keeps mypy,
-    which does not tell the two apart, from calling the cast redundant.
-    """
-    return cast("LiteralString", cast(object, text))
-
-
-class Queries:
-    """The named blocks of postgres.sql, formatted once for one schema and channel."""
-
-    def __init__(self, schema: str, channel: str) -> None:
-        self._args: dict[str, sql.Composable] = {
-            "schema": sql.Identifier(schema),
-            "channel": sql.Literal(channel),
-        }
-        for name in _FRAGMENTS:
-            self._args[name] = sql.SQL(_literal(SQL[name]))
-        self._rendered: dict[str, LiteralString] = {}
-        for name, block in SQL.items():
-            if name in _FILTERED or name in _FRAGMENTS or name.startswith("filter_"):
-                continue
-            self._rendered[name] = self._render(sql.SQL(_literal(block)).format(**self._args))
-
-    @staticmethod
-    def _render(composed: sql.Composed) -> LiteralString:
-        return _literal(composed.as_string(None))
-
-    def __getitem__(self, name: str) -> LiteralString:
-        return self._rendered[name]
-
-    def migration(self, version: int) -> LiteralString:
-        """The DDL of one migration."""
-        return self[f"migration_{version:03d}"]
-
-    def filtered(self, name: str, query: JobQuery) -> sql.Composed:
-        """A listing query with one static condition per filter that ``query`` sets."""
-        conditions = [sql.SQL(_literal(SQL[f"filter_{field}"])) for field in _filter_fields(query)]
-        where = sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("TRUE")
-        return sql.SQL(_literal(SQL[name])).format(filters=where, **self._args)
-
-
-def _filter_fields(query: JobQuery) -> list[str]:
-    fields = ("status", "queue", "task", "created_after", "created_before")
-    return [f for f in fields if getattr(query, f) is not None]
-
-
-def _query_params(query: JobQuery) -> dict[str, Any]:
-    return {
-        "status": query.status,
-        "queue": query.queue,
-        "task": query.task,
-        "created_after": query.created_after,
-        "created_before": query.created_before,
-        "limit": query.limit,
-        "offset": query.offset,
-    }
-
-
-def _configure(conn: Conn) -> None:
-    """Session settings of every pooled connection.
-
-    Generic plans: our statements have fixed shapes, so each is planned once per connection
-    instead of at every execution (left to itself PostgreSQL re-plans the claim every time,
-    which costs as much as running it). Admin listings ask for custom plans per transaction.
-    No JIT: a generic plan cannot know the LIMIT, its cost estimate crosses jit_above_cost on
-    a big table, and compiling then takes hundreds of milliseconds for a sub-millisecond claim.
-    """
-    conn.execute(
-        "SELECT set_config('plan_cache_mode', 'force_generic_plan', false), set_config('jit', 'off', false)",
-        prepare=False,
-    )
-
-
-def _stale(conn: Conn) -> bool:
-    """True for a pooled connection the server has closed (or messaged) while it sat idle.
-
-    An idle connection has nothing to read unless the server went away (a restart,
-    ``pg_terminate_backend``): one non-blocking ``select`` per checkout spots that, so the
-    statement goes to a live connection instead of failing on a dead one. (The pool's own
-    ``check`` hook backs off for a second or more per failed check, far too slow after a
-    restart that killed every idle connection at once.)
-    """
-    if conn.closed or conn.broken:
-        return True
-    readable, _, _ = select.select([conn.fileno()], [], [], 0)
-    return bool(readable)
-
-
-def _unavailable(exc: psycopg.Error) -> bool:
-    """Connection-level failures (the server is gone), as opposed to errors of a statement."""
-    state = exc.sqlstate
-    return state is None or state.startswith("08") or state.startswith("57P")
 
 
 class PostgresBackend:
@@ -216,7 +106,7 @@ class PostgresBackend:
                         min_size=opts.pool_min,
                         max_size=opts.pool_max,
                         kwargs={"autocommit": True, "prepare_threshold": opts.prepare_threshold},
-                        configure=_configure,
+                        configure=configure_session,
                         timeout=opts.pool_timeout,
                         name=f"conveyor.{self.schema}",
                         open=False,
@@ -233,7 +123,7 @@ class PostgresBackend:
             pool = self._get_pool()
             conn = pool.getconn()
             for _ in range(self.options.pool_max):
-                if not _stale(conn):
+                if not is_stale(conn):
                     break
                 conn.close()  # closed, the pool discards it and opens a replacement
                 pool.putconn(conn)
@@ -249,7 +139,7 @@ class PostgresBackend:
                 f"({redact(self.options.conninfo)}): {exc}"
             ) from exc
         except psycopg.Error as exc:
-            if _unavailable(exc):
+            if is_connection_failure(exc):
                 raise BackendUnavailable(f"PostgreSQL connection failed: {exc}") from exc
             raise
 
@@ -292,8 +182,8 @@ class PostgresBackend:
             with self._raw_conn() as conn:
                 installed = conn.execute(self.queries["version_table_exists"], {"schema": self.schema})
                 version = 0
-                if _first(installed.fetchone()):
-                    version = _first(conn.execute(self.queries["schema_version"]).fetchone())
+                if first(installed.fetchone()):
+                    version = first(conn.execute(self.queries["schema_version"]).fetchone())
             if version == 0:
                 # An empty schema is installed on first use, as `conveyor migrate` would; an
                 # existing one is never upgraded behind the operator's back.
@@ -305,57 +195,24 @@ class PostgresBackend:
                         f"create it ({exc}); run `conveyor migrate APP` as a user who can"
                     ) from exc
                 return
-            self._refuse_mismatch(version)
+            pg_schema.refuse_mismatch(self.schema, version)
             self._ready = True
-
-    def _refuse_mismatch(self, version: int) -> None:
-        if version < SCHEMA_VERSION:
-            raise SchemaMismatch(
-                f"PostgreSQL schema {self.schema!r} is at version {version}, older than this Conveyor "
-                f"needs ({SCHEMA_VERSION}): run `conveyor migrate APP` to upgrade it"
-            )
-        if version > SCHEMA_VERSION:
-            raise SchemaMismatch(
-                f"PostgreSQL schema {self.schema!r} is at version {version}, newer than this Conveyor "
-                f"knows ({SCHEMA_VERSION}): upgrade conveyor on this machine (pip install -U conveyor); "
-                "`conveyor migrate` never downgrades a schema"
-            )
 
     def migrate(self, *, to_version: int | None = None) -> None:
         """Create or upgrade the schema; idempotent and safe from several machines at once.
 
-        The migrations run in one transaction under an advisory lock on the schema name, so
-        concurrent callers queue up and the later ones find nothing left to do. ``to_version``
-        stops early (for staged upgrades and tests).
+        ``to_version`` stops early (for staged upgrades and tests).
         """
         target = SCHEMA_VERSION if to_version is None else to_version
-        if target not in MIGRATIONS:
-            raise ValueError(f"to_version must be one of {sorted(MIGRATIONS)}, got {to_version!r}")
-        q = self.queries
-        with self._raw_conn() as conn, conn.transaction():
-            # Unprepared: DDL and one-off statements, and a migration is several statements.
-            conn.execute(q["migrate_lock"], {"schema": self.schema}, prepare=False)
-            if not _first(
-                conn.execute(q["schema_exists"], {"schema": self.schema}, prepare=False).fetchone()
-            ):
-                conn.execute(q["create_schema"], prepare=False)
-            conn.execute(q["version_table"], prepare=False)
-            current: int = _first(conn.execute(q["schema_version"], prepare=False).fetchone())
-            if current > SCHEMA_VERSION:
-                self._refuse_mismatch(current)
-            for version in range(current + 1, target + 1):
-                conn.execute(q.migration(version), prepare=False)
-                conn.execute(q["record_version"], {"version": version}, prepare=False)
+        with self._raw_conn() as conn:
+            pg_schema.migrate(conn, self.queries, self.schema, target)
         if target == SCHEMA_VERSION:
             self._ready = True
 
     def schema_version(self) -> int:
         """The version recorded in the schema (0 when nothing is installed)."""
-        q = self.queries
         with self._raw_conn() as conn:
-            if not _first(conn.execute(q["version_table_exists"], {"schema": self.schema}).fetchone()):
-                return 0
-            return int(_first(conn.execute(q["schema_version"]).fetchone()))
+            return pg_schema.installed_version(conn, self.queries, self.schema)
 
     def close(self) -> None:
         """Stop the listener and close the pool; the next call opens them again."""
@@ -369,7 +226,7 @@ class PostgresBackend:
 
     def now(self) -> float:
         """The database clock, POSIX seconds."""
-        return float(_first(self._one(self.queries["now"])))
+        return float(first(self._one(self.queries["now"])))
 
     # -- producers ---------------------------------------------------------------------
     def enqueue_many(self, jobs: Sequence[NewJob], connection: Any = None) -> list[EnqueueResult]:
@@ -473,7 +330,7 @@ class PostgresBackend:
             )
             for r in rows
         ]
-        claimed.sort(key=lambda j: (-j.priority, j.run_at, j.id))
+        claimed.sort(key=kit.claim_order)
         if claimed:
             self._local.locked_wait = _LOCKED_DUE_WAIT
         return claimed
@@ -532,7 +389,7 @@ class PostgresBackend:
             listener.wait(names, since, wait)
 
     def _next_due(self, queues: list[str]) -> float | None:
-        value = _first(self._one(self.queries["next_due"], {"queues": queues}))
+        value = first(self._one(self.queries["next_due"], {"queues": queues}))
         return None if value is None else float(value)
 
     def extend_leases(self, leases: Sequence[Lease], lease_seconds: float) -> LeaseRenewal:
@@ -586,7 +443,7 @@ class PostgresBackend:
         for attempt in range(3):
             try:
                 with self._conn() as conn, conn.transaction():
-                    done = set(_first(conn.execute(self.queries["finish"], params).fetchone()) or ())
+                    done = set(first(conn.execute(self.queries["finish"], params).fetchone()) or ())
                     jobs = [job for o in batch if o.job_id in done for job in o.follow_ups]
                     if jobs:
                         keyed = any(job.key is not None for job in jobs)
@@ -600,22 +457,24 @@ class PostgresBackend:
 
     def _finish_params(self, outcomes: list[Outcome]) -> dict[str, Any]:
         params: dict[str, Any] = {"commit": self._commit}
-        for prefix, kind in _KINDS.items():
+        unknown = {o.kind for o in outcomes} - set(kit.OUTCOME_KINDS)
+        if unknown:
+            raise kit.unknown_outcome_kind(min(unknown))
+        # Each kind's parallel arrays are named after it: completed_ids, retry_tokens...
+        for kind in kit.OUTCOME_KINDS:
             group = [o for o in outcomes if o.kind == kind]
-            params[f"{prefix}_ids"] = [o.job_id for o in group]
-            params[f"{prefix}_tokens"] = [o.lease_token for o in group]
-            params[f"{prefix}_attempts"] = [o.attempt for o in group]
-            params[f"{prefix}_workers"] = [o.worker for o in group]
-            params[f"{prefix}_started"] = [_float(o.started_at) for o in group]
-            params[f"{prefix}_finished"] = [_float(o.finished_at) for o in group]
-            params[f"{prefix}_errors"] = [o.error for o in group]
-            params[f"{prefix}_tracebacks"] = [o.traceback for o in group]
-            params[f"{prefix}_status_codes"] = [o.status_code for o in group]
-            params[f"{prefix}_excerpts"] = [o.response_excerpt for o in group]
-            if kind == "completed":
-                params["c_results"] = [o.result for o in group]
-            elif kind == "retry":
-                params["r_delays"] = [float(o.retry_delay) for o in group]
+            params[f"{kind}_ids"] = [o.job_id for o in group]
+            params[f"{kind}_tokens"] = [o.lease_token for o in group]
+            params[f"{kind}_attempts"] = [o.attempt for o in group]
+            params[f"{kind}_workers"] = [o.worker for o in group]
+            params[f"{kind}_started"] = [_float(o.started_at) for o in group]
+            params[f"{kind}_finished"] = [_float(o.finished_at) for o in group]
+            params[f"{kind}_errors"] = [o.error for o in group]
+            params[f"{kind}_tracebacks"] = [o.traceback for o in group]
+            params[f"{kind}_status_codes"] = [o.status_code for o in group]
+            params[f"{kind}_excerpts"] = [o.response_excerpt for o in group]
+        params["completed_results"] = [o.result for o in outcomes if o.kind == "completed"]
+        params["retry_delays"] = [float(o.retry_delay) for o in outcomes if o.kind == "retry"]
         return params
 
     def reap_expired(self, limit: int = 500) -> ReapResult:
@@ -631,69 +490,60 @@ class PostgresBackend:
             if row is None:
                 return None
             attempts = conn.execute(self.queries["job_attempts"], {"id": job_id}).fetchall()
-        record = _record(row)
-        record.attempts = [_attempt(a) for a in attempts]
-        return record
+        return kit.job_record(_job_fields(row), map(_attempt, attempts))
 
     def list_jobs(self, query: JobQuery) -> Page:
         """A page of jobs, newest first, and the total that matched."""
-        params = _query_params(query)
+        params = kit.query_params(query)
         with self._custom_plans() as conn:
-            total = _first(conn.execute(self.queries.filtered("count_jobs", query), params).fetchone())
+            total = first(conn.execute(self.queries.filtered("count_jobs", query), params).fetchone())
             rows = conn.execute(self.queries.filtered("list_jobs", query), params).fetchall()
-        return Page([_record(r) for r in rows], int(total))
+        return Page([kit.job_record(_job_fields(r)) for r in rows], int(total))
 
     def stats(self) -> Stats:
         """Counts by state, overall and per queue, and the age of the oldest due pending job."""
         with self._conn() as conn:
             groups = conn.execute(self.queries["stats"]).fetchall()
-            oldest = _first(conn.execute(self.queries["oldest_pending"]).fetchone())
-        counts = dict.fromkeys(("pending", "processing", "retry", "completed", "failed", "cancelled"), 0)
-        queues: dict[str, dict[str, int]] = {}
-        for queue, state, n in groups:
-            counts[state] += n
-            queues.setdefault(queue, dict.fromkeys(counts, 0))[state] = n
-        return Stats(counts, queues, None if oldest is None else max(0.0, float(oldest)))
+            oldest = first(conn.execute(self.queries["oldest_pending"]).fetchone())
+        return kit.stats_from_counts(groups, oldest)
 
     def resubmit(self, job_id: str, payload: str | None = None) -> JobRecord:
         """A failed or cancelled job back to pending, attempts reset."""
         row = self._one(self.queries["resubmit"], {"id": job_id, "payload": payload})
         if not row[0]:
-            state = self._state_of(job_id)
-            raise InvalidState(f"job {job_id} is {state}; only failed or cancelled jobs can be resubmitted")
+            raise kit.cannot_resubmit(job_id, self._state_of(job_id))
         record = self.get(job_id)
         if record is None:
-            raise JobNotFound(f"no job with id {job_id!r}")
+            raise kit.job_vanished(job_id, "resubmitted")
         return record
 
     def resubmit_many(self, query: JobQuery, payload: str | None = None) -> int:
         """Resubmit all failed/cancelled jobs matching ``query`` (limit/offset ignored)."""
-        params = {**_query_params(query), "payload": payload}
+        params = {**kit.query_params(query), "payload": payload}
         with self._custom_plans() as conn:
             row = conn.execute(self.queries.filtered("resubmit_many", query), params).fetchone()
-        return int(_first(row))
+        return int(first(row))
 
     def cancel(self, job_id: str) -> JobRecord:
         """Waiting: cancelled now. Processing: flagged; the worker's heartbeat carries it."""
-        if not self._execute(self.queries["cancel"], {"id": job_id}):
-            state = self._state_of(job_id)
-            raise InvalidState(f"job {job_id} is already {state}; nothing to cancel")
+        if not self._execute(self.queries["cancel"], {"id": job_id, "error": kit.CANCELLED_BEFORE_RUN}):
+            raise kit.cannot_cancel(job_id, self._state_of(job_id))
         record = self.get(job_id)
         if record is None:
-            raise JobNotFound(f"no job with id {job_id!r}")
+            raise kit.job_vanished(job_id, "cancelled")
         return record
 
     def delete(self, job_id: str) -> None:
         """Delete a job (not while processing) and its audit records."""
         if not self._one(self.queries["delete_job"], {"id": job_id})[0]:
             self._state_of(job_id)
-            raise InvalidState(f"job {job_id} is processing; cancel it before deleting it")
+            raise kit.cannot_delete(job_id)
 
     def _state_of(self, job_id: str) -> str:
         """The job's state, or JobNotFound."""
         rows = self._execute(self.queries["job_state"], {"id": job_id})
         if not rows:
-            raise JobNotFound(f"no job with id {job_id!r}")
+            raise kit.job_not_found(job_id)
         return str(rows[0][0])
 
     def purge(self, states: Sequence[State], before: float, batch_size: int = 1000) -> int:
@@ -702,7 +552,7 @@ class PostgresBackend:
         for state in dict.fromkeys(states):
             params = {"state": state, "before": float(before), "limit": batch_size - purged}
             with self._custom_plans() as conn:
-                purged += int(_first(conn.execute(self.queries["purge"], params).fetchone()))
+                purged += int(first(conn.execute(self.queries["purge"], params).fetchone()))
             if purged >= batch_size:
                 break
         return purged
@@ -724,50 +574,14 @@ def _float(value: float | None) -> float | None:
     return None if value is None else float(value)
 
 
-def _first(row: Row | None) -> Any:
-    """The first column of a one-row result."""
-    if row is None:
-        raise RuntimeError("query returned no row")
-    return row[0]
-
-
-def _record(row: Row) -> JobRecord:
-    args, kwargs = decode_payload(row[4])
-    return JobRecord(
-        id=row[0],
-        task=row[1],
-        queue=row[2],
-        state=row[3],
-        args=args,
-        kwargs=kwargs,
-        attempt=row[5],
-        max_attempts=row[6],
-        priority=row[7],
-        run_at=from_ts(row[8]),  # type: ignore[arg-type]
-        created_at=from_ts(row[9]),  # type: ignore[arg-type]
-        started_at=from_ts(row[10]),
-        finished_at=from_ts(row[11]),
-        result=None if row[12] is None else json.loads(row[12]),
-        error=row[13],
-        traceback=row[14],
-        key=row[15],
-        worker=row[16],
-        lease_expires_at=from_ts(row[17]),
-        cancel_requested=bool(row[18]),
-        on_complete=row[19],
-    )
+def _job_fields(row: Row) -> dict[str, Any]:
+    """A job row (the job_columns fragment, in the kit's JOB_FIELDS order) by name."""
+    return kit.by_position(kit.JOB_FIELDS, row)
 
 
 def _attempt(row: Row) -> AttemptRecord:
-    return AttemptRecord(
-        job_id=row[0],
-        attempt=row[1],
-        worker=row[2],
-        started_at=from_ts(row[3]),
-        finished_at=from_ts(row[4]),
-        outcome=row[5],
-        error=row[6],
-        traceback=row[7],
-        status_code=row[8],
-        response_excerpt=row[9],
-    )
+    """An attempt row (the attempt_columns fragment, in the kit's ATTEMPT_FIELDS order)."""
+    return kit.attempt_record(kit.by_position(kit.ATTEMPT_FIELDS, row))
+
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "PostgresBackend"]

@@ -18,7 +18,6 @@ query option goes to redis-py (``socket_timeout=``, ``ssl_cert_reqs=``...).
 
 from __future__ import annotations
 
-import json
 import secrets
 import threading
 import time
@@ -28,8 +27,9 @@ from urllib.parse import urlsplit
 
 import redis
 
-from ..errors import ConfigurationError, InvalidName, InvalidState, JobNotFound, SchemaMismatch
+from ..errors import ConfigurationError, InvalidName, SchemaMismatch
 from ..states import ALL_STATES, State
+from . import kit
 from .base import (
     WORKER_LOST,
     AttemptRecord,
@@ -52,6 +52,7 @@ from .redis_support import (
     check_server,
     decode_attempt,
     decode_record,
+    encode_attempt,
     log,
     parse_redis_url,
     translate_errors,
@@ -62,7 +63,6 @@ SCHEMA_VERSION = 1
 ENQUEUE_CHUNK = 2000
 #: Ids per resubmit script call in ``resubmit_many``.
 RESUBMIT_CHUNK = 500
-_KINDS = frozenset({"completed", "retry", "failed", "cancelled", "released"})
 
 
 def _num(value: float) -> str:
@@ -266,8 +266,8 @@ class RedisBackend:
             return []
         args: list[Any] = [max(0, round(self.key_retention * 1000)), self.options.audit_max]
         for o in outcomes:
-            if o.kind not in _KINDS:
-                raise ValueError(f"unknown outcome kind {o.kind!r}: expected one of {sorted(_KINDS)}")
+            if o.kind not in kit.OUTCOME_KINDS:
+                raise kit.unknown_outcome_kind(o.kind)
             nulls = (o.result is None) | (o.error is None) << 1 | (o.traceback is None) << 2
             meta = f"{o.job_id}|{o.lease_token}|{o.kind}|{_num(o.retry_delay)}|{nulls}"
             if meta.count("|") != 4:
@@ -339,19 +339,14 @@ class RedisBackend:
     def stats(self) -> Stats:
         """Counts by state and queue (index cardinalities) and the oldest due pending job's age."""
         now, rows = self._run("stats", ALL_STATES, retry=True)
-        counts: dict[str, int] = dict.fromkeys(ALL_STATES, 0)
-        queues: dict[str, dict[str, int]] = {}
         width = 1 + len(ALL_STATES)
-        for i in range(1, len(rows), width):
-            per_queue: dict[str, int] = dict(
-                zip(ALL_STATES, (int(n) for n in rows[i + 1 : i + width]), strict=True)
-            )
-            queues[rows[i]] = per_queue
-            for state, n in per_queue.items():
-                counts[state] += n
+        groups = [
+            (rows[i], state, int(n))
+            for i in range(1, len(rows), width)
+            for state, n in zip(ALL_STATES, rows[i + 1 : i + width], strict=True)
+        ]
         oldest = rows[0]
-        age = None if oldest is None else max(0.0, float(now) - float(oldest))
-        return Stats(counts, dict(sorted(queues.items())), age)
+        return kit.stats_from_counts(groups, None if oldest is None else float(now) - float(oldest))
 
     def _resubmit(self, ids: Sequence[str], payload: str | None) -> list[str]:
         args = ["0" if payload is None else "1", payload or "", *ids]
@@ -362,14 +357,9 @@ class RedisBackend:
     def resubmit(self, job_id: str, payload: str | None = None) -> JobRecord:
         """A failed or cancelled job back to pending with a fresh attempt budget."""
         (code,) = self._resubmit([job_id], payload)
-        if code == "missing":
-            raise JobNotFound(f"no job with id {job_id!r}")
         if code != "ok":
-            raise InvalidState(f"job {job_id} is {code}; only failed or cancelled jobs can be resubmitted")
-        record = self.get(job_id)
-        if record is None:
-            raise JobNotFound(f"job {job_id!r} was deleted while being resubmitted")
-        return record
+            raise kit.job_not_found(job_id) if code == "missing" else kit.cannot_resubmit(job_id, code)
+        return self._reread(job_id, "resubmitted")
 
     @translate_errors
     def resubmit_many(self, query: JobQuery, payload: str | None = None) -> int:
@@ -390,14 +380,16 @@ class RedisBackend:
     @translate_errors
     def cancel(self, job_id: str) -> JobRecord:
         """Waiting: cancelled now. Processing: flagged; its worker stops it."""
-        code = self._run("cancel", [job_id, "cancelled before it ran"])
-        if code == "missing":
-            raise JobNotFound(f"no job with id {job_id!r}")
+        code = self._run("cancel", [job_id, kit.CANCELLED_BEFORE_RUN])
         if code not in ("done", "flagged"):
-            raise InvalidState(f"job {job_id} is already {code}; nothing to cancel")
+            raise kit.job_not_found(job_id) if code == "missing" else kit.cannot_cancel(job_id, code)
+        return self._reread(job_id, "cancelled")
+
+    def _reread(self, job_id: str, doing: str) -> JobRecord:
+        """The job after an admin operation changed it (JobNotFound if deleted meanwhile)."""
         record = self.get(job_id)
         if record is None:
-            raise JobNotFound(f"job {job_id!r} was deleted while being cancelled")
+            raise kit.job_vanished(job_id, doing)
         return record
 
     @translate_errors
@@ -405,9 +397,9 @@ class RedisBackend:
         """Delete a job (not while processing) with its attempt records."""
         code = self._run("delete", [job_id])
         if code == "missing":
-            raise JobNotFound(f"no job with id {job_id!r}")
+            raise kit.job_not_found(job_id)
         if code == "processing":
-            raise InvalidState(f"job {job_id} is processing; cancel it before deleting it")
+            raise kit.cannot_delete(job_id)
 
     @translate_errors
     def purge(self, states: Sequence[State], before: float, batch_size: int = 1000) -> int:
@@ -429,22 +421,4 @@ class RedisBackend:
         return [decode_attempt(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
 
 
-def encode_attempt(o: Outcome) -> str:
-    """An attempt's audit record as stored: a compact JSON array (see ``decode_attempt``)."""
-    return json.dumps(
-        [
-            o.attempt,
-            o.worker,
-            o.started_at,
-            o.finished_at,
-            o.kind,
-            o.error,
-            o.traceback,
-            o.status_code,
-            o.response_excerpt,
-        ],
-        separators=(",", ":"),
-    )
-
-
-__all__ = ["RedisBackend", "encode_attempt"]
+__all__ = ["RedisBackend"]

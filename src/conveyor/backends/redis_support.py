@@ -1,4 +1,4 @@
-"""Plumbing of the Redis backend: URL options, clients, Lua scripts, and record decoding.
+"""Plumbing of the Redis backend: URL options, clients, Lua scripts, and the record codec.
 
 Kept apart from :mod:`conveyor.backends.redis` so the backend module reads as
 the Backend protocol and little else.
@@ -25,8 +25,8 @@ from redis.exceptions import ClusterDownError
 from redis.retry import Retry
 
 from ..errors import BackendUnavailable, BadURL
-from ..states import State
-from .base import AttemptRecord, JobRecord, decode_payload, from_ts
+from . import kit
+from .base import AttemptRecord, JobRecord, Outcome
 
 log = logging.getLogger("conveyor.redis")
 
@@ -245,57 +245,32 @@ def _config_value(client: Any, name: str) -> str | None:
     return None
 
 
-# -- decoding ------------------------------------------------------------------
-def _float(value: Any) -> float | None:
-    return None if value is None else float(value)
+# -- the stored shapes of records -------------------------------------------------
+#: The fields of a stored attempt record, in order (Lua scripts write the same arrays).
+_STORED_ATTEMPT_FIELDS = kit.ATTEMPT_FIELDS[1:]
 
 
 def decode_record(job_id: str, flat: list[str], attempts: list[str] | None = None) -> JobRecord | None:
     """A JobRecord from a job hash (flat HGETALL) and its attempt records."""
     if not flat:
         return None
-    h = dict(zip(flat[::2], flat[1::2], strict=True))
-    args, kwargs = decode_payload(h["payload"])
-    state: State = h["state"]  # type: ignore[assignment]
-    result = h.get("result")
-    return JobRecord(
-        id=job_id,
-        task=h["task"],
-        queue=h["queue"],
-        state=state,
-        args=args,
-        kwargs=kwargs,
-        attempt=int(h["attempt"]),
-        max_attempts=int(h["max_attempts"]),
-        priority=int(h["priority"]),
-        run_at=from_ts(float(h["run_at"])),  # type: ignore[arg-type]
-        created_at=from_ts(float(h["created_at"])),  # type: ignore[arg-type]
-        started_at=from_ts(_float(h.get("started_at"))),
-        finished_at=from_ts(_float(h.get("finished_at"))),
-        result=None if result is None else json.loads(result),
-        error=h.get("error"),
-        traceback=h.get("traceback"),
-        key=h.get("key"),
-        worker=h.get("worker"),
-        lease_expires_at=from_ts(_float(h.get("lease_expires_at"))),
-        cancel_requested=h.get("cancel_requested") == "1",
-        on_complete=h.get("on_complete"),
-        attempts=[decode_attempt(job_id, text) for text in attempts or ()],
-    )
+    stored = dict(zip(flat[::2], flat[1::2], strict=True))
+    # A hash holds only the fields that are set; cancel_requested is stored as "1".
+    row: dict[str, Any] = {name: stored.get(name) for name in kit.JOB_FIELDS}
+    row["id"] = job_id
+    row["cancel_requested"] = stored.get("cancel_requested") == "1"
+    return kit.job_record(row, (decode_attempt(job_id, text) for text in attempts or ()))
+
+
+def encode_attempt(o: Outcome) -> str:
+    """An attempt's audit record as stored: a compact JSON array of the kit's ATTEMPT_FIELDS
+    after ``job_id`` (the job id is the list's key); ``decode_attempt`` reads it back."""
+    fields = kit.outcome_attempt(o)
+    return json.dumps([fields[name] for name in _STORED_ATTEMPT_FIELDS], separators=(",", ":"))
 
 
 def decode_attempt(job_id: str, text: str) -> AttemptRecord:
     """An AttemptRecord from its stored JSON array (see ``encode_attempt``)."""
-    a = json.loads(text)
-    return AttemptRecord(
-        job_id=job_id,
-        attempt=int(a[0]),
-        worker=a[1],
-        started_at=from_ts(_float(a[2])),
-        finished_at=from_ts(_float(a[3])),
-        outcome=a[4],
-        error=a[5],
-        traceback=a[6],
-        status_code=a[7],
-        response_excerpt=a[8],
-    )
+    row = dict(zip(_STORED_ATTEMPT_FIELDS, json.loads(text), strict=True))
+    row["job_id"] = job_id
+    return kit.attempt_record(row)

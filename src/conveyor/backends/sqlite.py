@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from ..errors import BadURL, ConfigurationError, InvalidState, JobNotFound, SchemaMismatch
+from ..errors import BadURL, ConfigurationError, SchemaMismatch
 from ..states import State
-from . import sqlfile
+from . import kit, sqlfile
 from .base import (
     WORKER_LOST,
     AttemptRecord,
@@ -36,8 +36,6 @@ from .base import (
     Page,
     ReapResult,
     Stats,
-    decode_payload,
-    from_ts,
 )
 
 SQL = sqlfile.load("sqlite.sql")
@@ -202,7 +200,7 @@ class SQLiteBackend:
             conn.executemany(
                 SQL["insert_plain_jobs"],
                 [
-                    (j.id, j.task, j.queue, j.payload, j.priority, _due(j, now),
+                    (j.id, j.task, j.queue, j.payload, j.priority, kit.due_time(j, now),
                      now, j.max_attempts, j.on_complete)
                     for j in jobs
                 ],
@@ -217,7 +215,7 @@ class SQLiteBackend:
             "queue": job.queue,
             "payload": job.payload,
             "priority": job.priority,
-            "run_at": _due(job, now),
+            "run_at": kit.due_time(job, now),
             "now": now,
             "max_attempts": job.max_attempts,
             "key": job.key,
@@ -287,7 +285,7 @@ class SQLiteBackend:
             )
             for r in rows
         ]
-        claimed.sort(key=lambda j: (-j.priority, j.run_at, j.id))
+        claimed.sort(key=kit.claim_order)
         return claimed
 
     def wait_for_jobs(self, queues: Sequence[str], timeout: float) -> None:
@@ -347,7 +345,7 @@ class SQLiteBackend:
                 ok = cur.rowcount == 1
                 applied.append(ok)
                 if ok and o.started_at is not None:
-                    conn.execute(SQL["insert_attempt"], _attempt_row(o))
+                    conn.execute(SQL["insert_attempt"], kit.outcome_attempt(o))
                 if ok and o.follow_ups:
                     self._insert(conn, o.follow_ups)
         return applied
@@ -359,33 +357,18 @@ class SQLiteBackend:
         with self._write() as conn:
             rows = conn.execute(SQL["expired_leases"], {"now": now, "limit": limit}).fetchall()
             for r in rows:
+                # The kit's reap verdict (backends/kit.py).
+                verdict = kit.reap_verdict(bool(r["cancel_requested"]), r["attempt"], r["max_attempts"])
                 base = {"id": r["id"], "token": r["lease_token"], "now": now, "error": WORKER_LOST}
-                if r["cancel_requested"]:
-                    conn.execute(SQL["reap_fail"], {**base, "state": "cancelled"})
-                    outcome = "cancelled"
-                elif r["attempt"] >= r["max_attempts"]:
-                    conn.execute(SQL["reap_fail"], {**base, "state": "failed"})
-                    outcome = "lost"
-                    failed += 1
-                else:
+                if verdict == "pending":
                     conn.execute(SQL["reap_requeue"], base)
-                    outcome = "lost"
                     requeued += 1
-                conn.execute(
-                    SQL["insert_attempt"],
-                    {
-                        "job_id": r["id"],
-                        "attempt": r["attempt"],
-                        "worker": r["worker"],
-                        "started_at": r["started_at"],
-                        "finished_at": now,
-                        "outcome": outcome,
-                        "error": WORKER_LOST,
-                        "traceback": None,
-                        "status_code": None,
-                        "response_excerpt": None,
-                    },
-                )
+                else:
+                    conn.execute(SQL["reap_fail"], {**base, "state": verdict})
+                    if verdict == "failed":
+                        failed += 1
+                audit = kit.reaped_attempt(r["id"], r["attempt"], r["worker"], r["started_at"], now, verdict)
+                conn.execute(SQL["insert_attempt"], audit)
         return ReapResult(requeued, failed)
 
     # -- admin ---------------------------------------------------------------
@@ -395,29 +378,23 @@ class SQLiteBackend:
         row = conn.execute(SQL["get_job"], {"id": job_id}).fetchone()
         if row is None:
             return None
-        record = _record(row)
-        record.attempts = [_attempt(a) for a in conn.execute(SQL["job_attempts"], {"id": job_id})]
-        return record
+        return kit.job_record(row, map(kit.attempt_record, conn.execute(SQL["job_attempts"], {"id": job_id})))
 
     def list_jobs(self, query: JobQuery) -> Page:
         """A page of jobs, newest first, and the total that matched."""
         conn = self._conn()
-        params = _query_params(query)
+        params = kit.query_params(query)
         total = conn.execute(SQL["count_jobs"], params).fetchone()[0]
         rows = conn.execute(SQL["list_jobs"], params).fetchall()
-        return Page([_record(r) for r in rows], total)
+        return Page([kit.job_record(r) for r in rows], total)
 
     def stats(self) -> Stats:
         """Counts by state, overall and per queue."""
         conn = self._conn()
-        counts = dict.fromkeys(("pending", "processing", "retry", "completed", "failed", "cancelled"), 0)
-        queues: dict[str, dict[str, int]] = {}
-        for queue, state, n in conn.execute(SQL["stats"]):
-            counts[state] += n
-            queues.setdefault(queue, dict.fromkeys(counts, 0))[state] = n
+        groups = conn.execute(SQL["stats"]).fetchall()
         now = time.time()
         oldest = conn.execute(SQL["oldest_pending"], {"now": now}).fetchone()[0]
-        return Stats(counts, queues, None if oldest is None else max(0.0, now - oldest))
+        return kit.stats_from_counts(groups, None if oldest is None else now - oldest)
 
     def resubmit(self, job_id: str, payload: str | None = None) -> JobRecord:
         """A failed or cancelled job back to pending, attempts reset."""
@@ -430,17 +407,12 @@ class SQLiteBackend:
     def _resubmit_one(self, conn: sqlite3.Connection, job_id: str, payload: str | None) -> None:
         cur = conn.execute(SQL["resubmit"], {"id": job_id, "now": time.time(), "payload": payload})
         if cur.rowcount == 0:
-            row = conn.execute(SQL["get_job"], {"id": job_id}).fetchone()
-            if row is None:
-                raise JobNotFound(f"no job with id {job_id!r}")
-            raise InvalidState(
-                f"job {job_id} is {row['state']}; only failed or cancelled jobs can be resubmitted"
-            )
+            raise kit.cannot_resubmit(job_id, self._state_of(conn, job_id))
 
     def resubmit_many(self, query: JobQuery, payload: str | None = None) -> int:
         """Resubmit all failed/cancelled jobs matching ``query``; returns how many."""
         with self._write() as conn:
-            ids = [r[0] for r in conn.execute(SQL["resubmittable_ids"], _query_params(query))]
+            ids = [r[0] for r in conn.execute(SQL["resubmittable_ids"], kit.query_params(query))]
             for job_id in ids:
                 self._resubmit_one(conn, job_id, payload)
         return len(ids)
@@ -448,12 +420,10 @@ class SQLiteBackend:
     def cancel(self, job_id: str) -> JobRecord:
         """Waiting: cancelled now. Processing: flagged; the worker stops it."""
         with self._write() as conn:
-            waiting = conn.execute(SQL["cancel_waiting"], {"id": job_id, "now": time.time()}).rowcount
+            params = {"id": job_id, "now": time.time(), "error": kit.CANCELLED_BEFORE_RUN}
+            waiting = conn.execute(SQL["cancel_waiting"], params).rowcount
             if not waiting and conn.execute(SQL["cancel_running"], {"id": job_id}).rowcount == 0:
-                row = conn.execute(SQL["get_job"], {"id": job_id}).fetchone()
-                if row is None:
-                    raise JobNotFound(f"no job with id {job_id!r}")
-                raise InvalidState(f"job {job_id} is already {row['state']}; nothing to cancel")
+                raise kit.cannot_cancel(job_id, self._state_of(conn, job_id))
         record = self.get(job_id)
         assert record is not None
         return record
@@ -462,11 +432,17 @@ class SQLiteBackend:
         """Delete a job (not while processing) and its audit records."""
         with self._write() as conn:
             if conn.execute(SQL["delete_job"], {"id": job_id}).rowcount == 0:
-                row = conn.execute(SQL["get_job"], {"id": job_id}).fetchone()
-                if row is None:
-                    raise JobNotFound(f"no job with id {job_id!r}")
-                raise InvalidState(f"job {job_id} is processing; cancel it before deleting it")
+                self._state_of(conn, job_id)
+                raise kit.cannot_delete(job_id)
             conn.execute(SQL["delete_attempts"], {"id": job_id})
+
+    @staticmethod
+    def _state_of(conn: sqlite3.Connection, job_id: str) -> str:
+        """The job's state, or JobNotFound."""
+        row = conn.execute(SQL["job_state"], {"id": job_id}).fetchone()
+        if row is None:
+            raise kit.job_not_found(job_id)
+        return str(row[0])
 
     def purge(self, states: Sequence[State], before: float, batch_size: int = 1000) -> int:
         """Delete one batch of finished jobs (and their audit records)."""
@@ -484,12 +460,7 @@ class SQLiteBackend:
             rows = conn.execute(SQL["audits_all"], {"limit": limit, "offset": offset})
         else:
             rows = conn.execute(SQL["audits_job"], {"job_id": job_id, "limit": limit, "offset": offset})
-        return [_attempt(r) for r in rows]
-
-
-def _due(job: NewJob, now: float) -> float:
-    """When a new job may first run: its ``run_at``, else ``delay`` seconds from now."""
-    return job.run_at if job.run_at is not None else now + job.delay
+        return [kit.attempt_record(r) for r in rows]
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -504,73 +475,3 @@ def _statements(script: str) -> Iterator[str]:
         ln.strip().startswith("--") or not ln.strip() for ln in buffer.splitlines()
     ):
         raise ValueError(f"incomplete SQL statement in migration: {buffer[:80]!r}")
-
-
-def _attempt_row(o: Outcome) -> dict[str, Any]:
-    return {
-        "job_id": o.job_id,
-        "attempt": o.attempt,
-        "worker": o.worker,
-        "started_at": o.started_at,
-        "finished_at": o.finished_at,
-        "outcome": o.kind,
-        "error": o.error,
-        "traceback": o.traceback,
-        "status_code": o.status_code,
-        "response_excerpt": o.response_excerpt,
-    }
-
-
-def _query_params(query: JobQuery) -> dict[str, Any]:
-    return {
-        "status": query.status,
-        "queue": query.queue,
-        "task": query.task,
-        "created_after": query.created_after,
-        "created_before": query.created_before,
-        "limit": query.limit,
-        "offset": query.offset,
-    }
-
-
-def _record(row: sqlite3.Row) -> JobRecord:
-    args, kwargs = decode_payload(row["payload"])
-    state: State = row["state"]
-    return JobRecord(
-        id=row["id"],
-        task=row["task"],
-        queue=row["queue"],
-        state=state,
-        args=args,
-        kwargs=kwargs,
-        attempt=row["attempt"],
-        max_attempts=row["max_attempts"],
-        priority=row["priority"],
-        run_at=from_ts(row["run_at"]),  # type: ignore[arg-type]
-        created_at=from_ts(row["created_at"]),  # type: ignore[arg-type]
-        started_at=from_ts(row["started_at"]),
-        finished_at=from_ts(row["finished_at"]),
-        result=None if row["result"] is None else json.loads(row["result"]),
-        error=row["error"],
-        traceback=row["traceback"],
-        key=row["key"],
-        worker=row["worker"],
-        lease_expires_at=from_ts(row["lease_expires_at"]),
-        cancel_requested=bool(row["cancel_requested"]),
-        on_complete=row["on_complete"],
-    )
-
-
-def _attempt(row: sqlite3.Row) -> AttemptRecord:
-    return AttemptRecord(
-        job_id=row["job_id"],
-        attempt=row["attempt"],
-        worker=row["worker"],
-        started_at=from_ts(row["started_at"]),
-        finished_at=from_ts(row["finished_at"]),
-        outcome=row["outcome"],
-        error=row["error"],
-        traceback=row["traceback"],
-        status_code=row["status_code"],
-        response_excerpt=row["response_excerpt"],
-    )

@@ -1,5 +1,5 @@
--- claim: lease up to `limit` due jobs of the given queues, highest priority
--- first, then earliest due time, then id (FIFO).
+-- claim: lease up to `limit` due jobs of the given queues in the kit's claim order
+-- (backends/kit.py): highest priority first, then earliest due time, then id (FIFO).
 -- ARGV: limit, lease_seconds, worker, lease_token, queue...
 -- Returns 11 fields per job: id, task, queue, payload, attempt, max_attempts,
 -- priority, key, on_complete, created_at, run_at (a flat array).

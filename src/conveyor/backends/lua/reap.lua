@@ -1,6 +1,6 @@
--- reap: jobs whose lease lapsed (their worker died or hung). The attempt
--- counts: back to pending while attempts remain, else failed as a poison
--- pill; a job whose cancellation was requested ends cancelled.
+-- reap: jobs whose lease lapsed (their worker died or hung), given the kit's
+-- reap verdict (backends/kit.py): cancellation requested -> cancelled; attempts
+-- spent -> failed as a poison pill; else -> pending, the attempt counted.
 -- ARGV: limit, error text (base.WORKER_LOST), audit_max.
 -- Returns requeued, failed.
 

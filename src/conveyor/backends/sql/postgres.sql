@@ -316,15 +316,13 @@ FROM {schema}.enqueue_jobs(
 -- leaves it leased until the reaper requeues it. Enqueues always commit synchronously.
 -- ---------------------------------------------------------------------------------------
 
--- name: claim
--- One statement. `levels` finds the distinct priorities of each queue's waiting jobs by a
--- loose index scan (one probe per level), so jobs that are not due yet are never walked
--- through; each (queue, priority) range then yields its due jobs in (run_at, id) order,
--- skipping rows another worker is claiming. The probes climb from the lowest priority with
--- min(): each lands on the tail of a range (the newest jobs), never on its head, where the
--- index entries of just-claimed jobs pile up until VACUUM removes them. The MATERIALIZED
--- CTE is the optimisation fence that keeps the UPDATE from touching more rows than the LIMIT.
-WITH RECURSIVE levels AS (
+-- name: waiting_levels
+-- The distinct priorities of the waiting jobs of each queue of the queues array, by a
+-- loose index scan on jobs_claim: one probe per level. The probes climb from the lowest
+-- priority with min(): each lands on the tail of a range (the newest jobs), never on its
+-- head, where the index entries of just-claimed jobs pile up until VACUUM removes them.
+-- Spliced into claim and next_due as their first CTE.
+levels AS (
     SELECT q.queue,
            (SELECT min(j.priority) FROM {schema}.jobs j
             WHERE j.queue = q.queue AND j.state IN ('pending', 'retry')) AS priority
@@ -335,7 +333,15 @@ WITH RECURSIVE levels AS (
             WHERE j.queue = l.queue AND j.state IN ('pending', 'retry') AND j.priority > l.priority)
     FROM levels l
     WHERE l.priority IS NOT NULL
-),
+)
+
+-- name: claim
+-- One statement, in the kit's claim order (backends/kit.py: priority desc, run_at, id).
+-- `levels` (waiting_levels) finds the priorities of each queue's waiting jobs, so jobs that are
+-- not due yet are never walked through; each (queue, priority) range then yields its due jobs
+-- in (run_at, id) order, skipping rows another worker is claiming. The MATERIALIZED CTE is
+-- the optimisation fence that keeps the UPDATE from touching more rows than the LIMIT.
+WITH RECURSIVE {waiting_levels},
 candidates AS MATERIALIZED (
     SELECT c.id, c.priority, c.run_at
     FROM levels l
@@ -363,19 +369,8 @@ RETURNING j.id, j.task, j.queue, j.payload, j.attempt, j.max_attempts, j.priorit
 
 -- name: next_due
 -- Seconds until the earliest waiting job in these queues is due (<= 0: due now; NULL: none),
--- with the same loose index scan as the claim.
-WITH RECURSIVE levels AS (
-    SELECT q.queue,
-           (SELECT min(j.priority) FROM {schema}.jobs j
-            WHERE j.queue = q.queue AND j.state IN ('pending', 'retry')) AS priority
-    FROM unnest(%(queues)b::text[]) AS q(queue)
-    UNION ALL
-    SELECT l.queue,
-           (SELECT min(j.priority) FROM {schema}.jobs j
-            WHERE j.queue = l.queue AND j.state IN ('pending', 'retry') AND j.priority > l.priority)
-    FROM levels l
-    WHERE l.priority IS NOT NULL
-)
+-- with the same loose index scan as the claim (waiting_levels).
+WITH RECURSIVE {waiting_levels}
 SELECT extract(epoch FROM min(n.run_at) - now())::float8
 FROM levels l
 CROSS JOIN LATERAL (
@@ -407,10 +402,11 @@ WITH completed AS (
     UPDATE {schema}.jobs j
     SET state = 'completed', result = o.value, finished_at = now(), error = NULL, traceback = NULL,
         lease_token = NULL, lease_expires_at = NULL
-    FROM unnest(%(c_ids)b::text[], %(c_tokens)b::text[], %(c_attempts)b::integer[], %(c_workers)b::text[],
-                %(c_started)b::float8[], %(c_finished)b::float8[], %(c_errors)b::text[],
-                %(c_tracebacks)b::text[], %(c_status_codes)b::integer[], %(c_excerpts)b::text[],
-                %(c_results)b::text[])
+    FROM unnest(%(completed_ids)b::text[], %(completed_tokens)b::text[], %(completed_attempts)b::integer[],
+                %(completed_workers)b::text[], %(completed_started)b::float8[],
+                %(completed_finished)b::float8[], %(completed_errors)b::text[],
+                %(completed_tracebacks)b::text[], %(completed_status_codes)b::integer[],
+                %(completed_excerpts)b::text[], %(completed_results)b::text[])
          AS o(id, token, attempt, worker, started_at, finished_at, error, traceback, status_code,
               response_excerpt, value)
     WHERE j.id = o.id AND j.lease_token = o.token
@@ -421,10 +417,10 @@ retried AS (
     UPDATE {schema}.jobs j
     SET state = 'retry', run_at = now() + o.value * interval '1 second', error = o.error,
         traceback = o.traceback, lease_token = NULL, lease_expires_at = NULL
-    FROM unnest(%(r_ids)b::text[], %(r_tokens)b::text[], %(r_attempts)b::integer[], %(r_workers)b::text[],
-                %(r_started)b::float8[], %(r_finished)b::float8[], %(r_errors)b::text[],
-                %(r_tracebacks)b::text[], %(r_status_codes)b::integer[], %(r_excerpts)b::text[],
-                %(r_delays)b::float8[])
+    FROM unnest(%(retry_ids)b::text[], %(retry_tokens)b::text[], %(retry_attempts)b::integer[],
+                %(retry_workers)b::text[], %(retry_started)b::float8[], %(retry_finished)b::float8[],
+                %(retry_errors)b::text[], %(retry_tracebacks)b::text[], %(retry_status_codes)b::integer[],
+                %(retry_excerpts)b::text[], %(retry_delays)b::float8[])
          AS o(id, token, attempt, worker, started_at, finished_at, error, traceback, status_code,
               response_excerpt, value)
     WHERE j.id = o.id AND j.lease_token = o.token
@@ -435,9 +431,10 @@ failed AS (
     UPDATE {schema}.jobs j
     SET state = 'failed', finished_at = now(), error = o.error, traceback = o.traceback,
         lease_token = NULL, lease_expires_at = NULL
-    FROM unnest(%(f_ids)b::text[], %(f_tokens)b::text[], %(f_attempts)b::integer[], %(f_workers)b::text[],
-                %(f_started)b::float8[], %(f_finished)b::float8[], %(f_errors)b::text[],
-                %(f_tracebacks)b::text[], %(f_status_codes)b::integer[], %(f_excerpts)b::text[])
+    FROM unnest(%(failed_ids)b::text[], %(failed_tokens)b::text[], %(failed_attempts)b::integer[],
+                %(failed_workers)b::text[], %(failed_started)b::float8[], %(failed_finished)b::float8[],
+                %(failed_errors)b::text[], %(failed_tracebacks)b::text[], %(failed_status_codes)b::integer[],
+                %(failed_excerpts)b::text[])
          AS o(id, token, attempt, worker, started_at, finished_at, error, traceback, status_code,
               response_excerpt)
     WHERE j.id = o.id AND j.lease_token = o.token
@@ -448,9 +445,11 @@ cancelled AS (
     UPDATE {schema}.jobs j
     SET state = 'cancelled', finished_at = now(), error = o.error, traceback = o.traceback,
         lease_token = NULL, lease_expires_at = NULL
-    FROM unnest(%(x_ids)b::text[], %(x_tokens)b::text[], %(x_attempts)b::integer[], %(x_workers)b::text[],
-                %(x_started)b::float8[], %(x_finished)b::float8[], %(x_errors)b::text[],
-                %(x_tracebacks)b::text[], %(x_status_codes)b::integer[], %(x_excerpts)b::text[])
+    FROM unnest(%(cancelled_ids)b::text[], %(cancelled_tokens)b::text[], %(cancelled_attempts)b::integer[],
+                %(cancelled_workers)b::text[], %(cancelled_started)b::float8[],
+                %(cancelled_finished)b::float8[], %(cancelled_errors)b::text[],
+                %(cancelled_tracebacks)b::text[], %(cancelled_status_codes)b::integer[],
+                %(cancelled_excerpts)b::text[])
          AS o(id, token, attempt, worker, started_at, finished_at, error, traceback, status_code,
               response_excerpt)
     WHERE j.id = o.id AND j.lease_token = o.token
@@ -462,9 +461,10 @@ released AS (
     UPDATE {schema}.jobs j
     SET state = 'pending', attempt = j.attempt - 1, lease_token = NULL, lease_expires_at = NULL,
         worker = NULL, started_at = NULL
-    FROM unnest(%(l_ids)b::text[], %(l_tokens)b::text[], %(l_attempts)b::integer[], %(l_workers)b::text[],
-                %(l_started)b::float8[], %(l_finished)b::float8[], %(l_errors)b::text[],
-                %(l_tracebacks)b::text[], %(l_status_codes)b::integer[], %(l_excerpts)b::text[])
+    FROM unnest(%(released_ids)b::text[], %(released_tokens)b::text[], %(released_attempts)b::integer[],
+                %(released_workers)b::text[], %(released_started)b::float8[], %(released_finished)b::float8[],
+                %(released_errors)b::text[], %(released_tracebacks)b::text[],
+                %(released_status_codes)b::integer[], %(released_excerpts)b::text[])
          AS o(id, token, attempt, worker, started_at, finished_at, error, traceback, status_code,
               response_excerpt)
     WHERE j.id = o.id AND j.lease_token = o.token
@@ -496,9 +496,9 @@ SELECT ARRAY(SELECT id FROM applied), (SELECT count(*) FROM woken),
                   coalesce(%(commit)s::text, current_setting('synchronous_commit')), true)
 
 -- name: reap
--- Lapsed leases, oldest first, skipping rows a worker is writing right now. A requeued job
--- keeps its counted attempt; one whose attempts are spent fails as "worker lost"; one whose
--- cancellation was requested ends cancelled. Each gets its audit row.
+-- Lapsed leases, oldest first, skipping rows a worker is writing right now, given the kit's
+-- reap verdict (backends/kit.py): cancellation requested -> cancelled; attempts spent ->
+-- failed as "worker lost"; else -> pending, the attempt counted. Each gets its audit row.
 WITH expired AS MATERIALIZED (
     SELECT j.id
     FROM {schema}.jobs j
@@ -644,7 +644,7 @@ SELECT (SELECT count(*) FROM resubmitted), (SELECT count(*) FROM woken)
 UPDATE {schema}.jobs j
 SET state = CASE WHEN j.state = 'processing' THEN j.state ELSE 'cancelled' END,
     finished_at = CASE WHEN j.state = 'processing' THEN j.finished_at ELSE now() END,
-    error = CASE WHEN j.state = 'processing' THEN j.error ELSE 'cancelled before it ran' END,
+    error = CASE WHEN j.state = 'processing' THEN j.error ELSE %(error)s END,
     cancel_requested = j.cancel_requested OR j.state = 'processing'
 WHERE j.id = %(id)s AND j.state IN ('pending', 'retry', 'processing')
 RETURNING j.id

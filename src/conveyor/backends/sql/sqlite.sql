@@ -159,6 +159,7 @@ VALUES
      :status_code, :response_excerpt)
 
 -- name: expired_leases
+-- The caller applies the kit's reap verdict (backends/kit.py) to each row.
 SELECT id, attempt, max_attempts, worker, started_at, lease_token, cancel_requested
 FROM conveyor_jobs
 WHERE state = 'processing' AND lease_expires_at < :now
@@ -178,6 +179,9 @@ WHERE id = :id AND lease_token = :token AND state = 'processing'
 
 -- name: get_job
 SELECT * FROM conveyor_jobs WHERE id = :id
+
+-- name: job_state
+SELECT state FROM conveyor_jobs WHERE id = :id
 
 -- name: job_attempts
 SELECT * FROM conveyor_attempts WHERE job_id = :id ORDER BY id
@@ -225,7 +229,7 @@ ORDER BY created_at, id
 
 -- name: cancel_waiting
 UPDATE conveyor_jobs
-SET state = 'cancelled', finished_at = :now, error = 'cancelled before it ran'
+SET state = 'cancelled', finished_at = :now, error = :error
 WHERE id = :id AND state IN ('pending', 'retry')
 
 -- name: cancel_running

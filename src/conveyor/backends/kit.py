@@ -1,0 +1,283 @@
+"""The engine-neutral kit every backend shares: rules written once, row mapping, errors.
+
+Each engine applies the same rules in its own language (SQL, Lua, Python). The
+rules that matter for correctness are written here, in words and, where Python
+applies them, in code; the SQL and Lua that implement them cite this module.
+
+The reap verdict (a lease lapsed: the worker died or hung):
+
+1. cancellation was requested  -> ``cancelled`` (finished now, audit outcome ``cancelled``);
+2. else the attempts are spent -> ``failed`` with :data:`~conveyor.backends.base.WORKER_LOST`
+   (finished now, audit outcome ``lost``): a poison pill never loops;
+3. else                        -> ``pending``, due now, the attempt counted (audit outcome ``lost``).
+
+The idempotency key rule (enqueue with a ``key``): the job that answers for a
+key is the newest waiting (``pending``/``retry``) job with it, else the newest
+``processing`` one or one ``completed`` within the key retention window;
+``failed`` and ``cancelled`` jobs release their key. ``keep`` returns that job;
+``replace`` rewrites a waiting holder's payload, priority, due time, attempt
+budget and callback, and stores a new job when the holder already runs.
+
+The claim order: higher ``priority`` first, then earlier ``run_at``, then the
+smaller id (ids sort by creation time, so this is FIFO).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any, Final, Literal, Protocol, get_args
+
+from ..errors import InvalidState, JobNotFound
+from ..states import ALL_STATES, State
+from .base import (
+    WORKER_LOST,
+    AttemptRecord,
+    JobQuery,
+    JobRecord,
+    NewJob,
+    Outcome,
+    OutcomeKind,
+    Stats,
+    decode_payload,
+    from_ts,
+)
+
+#: Every outcome kind of ``finish_many``, in the protocol's order.
+OUTCOME_KINDS: Final[tuple[OutcomeKind, ...]] = get_args(OutcomeKind)
+
+#: The columns of a job row, in the order engines that read rows by position return them.
+JOB_FIELDS: Final = (
+    "id",
+    "task",
+    "queue",
+    "state",
+    "payload",
+    "attempt",
+    "max_attempts",
+    "priority",
+    "run_at",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "result",
+    "error",
+    "traceback",
+    "key",
+    "worker",
+    "lease_expires_at",
+    "cancel_requested",
+    "on_complete",
+)
+
+#: The columns of an attempt row, in order.
+ATTEMPT_FIELDS: Final = (
+    "job_id",
+    "attempt",
+    "worker",
+    "started_at",
+    "finished_at",
+    "outcome",
+    "error",
+    "traceback",
+    "status_code",
+    "response_excerpt",
+)
+
+#: The error recorded on a waiting job cancelled before any worker took it.
+CANCELLED_BEFORE_RUN: Final = "cancelled before it ran"
+
+ReapVerdict = Literal["cancelled", "failed", "pending"]
+
+
+class Fields(Protocol):
+    """A row whose columns are read by name (a dict, a ``sqlite3.Row``, a stored job)."""
+
+    def __getitem__(self, name: str, /) -> Any: ...
+
+
+# -- rules ---------------------------------------------------------------------------
+def reap_verdict(cancel_requested: bool, attempt: int, max_attempts: int) -> ReapVerdict:
+    """Where a job whose lease lapsed goes (the reap verdict of the module docstring)."""
+    if cancel_requested:
+        return "cancelled"
+    if attempt >= max_attempts:
+        return "failed"
+    return "pending"
+
+
+def reap_audit_outcome(verdict: ReapVerdict) -> str:
+    """The outcome the audit record of a reaped attempt carries."""
+    return "cancelled" if verdict == "cancelled" else "lost"
+
+
+class Claimable(Protocol):
+    """What the claim order looks at: a claimed job, or a waiting one in an engine's store."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def priority(self) -> int: ...
+    @property
+    def run_at(self) -> float: ...
+
+
+def claim_order(job: Claimable) -> tuple[int, float, str]:
+    """Sort key of the claim order: priority desc, run_at, then id (FIFO)."""
+    return (-job.priority, job.run_at, job.id)
+
+
+def due_time(job: NewJob, now: float) -> float:
+    """When a new job may first run: its ``run_at``, else ``delay`` seconds after ``now``."""
+    return job.run_at if job.run_at is not None else now + job.delay
+
+
+def query_params(query: JobQuery) -> dict[str, Any]:
+    """A JobQuery's filters and page as named query parameters (None: no filter)."""
+    return {
+        "status": query.status,
+        "queue": query.queue,
+        "task": query.task,
+        "created_after": query.created_after,
+        "created_before": query.created_before,
+        "limit": query.limit,
+        "offset": query.offset,
+    }
+
+
+def stats_from_counts(groups: Iterable[tuple[str, str, int]], oldest_pending_age: float | None) -> Stats:
+    """Stats from ``(queue, state, count)`` groups: every state present, overall and per queue."""
+    counts: dict[str, int] = dict.fromkeys(ALL_STATES, 0)
+    queues: dict[str, dict[str, int]] = {}
+    for queue, state, n in groups:
+        counts[state] += int(n)
+        queues.setdefault(queue, dict.fromkeys(ALL_STATES, 0))[state] += int(n)
+    age = None if oldest_pending_age is None else max(0.0, float(oldest_pending_age))
+    return Stats(counts, dict(sorted(queues.items())), age)
+
+
+# -- row mapping ---------------------------------------------------------------------
+def _seconds(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def job_record(row: Fields, attempts: Iterable[AttemptRecord] = ()) -> JobRecord:
+    """A JobRecord from a row with the :data:`JOB_FIELDS` (times as POSIX seconds or None).
+
+    ``payload`` and ``result`` are the stored JSON text; ``cancel_requested`` any truthy
+    value (engines without booleans map their own spelling before calling).
+    """
+    args, kwargs = decode_payload(row["payload"])
+    state: State = row["state"]
+    result = row["result"]
+    return JobRecord(
+        id=row["id"],
+        task=row["task"],
+        queue=row["queue"],
+        state=state,
+        args=args,
+        kwargs=kwargs,
+        attempt=int(row["attempt"]),
+        max_attempts=int(row["max_attempts"]),
+        priority=int(row["priority"]),
+        run_at=from_ts(float(row["run_at"])),  # type: ignore[arg-type]
+        created_at=from_ts(float(row["created_at"])),  # type: ignore[arg-type]
+        started_at=from_ts(_seconds(row["started_at"])),
+        finished_at=from_ts(_seconds(row["finished_at"])),
+        result=None if result is None else json.loads(result),
+        error=row["error"],
+        traceback=row["traceback"],
+        key=row["key"],
+        worker=row["worker"],
+        lease_expires_at=from_ts(_seconds(row["lease_expires_at"])),
+        cancel_requested=bool(row["cancel_requested"]),
+        on_complete=row["on_complete"],
+        attempts=list(attempts),
+    )
+
+
+def attempt_record(row: Fields) -> AttemptRecord:
+    """An AttemptRecord from a row with the :data:`ATTEMPT_FIELDS` (times as POSIX seconds)."""
+    status_code = row["status_code"]
+    return AttemptRecord(
+        job_id=row["job_id"],
+        attempt=int(row["attempt"]),
+        worker=row["worker"],
+        started_at=from_ts(_seconds(row["started_at"])),
+        finished_at=from_ts(_seconds(row["finished_at"])),
+        outcome=row["outcome"],
+        error=row["error"],
+        traceback=row["traceback"],
+        status_code=None if status_code is None else int(status_code),
+        response_excerpt=row["response_excerpt"],
+    )
+
+
+def outcome_attempt(outcome: Outcome) -> dict[str, Any]:
+    """The audit row an applied outcome records, by :data:`ATTEMPT_FIELDS`."""
+    return {
+        "job_id": outcome.job_id,
+        "attempt": outcome.attempt,
+        "worker": outcome.worker,
+        "started_at": outcome.started_at,
+        "finished_at": outcome.finished_at,
+        "outcome": outcome.kind,
+        "error": outcome.error,
+        "traceback": outcome.traceback,
+        "status_code": outcome.status_code,
+        "response_excerpt": outcome.response_excerpt,
+    }
+
+
+def reaped_attempt(
+    job_id: str, attempt: int, worker: str | None, started_at: float | None, now: float, verdict: ReapVerdict
+) -> dict[str, Any]:
+    """The audit row of an attempt whose lease lapsed, by :data:`ATTEMPT_FIELDS`."""
+    return {
+        "job_id": job_id,
+        "attempt": attempt,
+        "worker": worker,
+        "started_at": started_at,
+        "finished_at": now,
+        "outcome": reap_audit_outcome(verdict),
+        "error": WORKER_LOST,
+        "traceback": None,
+        "status_code": None,
+        "response_excerpt": None,
+    }
+
+
+def by_position(names: tuple[str, ...], row: Iterable[Any]) -> dict[str, Any]:
+    """A positional row as a mapping of ``names`` (engines that return tuples)."""
+    return dict(zip(names, row, strict=True))
+
+
+# -- errors --------------------------------------------------------------------------
+def job_not_found(job_id: str) -> JobNotFound:
+    """No job has this id."""
+    return JobNotFound(f"no job with id {job_id!r}")
+
+
+def job_vanished(job_id: str, doing: str) -> JobNotFound:
+    """The job was deleted between an operation and the read of its result."""
+    return JobNotFound(f"job {job_id!r} was deleted while being {doing}")
+
+
+def cannot_resubmit(job_id: str, state: str) -> InvalidState:
+    """Resubmit of a job that is neither failed nor cancelled."""
+    return InvalidState(f"job {job_id} is {state}; only failed or cancelled jobs can be resubmitted")
+
+
+def cannot_cancel(job_id: str, state: str) -> InvalidState:
+    """Cancel of a job that already reached a final state."""
+    return InvalidState(f"job {job_id} is already {state}; nothing to cancel")
+
+
+def cannot_delete(job_id: str) -> InvalidState:
+    """Delete of a job a worker is running."""
+    return InvalidState(f"job {job_id} is processing; cancel it before deleting it")
+
+
+def unknown_outcome_kind(kind: str) -> ValueError:
+    """An outcome whose kind is none of :data:`OUTCOME_KINDS`."""
+    return ValueError(f"unknown outcome kind {kind!r}: expected one of {', '.join(OUTCOME_KINDS)}")
