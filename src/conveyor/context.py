@@ -46,6 +46,11 @@ class JobContext:
 _current: ContextVar[JobContext | None] = ContextVar("conveyor_current_job", default=None)
 
 
+def running_job() -> JobContext | None:
+    """The job this code runs for, or None outside a task (for code that works either way)."""
+    return _current.get()
+
+
 def current_job() -> JobContext:
     """The job this code runs for; raises RuntimeError outside a task."""
     ctx = _current.get()

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..backends.base import ClaimedJob, ClaimRequest, Outcome
 from ..context import JobContext
-from ..http_task import completion_callback
 from ..task import check_name
 from .execution import Execution
 from .executor import Executor
@@ -311,11 +310,11 @@ class Worker:
     def _with_callback(self, execution: Execution, outcome: Outcome) -> Outcome:
         """Attach the on_complete callback job, written in one step with the outcome."""
         try:
-            callback = completion_callback(self.app, execution.job, outcome)
+            follow_ups = self.app.follow_ups(execution.job, outcome)
         except Exception:  # a job must finish even if its callback cannot be built
             log.exception("job %s: could not build its on_complete callback", execution.job.id)
             return outcome
-        return outcome if callback is None else replace(outcome, follow_ups=(callback,))
+        return replace(outcome, follow_ups=follow_ups) if follow_ups else outcome
 
     def _writer_main(self) -> None:
         backoff = Backoff()
