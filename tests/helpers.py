@@ -28,7 +28,7 @@ def running_worker(app: conveyor.App, **options: Any) -> Iterator[conveyor.Worke
     """A worker running on a background thread for the duration of the block."""
     options.setdefault("install_signal_handlers", False)
     options.setdefault("idle_wait", 0.05)
-    worker = app.worker(**options)
+    worker = conveyor.Worker(app, **options)
     errors: list[BaseException] = []
 
     def main() -> None:
