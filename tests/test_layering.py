@@ -78,8 +78,8 @@ LIBRARY_PRIVATE_NAMES = frozenset(
     }
 )
 
-#: Known reaches still to remove, as (module, name). The run-time's restructuring
-#: moves worker/executor.py to conveyor.context's public API; drop the entry then.
+#: Known reaches still to remove, as (module, name). worker/executor.py is to use
+#: conveyor.context's public enter_job/leave_job instead; drop the entry then.
 PENDING_PRIVATE_REACHES = frozenset({("conveyor.worker.executor", "_current")})
 
 
