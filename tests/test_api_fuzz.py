@@ -47,7 +47,7 @@ def fuzz_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     noop.enqueue(1, 2)
     fail.enqueue()
-    app.worker(install_signal_handlers=False).process_batch(10)
+    conveyor.Worker(app, install_signal_handlers=False).process_batch(10)
     noop.options(delay=3600).enqueue()
     assert set(app.tasks) | {"conveyor.http"} == set(TASKS)
     with serving(create_app(app, [KEY])) as url:

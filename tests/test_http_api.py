@@ -31,7 +31,6 @@ from starlette.types import ASGIApp
 import conveyor
 from conveyor.backends.base import ClaimRequest
 from conveyor.errors import ConfigurationError
-from conveyor.http_task import register_builtin_tasks
 from conveyor.server import create_app, run_server
 from conveyor.server.auth import KeyChecker, load_api_keys
 from conveyor.server.metrics import Metrics
@@ -90,7 +89,6 @@ def tasks(app: conveyor.App) -> conveyor.App:
     def slow(seconds: float) -> None:
         time.sleep(seconds)
 
-    register_builtin_tasks(app)
     return app
 
 

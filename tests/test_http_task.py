@@ -28,17 +28,16 @@ from starlette.routing import Route
 
 import conveyor
 from conveyor.backoff import fixed
-from conveyor.http_task import (
+from conveyor.server import create_app
+from conveyor.webhooks import (
     HTTP_TASK,
     SIGNATURE_HEADER,
     InvalidSignature,
     check_http_kwargs,
     parse_retry_after,
-    register_builtin_tasks,
     sign,
     verify_signature,
 )
-from conveyor.server import create_app
 from helpers import running_worker, wait_for
 from test_http_api import free_port, serving
 
@@ -110,16 +109,16 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 def http_app(app: conveyor.App, monkeypatch: pytest.MonkeyPatch) -> conveyor.App:
-    """The app with conveyor.http registered and a signing secret configured."""
+    """The app (every App has conveyor.http) with a signing secret configured."""
     monkeypatch.setenv("CONVEYOR_SIGNING_SECRET", SECRET)
-    register_builtin_tasks(app)
+    assert app.get_task(HTTP_TASK).fn is not None
     return app
 
 
-def final(job: conveyor.Job, timeout: float = 20.0) -> conveyor.JobRecord:
-    """Wait for a final state; return the record."""
+def final(job: conveyor.Job, timeout: float = 20.0) -> conveyor.Job:
+    """Wait for a final state; return the job, loaded."""
     wait_for(lambda: job.refresh().state in ("completed", "failed", "cancelled"), timeout)
-    return job.record
+    return job
 
 
 def post(app: conveyor.App, url: str, **kwargs: Any) -> conveyor.Job:
@@ -134,7 +133,7 @@ def test_success_is_signed_and_audited(http_app: conveyor.App, receiver: Receive
     with running_worker(http_app):
         record = final(job)
     assert record.state == "completed", record.error
-    assert record.result == {"status_code": 200, "body": '{"welcomed": true}'}
+    assert record.result(timeout=0) == {"status_code": 200, "body": '{"welcomed": true}'}
     (request,) = receiver.received("/ok")
     assert request.method == "POST" and json.loads(request.body) == {"user": 42}
     assert request.headers["content-type"] == "application/json"
@@ -281,7 +280,6 @@ def test_unsigned_without_a_secret(
     app: conveyor.App, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("CONVEYOR_SIGNING_SECRET", raising=False)
-    register_builtin_tasks(app)
     url = receiver.on("/plain", Answer(200))
     with running_worker(app):
         assert final(post(app, url, json={})).state == "completed"
@@ -463,7 +461,6 @@ def test_the_signup_example_end_to_end(
         "FLAKY": "0",
     }.items():
         monkeypatch.setenv(name, value)
-    register_builtin_tasks(app)
     webapp, receiver = load_example("webapp"), load_example("receiver")
     port = lambda url: int(url.rsplit(":", 1)[1])  # noqa: E731
     with (

@@ -76,7 +76,7 @@ def test_enqueue_in_a_rolled_back_transaction_leaves_no_job(
         with pytest.raises(JobNotFound):
             app.get(handle.id)
     assert app.stats()["counts"]["pending"] == 0
-    assert app.worker().process_batch(10).processed == 0
+    assert conveyor.Worker(app).process_batch(10).processed == 0
 
 
 def test_enqueue_in_a_committed_transaction_runs(app: conveyor.App, backend: PostgresBackend) -> None:
@@ -92,7 +92,7 @@ def test_enqueue_in_a_committed_transaction_runs(app: conveyor.App, backend: Pos
             job = app.enqueue("send", args=[7], connection=conn)
             assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
         assert app.get(job.id).state == "pending"
-    result = app.worker().process_batch(10)
+    result = conveyor.Worker(app).process_batch(10)
     assert (result.processed, result.completed, ran) == (1, 1, [7])
     assert job.result(timeout=5) == 7
 
@@ -212,9 +212,9 @@ def test_trigger_enqueues_exactly_one_job_that_runs(app: conveyor.App, backend: 
     )
     assert record.args == ["a@example.com"] and record.kwargs == {"signup_id": 1}
     assert len(record.id) == 32 and int(record.id, 16) >= 0
-    app.worker(queues=["emails"], install_signal_handlers=False).run(burst=True)
+    conveyor.Worker(app, queues=["emails"], install_signal_handlers=False).run(burst=True)
     assert sent == [("a@example.com", 1)]
-    assert app.get(record.id).state == "completed" and app.get(record.id).result == "a@example.com"
+    assert app.get(record.id).state == "completed" and app.get(record.id).result(timeout=0) == "a@example.com"
 
 
 def test_trigger_in_a_rolled_back_transaction_enqueues_nothing(

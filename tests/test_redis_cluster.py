@@ -142,7 +142,7 @@ def test_namespaces_on_every_node_run_the_whole_life_cycle(cluster: list[int]) -
         assert len({j.id for j in jobs}) == 120, "keys deduplicate on a cluster too"
         app.enqueue_many([{"task": "echo", "args": [1000 + i]} for i in range(4100)])  # 3 chunks
         delayed = echo.options(delay=0.3).enqueue(5000)
-        worker = app.worker(concurrency=5)
+        worker = conveyor.Worker(app, concurrency=5)
         thread = threading.Thread(target=worker.run, daemon=True)
         thread.start()
         try:

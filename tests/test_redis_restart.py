@@ -123,7 +123,7 @@ def test_sigkill_of_redis_mid_drain_loses_nothing(durable_server: Server) -> Non
         return n
 
     app.enqueue_many([{"task": "work", "args": [i]} for i in range(JOBS)])
-    worker = app.worker(concurrency=5)
+    worker = conveyor.Worker(app, concurrency=5)
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     try:

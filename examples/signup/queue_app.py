@@ -5,7 +5,5 @@ Conveyor calls back with the built-in ``conveyor.http`` task.
 """
 
 import conveyor
-from conveyor.http_task import register_builtin_tasks
 
-app = conveyor.App()  # CONVEYOR_URL, else ./conveyor.db
-register_builtin_tasks(app)  # idempotent: a no-op where the App already registers conveyor.http
+app = conveyor.App()  # CONVEYOR_URL, else ./conveyor.db; every App has conveyor.http

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from conveyor.http_task import InvalidSignature, verify_signature
+from conveyor import InvalidSignature, verify_signature
 
 SIGNING_SECRET = os.environ.get("CONVEYOR_SIGNING_SECRET", "")
 OUTBOX = Path(os.environ.get("OUTBOX", "outbox.jsonl"))

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from conveyor.http_task import InvalidSignature, verify_signature
+from conveyor import InvalidSignature, verify_signature
 
 CONVEYOR_API = os.environ.get("CONVEYOR_API", "http://127.0.0.1:8000")
 CONVEYOR_API_KEY = os.environ.get("CONVEYOR_API_KEY", "")

@@ -1,8 +1,11 @@
-"""Conveyor: a background job queue for Python that does not drop work."""
+"""Conveyor: a background job queue for Python that does not drop work.
+
+This package is where the parts meet: the built-in features plug into the App here.
+"""
 
 from . import backoff
 from .app import App
-from .backends.base import AttemptRecord, JobRecord, Page
+from .backends.base import AttemptRecord
 from .context import JobContext, current_job
 from .errors import (
     BadURL,
@@ -23,11 +26,13 @@ from .errors import (
     TaskTimeout,
     UnknownTask,
 )
-from .http_task import InvalidSignature, verify_signature
-from .job import Job
+from .job import Job, JobPage
 from .states import ALL_STATES
 from .task import Task
+from .webhooks import WEBHOOKS, InvalidSignature, sign, verify_signature
 from .worker import Worker
+
+App.add_built_in(WEBHOOKS)
 
 __version__ = "0.1.0"
 
@@ -49,8 +54,7 @@ __all__ = [
     "JobContext",
     "JobFailed",
     "JobNotFound",
-    "JobRecord",
-    "Page",
+    "JobPage",
     "PayloadTooLarge",
     "Permanent",
     "RetryAfter",
@@ -62,5 +66,6 @@ __all__ = [
     "__version__",
     "backoff",
     "current_job",
+    "sign",
     "verify_signature",
 ]

@@ -2,88 +2,45 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar, overload
-from urllib.parse import urlsplit
+from typing import Any, ClassVar, TypeVar, overload
 
 from .backends import open_backend
-from .backends.base import Backend, ClaimedJob, JobQuery, JobRecord, NewJob, Outcome, Page
+from .backends.base import Backend, ClaimedJob, JobQuery, NewJob, Outcome
 from .backoff import BackoffPolicy
+from .builder import (
+    build_jobs,
+    check_name,
+    check_option_names,
+    check_seconds,
+    encode_payload,
+    parse_time,
+    unknown_task,
+)
 from .config import Settings, load_settings
-from .errors import DuplicateTask, InvalidPayload, JobNotFound, PayloadTooLarge, UnknownTask
-from .http_task import completion_callback, register_builtin_tasks
-from .ids import new_job_id, new_job_ids
-from .job import Job
+from .errors import DuplicateTask, JobNotFound
+from .job import Job, JobPage
 from .states import PURGEABLE, RESUBMITTABLE, parse_state
-from .task import DEFAULT_QUEUE, EnqueueOptions, Task, TaskDefaults, _exception_classes, check_name
-
-if TYPE_CHECKING:
-    from .worker import Worker
+from .task import DEFAULT_QUEUE, Task, TaskDefaults
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Fields an ``enqueue_many`` item (and ``POST /api/jobs``) may carry.
-ITEM_FIELDS = frozenset(
-    {
-        "task",
-        "args",
-        "kwargs",
-        "queue",
-        "delay",
-        "run_at",
-        "priority",
-        "key",
-        "key_mode",
-        "max_attempts",
-        "on_complete",
-    }
-)
 
+@dataclass(frozen=True, slots=True)
+class BuiltIn:
+    """A feature shipped with Conveyor that plugs into every App (such as ``conveyor.webhooks``).
 
-_JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
-_EMPTY_PAYLOAD = '{"args":[],"kwargs":{}}'
-_NO_OPTIONS = EnqueueOptions()
-_PAYLOAD_FIELDS = frozenset({"task", "args", "kwargs"})
+    ``install`` registers its tasks on each new App; ``follow_ups`` names the jobs to
+    store together with an outcome (see :meth:`App.follow_ups`). The model never
+    imports a feature: the feature hands itself to :meth:`App.add_built_in`.
+    """
 
-
-def _seconds(name: str, value: float | timedelta | None) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be seconds or a timedelta, got {value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0 seconds, got {value!r}")
-    return float(value)
-
-
-def _timestamp(value: datetime | float | str | None) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError(f"run_at {value!r} is not an ISO-8601 time") from None
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError(f"run_at {value!r} has no time zone; pass an aware datetime (UTC)")
-        return value.timestamp()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"run_at must be a datetime or POSIX seconds, got {value!r}")
-    return float(value)
-
-
-def check_url(url: object, name: str) -> str:
-    """Return ``url`` if it is an absolute http(s) URL, else raise ValueError naming it."""
-    parts = urlsplit(url) if isinstance(url, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"{name} must be an absolute http:// or https:// URL, got {url!r}")
-    return url  # type: ignore[return-value]
+    name: str
+    install: Callable[[App], object]
+    follow_ups: Callable[[App, ClaimedJob, Outcome], Iterable[NewJob]] | None = None
 
 
 class App:
@@ -92,15 +49,24 @@ class App:
     ``url`` defaults to ``CONVEYOR_URL``, else ``sqlite:///conveyor.db``. Other
     keyword settings (``lease``, ``heartbeat``, ``grace``, ``concurrency``,
     ``max_payload_bytes``, ``key_retention``) are described in
-    :class:`conveyor.config.Settings`.
+    :class:`conveyor.config.Settings`. Workers are ``conveyor.Worker(app, ...)``.
     """
+
+    #: The built-in features every App gets (their tasks, their follow-up jobs).
+    built_ins: ClassVar[list[BuiltIn]] = []
 
     def __init__(self, url: str | None = None, **settings: Any) -> None:
         self.settings: Settings = load_settings(url=url, **settings)
         self.tasks: dict[str, Task[Any, Any]] = {}
         self._backend: Backend | None = None
         self._backend_lock = threading.Lock()
-        register_builtin_tasks(self)
+        for built_in in self.built_ins:
+            built_in.install(self)
+
+    @classmethod
+    def add_built_in(cls, built_in: BuiltIn) -> None:
+        """Plug a feature into every App created from now on (idempotent by name)."""
+        cls.built_ins[:] = [b for b in cls.built_ins if b.name != built_in.name] + [built_in]
 
     def __repr__(self) -> str:
         return f"<conveyor.App {self.url} tasks={len(self.tasks)}>"
@@ -162,11 +128,7 @@ class App:
         existing = self.tasks.get(name)
         if existing is not None and not (existing.fn is None or fn is None):
             raise DuplicateTask(f"two tasks are named {name!r} in this App; give one a name=...")
-        if "backoff" in options and options["backoff"] is None:
-            del options["backoff"]
-        for field in ("retry_on", "permanent_on"):
-            options[field] = _exception_classes(field, options.get(field))
-        defaults = TaskDefaults(**options)
+        defaults = TaskDefaults.from_options(options)
         task: Task[Any, Any] = Task(self, name, fn, defaults)
         if existing is not None and fn is None:
             return existing  # a declaration never shadows the real function
@@ -177,130 +139,72 @@ class App:
         """The registered task of that name, or UnknownTask naming the known ones."""
         task = self.tasks.get(name) if isinstance(name, str) else None
         if task is None:
-            known = ", ".join(sorted(self.tasks)) or "none"
-            raise UnknownTask(f"unknown task {name!r} (registered: {known})")
+            raise unknown_task(name, self.tasks)
         return task
 
     # -- enqueue ---------------------------------------------------------------
-    def _encode(self, task: str, args: Any, kwargs: Any) -> str:
-        if not isinstance(args, (list, tuple)):
-            raise InvalidPayload(f"args of {task} must be a list, got {type(args).__name__}")
-        if not isinstance(kwargs, Mapping):
-            raise InvalidPayload(f"kwargs of {task} must be an object, got {type(kwargs).__name__}")
-        try:
-            text = (
-                _EMPTY_PAYLOAD
-                if not args and not kwargs
-                else _JSON.encode({"args": list(args), "kwargs": dict(kwargs)})
-            )
-        except (TypeError, ValueError) as exc:
-            raise InvalidPayload(
-                f"arguments of {task} are not JSON-serialisable: {exc}; pass plain data "
-                "(str, int, float, bool, None, list, dict) such as ids instead of objects"
-            ) from None
-        limit = self.settings.max_payload_bytes
-        if len(text) * 4 > limit and len(size := text.encode()) > limit:
-            raise PayloadTooLarge(
-                f"payload of {task} is {len(size):,} bytes, over the limit of {limit:,} bytes"
-            )
-        return text
+    def prepare(self, items: Iterable[Mapping[str, Any]]) -> list[NewJob]:
+        """The jobs to store for enqueue items (the fields of ``POST /api/jobs``), all checked.
 
-    def _new_job(
-        self, task: Task[Any, Any], args: Any, kwargs: Any, opts: EnqueueOptions, job_id: str | None = None
-    ) -> NewJob:
-        d = task.defaults
-        if opts is _NO_OPTIONS:  # the bulk fast path: the task's validated defaults
-            payload = self._encode(task.name, args, kwargs)
-            return NewJob(job_id or new_job_id(), task.name, d.queue, payload, d.max_attempts, d.priority)
-        queue = check_name("queue", opts.queue) if opts.queue is not None else d.queue
-        priority = d.priority if opts.priority is None else opts.priority
-        if isinstance(priority, bool) or not isinstance(priority, int):
-            raise TypeError(f"priority must be an int, got {priority!r}")
-        max_attempts = d.max_attempts if opts.max_attempts is None else opts.max_attempts
-        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-            raise ValueError(f"max_attempts must be an int >= 1, got {max_attempts!r}")
-        if opts.key is not None and (not isinstance(opts.key, str) or not 0 < len(opts.key) <= 512):
-            raise ValueError(f"key must be a non-empty string of at most 512 characters, got {opts.key!r}")
-        if opts.key_mode not in ("keep", "replace"):
-            raise ValueError(f"key_mode must be 'keep' or 'replace', got {opts.key_mode!r}")
-        if opts.on_complete is not None:
-            check_url(opts.on_complete, "on_complete")
-        return NewJob(
-            id=job_id or new_job_id(),
-            task=task.name,
-            queue=queue,
-            payload=self._encode(task.name, args, kwargs),
-            max_attempts=max_attempts,
-            priority=priority,
-            run_at=_timestamp(opts.run_at),
-            delay=_seconds("delay", opts.delay) or 0.0,
-            key=opts.key,
-            key_mode=opts.key_mode,
-            on_complete=opts.on_complete,
-        )
-
-    def _enqueue_task(
-        self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any], opts: EnqueueOptions
-    ) -> Job:
-        (result,) = self.backend.enqueue_many([self._new_job(task, args, kwargs, opts)], opts.connection)
-        return Job(self, result.id, result.state)
+        Fields: ``task`` (required), ``args``, ``kwargs``, ``queue``, ``delay`` or ``run_at``
+        (an ISO-8601 string, an aware datetime or POSIX seconds; no offset means UTC),
+        ``priority``, ``key``, ``key_mode`` (keep|replace), ``max_attempts``, ``on_complete``.
+        A field set to None takes the task's default. Raises UnknownTask, InvalidName,
+        InvalidPayload (PayloadTooLarge) or ValueError/TypeError naming the bad value;
+        every item is checked before any job is returned. Nothing is stored: pass the
+        result to ``app.backend.enqueue_many``.
+        """
+        return build_jobs(items, self.tasks, self.settings.max_payload_bytes)
 
     def enqueue(
         self,
         task: str,
         args: list[Any] | tuple[Any, ...] | None = None,
         kwargs: Mapping[str, Any] | None = None,
+        *,
+        connection: Any = None,
         **options: Any,
     ) -> Job:
-        """Enqueue a task by name; options as in ``Task.options``. Unknown names raise UnknownTask."""
-        return self._enqueue_task(
-            self.get_task(task), list(args or []), dict(kwargs or {}), EnqueueOptions(**options)
-        )
+        """Enqueue a task by name; options as in ``Task.options``. Unknown names raise UnknownTask.
+
+        ``connection``: your open connection of the backend's driver (PostgreSQL): the job
+        is written inside its current transaction.
+        """
+        check_option_names(options)
+        item = {"task": task, "args": args, "kwargs": kwargs, **options}
+        (job,) = self.enqueue_many((item,), connection=connection)
+        return job
 
     def enqueue_many(self, items: Iterable[Mapping[str, Any]], *, connection: Any = None) -> list[Job]:
         """Enqueue many jobs in one round trip. Items have the fields of ``POST /api/jobs``.
 
         Every item is validated before anything is stored: one bad item stores none.
         """
-        items = list(items)
-        if not items:
+        jobs = self.prepare(items)
+        if not jobs:
             return []
-        ids = new_job_ids(len(items))
-        jobs: list[NewJob] = []
-        tasks = self.tasks
-        for index, item in enumerate(items):
-            if not isinstance(item, Mapping):
-                raise InvalidPayload(f"item {index} is not an object: {item!r}")
-            if item.keys() <= _PAYLOAD_FIELDS:
-                opts = _NO_OPTIONS
-            else:
-                unknown = set(item) - ITEM_FIELDS
-                if unknown:
-                    raise InvalidPayload(f"item {index} has unknown field(s) {sorted(unknown)}")
-                opts = EnqueueOptions(**{k: v for k, v in item.items() if k not in _PAYLOAD_FIELDS})
-            if "task" not in item:
-                raise InvalidPayload(f"item {index} has no 'task'")
-            name = item["task"]
-            task = tasks.get(name) if isinstance(name, str) else None
-            if task is None:
-                task = self.get_task(name)  # raises UnknownTask naming the known ones
-            jobs.append(
-                self._new_job(task, item.get("args") or (), item.get("kwargs") or {}, opts, ids[index])
-            )
         return [Job(self, r.id, r.state) for r in self.backend.enqueue_many(jobs, connection)]
 
+    # -- built-in features ---------------------------------------------------------
+    def follow_ups(self, job: ClaimedJob, outcome: Outcome) -> tuple[NewJob, ...]:
+        """The jobs to store together with ``outcome`` (today: the ``on_complete`` callback).
+
+        The worker asks this for every outcome and stores the answer in the same write
+        (``Outcome.follow_ups``), so a crash can never keep one and lose the other.
+        """
+        found: list[NewJob] = []
+        for built_in in self.built_ins:
+            if built_in.follow_ups is not None:
+                found.extend(built_in.follow_ups(self, job, outcome))
+        return tuple(found)
+
     # -- admin -----------------------------------------------------------------
-    def get(self, job_id: str) -> JobRecord:
+    def get(self, job_id: str) -> Job:
         """Everything stored about a job, with its attempts; JobNotFound if none."""
         record = self.backend.get(job_id)
         if record is None:
             raise JobNotFound(f"no job with id {job_id!r}")
-        return record
-
-    def job(self, job_id: str) -> Job:
-        """A Job handle for an id."""
-        record = self.get(job_id)
-        return Job(self, record.id, record.state, record)
+        return Job.loaded(self, record)
 
     def jobs(
         self,
@@ -309,13 +213,14 @@ class App:
         task: str | None = None,
         limit: int = 50,
         offset: int = 0,
-        created_after: datetime | float | None = None,
-        created_before: datetime | float | None = None,
-    ) -> Page:
-        """A page of jobs, newest first; ``page.items`` and ``page.total``."""
-        return self.backend.list_jobs(
+        created_after: datetime | float | str | None = None,
+        created_before: datetime | float | str | None = None,
+    ) -> JobPage:
+        """A page of jobs, newest first: iterate it, ``len(page)``, ``page.items``, ``page.total``."""
+        page = self.backend.list_jobs(
             self._query(status, queue, task, limit, offset, created_after, created_before)
         )
+        return JobPage([Job.loaded(self, record) for record in page.items], page.total)
 
     def _query(
         self,
@@ -324,8 +229,8 @@ class App:
         task: str | None,
         limit: int = 50,
         offset: int = 0,
-        created_after: datetime | float | None = None,
-        created_before: datetime | float | None = None,
+        created_after: datetime | float | str | None = None,
+        created_before: datetime | float | str | None = None,
     ) -> JobQuery:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= 10_000:
             raise ValueError(f"limit must be an int from 0 to 10000, got {limit!r}")
@@ -335,8 +240,8 @@ class App:
             status=None if status is None else parse_state(status),
             queue=None if queue is None else check_name("queue", queue),
             task=None if task is None else check_name("task", task),
-            created_after=_timestamp(created_after),
-            created_before=_timestamp(created_before),
+            created_after=None if created_after is None else parse_time("created_after", created_after),
+            created_before=None if created_before is None else parse_time("created_before", created_before),
             limit=limit,
             offset=offset,
         )
@@ -347,23 +252,22 @@ class App:
 
     def cancel(self, job_id: str) -> Job:
         """Cancel a job: waiting jobs at once; running ones are asked to stop."""
-        record = self.backend.cancel(job_id)
-        return Job(self, record.id, record.state, record)
+        return Job.loaded(self, self.backend.cancel(job_id))
 
     def _payload_override(self, job_id: str, args: Any, kwargs: Any) -> str | None:
         if args is None and kwargs is None:
             return None
-        record = self.get(job_id)
-        return self._encode(
-            record.task,
-            record.args if args is None else args,
-            record.kwargs if kwargs is None else kwargs,
+        job = self.get(job_id)
+        return encode_payload(
+            job.task,
+            job.args if args is None else args,
+            job.kwargs if kwargs is None else kwargs,
+            self.settings.max_payload_bytes,
         )
 
     def resubmit(self, job_id: str, *, args: Any = None, kwargs: Any = None) -> Job:
         """A failed (or cancelled) job back to pending with a fresh attempt budget."""
-        record = self.backend.resubmit(job_id, self._payload_override(job_id, args, kwargs))
-        return Job(self, record.id, record.state, record)
+        return Job.loaded(self, self.backend.resubmit(job_id, self._payload_override(job_id, args, kwargs)))
 
     def resubmit_many(
         self,
@@ -378,7 +282,8 @@ class App:
         parse_state(status, RESUBMITTABLE)
         payload = None
         if args is not None or kwargs is not None:
-            payload = self._encode(task or "resubmit", args or [], kwargs or {})
+            limit = self.settings.max_payload_bytes
+            payload = encode_payload(task or "resubmit", args or [], kwargs or {}, limit)
         return self.backend.resubmit_many(self._query(status, queue, task), payload)
 
     def delete(self, job_id: str) -> None:
@@ -396,7 +301,7 @@ class App:
         """Delete finished jobs in ``status`` that finished more than ``older_than`` ago, in batches."""
         statuses = [status] if isinstance(status, str) else list(status)
         states = [parse_state(s, PURGEABLE) for s in statuses]
-        age = _seconds("older_than", older_than) or 0.0
+        age = check_seconds("older_than", older_than, maximum=float("inf"))
         before = self.backend.now() - age
         total = 0
         while True:
@@ -410,22 +315,3 @@ class App:
     def audits(self, job_id: str | None = None, limit: int = 50, offset: int = 0) -> list[Any]:
         """Attempt records, newest first."""
         return self.backend.audits(job_id, limit, offset)
-
-    # -- workers -----------------------------------------------------------------
-    def follow_ups(self, job: ClaimedJob, outcome: Outcome) -> tuple[NewJob, ...]:
-        """The jobs to store together with ``outcome``: today its ``on_complete`` callback."""
-        if not job.on_complete:
-            return ()
-        callback = completion_callback(self, job, outcome)
-        return () if callback is None else (callback,)
-
-    def worker(
-        self,
-        queues: Iterable[str] | None = None,
-        concurrency: int | None = None,
-        **options: Any,
-    ) -> Worker:
-        """A Worker for this app (``worker.run()`` blocks; ``worker.process_batch(n)`` runs one batch)."""
-        from .worker import Worker
-
-        return Worker(self, queues=queues, concurrency=concurrency, **options)

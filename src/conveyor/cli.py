@@ -21,6 +21,7 @@ from .errors import ConveyorError
 from .loader import load_app
 from .render import console, job_panel, jobs_table, stats_table
 from .states import ALL_STATES, PURGEABLE, RESUBMITTABLE
+from .worker import Worker
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -154,8 +155,8 @@ def worker(
         sys.exit(supervise(sys.argv[1:], processes, grace if grace is not None else 30.0))
     app = open_app(app_path, url)
     queue_list = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
-    worker = app.worker(
-        queues=queue_list, concurrency=concurrency, lease=lease, grace=grace, prefetch=prefetch
+    worker = Worker(
+        app, queues=queue_list, concurrency=concurrency, lease=lease, grace=grace, prefetch=prefetch
     )
     worker.run(burst=burst)
 
@@ -171,7 +172,7 @@ def process(app_path: str, batch_size: int, queues: str | None, url: str | None,
     """Process at most --batch-size due jobs, then exit (for cron)."""
     app = open_app(app_path, url)
     queue_list = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
-    result = app.worker(queues=queue_list, install_signal_handlers=False).process_batch(batch_size)
+    result = Worker(app, queues=queue_list, install_signal_handlers=False).process_batch(batch_size)
     if as_json:
         emit(result.to_dict())
     else:
@@ -296,7 +297,7 @@ def jobs_list(
     if as_json:
         emit(
             {
-                "items": [r.to_dict(with_attempts=False) for r in page.items],
+                "items": [job.to_dict(with_attempts=False) for job in page],
                 "total": page.total,
                 "limit": limit,
                 "offset": offset,
@@ -315,11 +316,11 @@ def jobs_list(
 @clean_errors
 def jobs_show(job_id: str, app_path: str | None, url: str | None, as_json: bool) -> None:
     """Show one job with its attempts and traceback."""
-    record = open_app(app_path, url).get(job_id)
+    job = open_app(app_path, url).get(job_id)
     if as_json:
-        emit(record.to_dict())
+        emit(job.to_dict())
     else:
-        console().print(job_panel(record))
+        console().print(job_panel(job))
 
 
 @jobs.command("retry")

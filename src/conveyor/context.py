@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 
 
@@ -44,6 +44,21 @@ class JobContext:
 
 
 _current: ContextVar[JobContext | None] = ContextVar("conveyor_current_job", default=None)
+
+
+def enter_job(context: JobContext) -> Token[JobContext | None]:
+    """Make ``context`` what ``current_job()`` returns in this thread or task (the executor's call)."""
+    return _current.set(context)
+
+
+def leave_job(token: Token[JobContext | None]) -> None:
+    """Undo the ``enter_job`` that returned ``token``."""
+    _current.reset(token)
+
+
+def running_job() -> JobContext | None:
+    """The job this code runs for, or None outside a task (for code that works either way)."""
+    return _current.get()
 
 
 def current_job() -> JobContext:

@@ -23,6 +23,7 @@ from .app import App
 from .backoff import exponential
 from .errors import Permanent
 from .render import console, jobs_table, stats_table
+from .worker import Worker
 
 #: The demo's own file, recreated on every run.
 DEFAULT_PATH = "conveyor-demo.db"
@@ -103,9 +104,8 @@ def run_demo(job_count: int = 240, path: str | None = None) -> None:
         started = time.monotonic()
         total = enqueue_burst(app, job_count)
         out.print(f"enqueued {total} jobs in {1000 * (time.monotonic() - started):.0f} ms (one round trip)")
-        worker = app.worker(
-            queues=["emails", "payments", "crm", "reports"], concurrency=10, install_signal_handlers=False
-        )
+        queues = ["emails", "payments", "crm", "reports"]
+        worker = Worker(app, queues=queues, concurrency=10, install_signal_handlers=False)
         thread = threading.Thread(target=worker.run, name="demo-worker", daemon=True)
         thread.start()
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -127,7 +127,7 @@ def run_demo(job_count: int = 240, path: str | None = None) -> None:
                 time.sleep(0.1)
         failed = app.jobs(status="failed", limit=20)
         out.print(jobs_table(failed.items, "Failure table", failed.total))
-        declined = next((r for r in failed.items if r.task == "charge_card"), None)
+        declined = next((job for job in failed if job.task == "charge_card"), None)
         if declined is not None:
             out.print(
                 f"\nThe customer raised their card limit: replaying order {declined.args[0]} "

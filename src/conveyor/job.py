@@ -1,11 +1,19 @@
-"""The Job handle a producer holds: id, last known state, refresh, result, cancel."""
+"""``conveyor.Job``, the one job type users hold, and ``JobPage``, a page of them.
+
+Enqueue returns a Job that knows its id and state; its stored fields load from the
+backend on first access (or ``refresh()``). ``app.get``, ``app.jobs``, ``app.cancel``
+and ``app.resubmit`` return Jobs already loaded.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .backends.base import JobRecord
+from .backends.base import AttemptRecord, JobRecord
 from .errors import JobFailed, JobNotFound
 from .states import FINAL_STATES, State
 
@@ -14,7 +22,7 @@ if TYPE_CHECKING:
 
 
 class Job:
-    """A handle on one stored job. ``state`` is as of the last refresh."""
+    """A handle on one stored job. ``state`` and the stored fields are as of the last load."""
 
     __slots__ = ("_record", "app", "id", "state")
 
@@ -23,6 +31,11 @@ class Job:
         self.id = id
         self.state: State = state
         self._record = record
+
+    @classmethod
+    def loaded(cls, app: App, record: JobRecord) -> Job:
+        """A Job carrying what the backend returned about it."""
+        return cls(app, record.id, record.state, record)
 
     def __repr__(self) -> str:
         return f"<Job {self.id} {self.state}>"
@@ -33,19 +46,129 @@ class Job:
     def __hash__(self) -> int:
         return hash(self.id)
 
-    @property
-    def record(self) -> JobRecord:
-        """Everything stored about the job (fetched if not yet loaded)."""
+    def _stored(self) -> JobRecord:
         if self._record is None:
             self.refresh()
         assert self._record is not None
         return self._record
 
-    def refresh(self) -> Job:
-        """Reload the job from the backend; returns self."""
-        self._record = self.app.get(self.id)
-        self.state = self._record.state
+    def _load(self, record: JobRecord) -> Job:
+        self._record = record
+        self.state = record.state
         return self
+
+    # -- the stored fields (loaded on first access) ------------------------------------------
+    @property
+    def status(self) -> State:
+        """The state under its JSON name."""
+        return self.state
+
+    @property
+    def task(self) -> str:
+        """The task's name."""
+        return self._stored().task
+
+    @property
+    def queue(self) -> str:
+        """The queue the job waits in."""
+        return self._stored().queue
+
+    @property
+    def args(self) -> list[Any]:
+        """The positional arguments."""
+        return self._stored().args
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """The keyword arguments."""
+        return self._stored().kwargs
+
+    @property
+    def attempt(self) -> int:
+        """Attempts started so far."""
+        return self._stored().attempt
+
+    @property
+    def max_attempts(self) -> int:
+        """The attempt budget."""
+        return self._stored().max_attempts
+
+    @property
+    def priority(self) -> int:
+        """Higher runs first."""
+        return self._stored().priority
+
+    @property
+    def run_at(self) -> datetime:
+        """When the job is (or was) due."""
+        return self._stored().run_at
+
+    @property
+    def created_at(self) -> datetime:
+        """When the job was stored."""
+        return self._stored().created_at
+
+    @property
+    def started_at(self) -> datetime | None:
+        """When its latest attempt started."""
+        return self._stored().started_at
+
+    @property
+    def finished_at(self) -> datetime | None:
+        """When it reached a final state."""
+        return self._stored().finished_at
+
+    @property
+    def error(self) -> str | None:
+        """The latest attempt's error."""
+        return self._stored().error
+
+    @property
+    def traceback(self) -> str | None:
+        """The latest attempt's traceback text."""
+        return self._stored().traceback
+
+    @property
+    def key(self) -> str | None:
+        """The idempotency key."""
+        return self._stored().key
+
+    @property
+    def worker(self) -> str | None:
+        """The worker that ran (or runs) the latest attempt."""
+        return self._stored().worker
+
+    @property
+    def lease_expires_at(self) -> datetime | None:
+        """When the running attempt's lease lapses unless renewed."""
+        return self._stored().lease_expires_at
+
+    @property
+    def cancel_requested(self) -> bool:
+        """True once someone asked a running job to stop."""
+        return self._stored().cancel_requested
+
+    @property
+    def on_complete(self) -> str | None:
+        """The URL told of the outcome."""
+        return self._stored().on_complete
+
+    @property
+    def attempts(self) -> list[AttemptRecord]:
+        """The audit trail: one record per attempt."""
+        return self._stored().attempts
+
+    def to_dict(self, *, with_attempts: bool = True) -> dict[str, Any]:
+        """The JSON shape of ``GET /api/jobs/{id}`` (``status`` carries the state)."""
+        return self._stored().to_dict(with_attempts=with_attempts)
+
+    # -- actions -----------------------------------------------------------------------------
+    def refresh(self) -> Job:
+        """Reload the job from the backend; returns self (JobNotFound if it was deleted)."""
+        record = self.app.backend.get(self.id)
+        if record is None:
+            raise JobNotFound(f"no job with id {self.id!r}")
+        return self._load(record)
 
     def result(self, timeout: float | None = None, poll: float = 0.05) -> Any:
         """Wait for the job to finish and return its result.
@@ -67,13 +190,28 @@ class Job:
             left = poll if deadline is None else max(0.0, min(poll, deadline - time.monotonic()))
             time.sleep(min(delay, left))
             delay = min(delay * 2, poll)
-        record = self.record
+        record = self._stored()
         if record.state != "completed":
             raise JobFailed(self.id, record.state, record.error, record.traceback)
         return record.result
 
     def cancel(self) -> Job:
         """Cancel the job (see ``App.cancel``); returns self refreshed."""
-        self._record = self.app.backend.cancel(self.id)
-        self.state = self._record.state
-        return self
+        return self._load(self.app.backend.cancel(self.id))
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    """One page of a listing (newest first) and the total that matched; iterate it for the Jobs."""
+
+    items: list[Job]
+    total: int
+
+    def __iter__(self) -> Iterator[Job]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> Job:
+        return self.items[index]

@@ -10,7 +10,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from .backends.base import JobRecord
+from .job import Job
 from .states import ALL_STATES
 
 STATE_STYLES = {
@@ -55,12 +55,12 @@ def stats_table(stats: dict[str, Any]) -> Table:
     return table
 
 
-def jobs_table(records: list[JobRecord], title: str, total: int | None = None) -> Table:
-    """A job listing; the failure table when the records are failed jobs."""
+def jobs_table(jobs: list[Job], title: str, total: int | None = None) -> Table:
+    """A job listing; the failure table when the jobs are failed ones."""
     table = Table(title=title, title_justify="left")
     for column in ("id", "task", "queue", "status", "attempt", "created", "error"):
         table.add_column(column, no_wrap=column != "error", overflow="fold" if column == "id" else "ellipsis")
-    for r in records:
+    for r in jobs:
         table.add_row(
             r.id,
             r.task,
@@ -71,39 +71,41 @@ def jobs_table(records: list[JobRecord], title: str, total: int | None = None) -
             _short(r.error, 50),
         )
     if total is not None:
-        table.caption = f"{len(records)} of {total}"
+        table.caption = f"{len(jobs)} of {total}"
     return table
 
 
-def job_panel(record: JobRecord) -> Panel:
+def job_panel(job: Job) -> Panel:
     """Everything about one job, with its attempts."""
+    # The stored result as a value (``job.result()`` is the method that waits for it).
+    result = job.to_dict(with_attempts=False)["result"]
     info = Table.grid(padding=(0, 2))
     info.add_column(style="bold")
     info.add_column()
     rows: list[tuple[str, Any]] = [
-        ("id", record.id),
-        ("task", record.task),
-        ("queue", record.queue),
-        ("status", state_text(record.state)),
-        ("attempt", f"{record.attempt}/{record.max_attempts}"),
-        ("priority", str(record.priority)),
-        ("args", repr(record.args)),
-        ("kwargs", repr(record.kwargs)),
-        ("key", record.key or "-"),
-        ("created", _when(record.created_at)),
-        ("run at", _when(record.run_at)),
-        ("finished", _when(record.finished_at)),
-        ("result", "-" if record.result is None else repr(record.result)),
-        ("error", record.error or "-"),
+        ("id", job.id),
+        ("task", job.task),
+        ("queue", job.queue),
+        ("status", state_text(job.state)),
+        ("attempt", f"{job.attempt}/{job.max_attempts}"),
+        ("priority", str(job.priority)),
+        ("args", repr(job.args)),
+        ("kwargs", repr(job.kwargs)),
+        ("key", job.key or "-"),
+        ("created", _when(job.created_at)),
+        ("run at", _when(job.run_at)),
+        ("finished", _when(job.finished_at)),
+        ("result", "-" if result is None else repr(result)),
+        ("error", job.error or "-"),
     ]
-    if record.cancel_requested:
+    if job.cancel_requested:
         rows.append(("cancel", "requested"))
     for name, value in rows:
         info.add_row(name, value)
     attempts = Table(title="attempts", title_justify="left")
     for column in ("#", "worker", "started", "finished", "outcome", "error"):
         attempts.add_column(column)
-    for a in record.attempts:
+    for a in job.attempts:
         attempts.add_row(
             str(a.attempt),
             a.worker or "-",
@@ -113,9 +115,9 @@ def job_panel(record: JobRecord) -> Panel:
             _short(a.error, 40),
         )
     parts: list[Any] = [info, attempts]
-    if record.traceback:
-        parts.append(Panel(record.traceback.rstrip(), title="traceback", border_style="red"))
-    return Panel(Group(*parts), title=f"job {record.id}")
+    if job.traceback:
+        parts.append(Panel(job.traceback.rstrip(), title="traceback", border_style="red"))
+    return Panel(Group(*parts), title=f"job {job.id}")
 
 
 def console(stderr: bool = False) -> Console:

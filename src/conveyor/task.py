@@ -3,34 +3,26 @@
 from __future__ import annotations
 
 import inspect
-import re
-from collections.abc import Callable
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from .backoff import DEFAULT as DEFAULT_BACKOFF
 from .backoff import BackoffPolicy
-from .errors import InvalidName
+from .builder import check_max_attempts, check_name, check_option_names, check_priority
 from .retry import RetryPolicy
 
 if TYPE_CHECKING:
     from .app import App
     from .job import Job
 
+__all__ = ["DEFAULT_MAX_ATTEMPTS", "DEFAULT_QUEUE", "BoundTask", "Task", "TaskDefaults", "check_name"]
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 DEFAULT_QUEUE = "default"
 DEFAULT_MAX_ATTEMPTS = 4
-
-
-def check_name(kind: str, value: object) -> str:
-    """Return ``value`` if it is a valid queue/task name, else raise InvalidName."""
-    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
-        raise InvalidName(f"invalid {kind} name {value!r}: names match ^[A-Za-z0-9_.-]{{1,128}}$")
-    return value
 
 
 def _exception_classes(name: str, value: Any) -> tuple[type[BaseException], ...]:
@@ -55,10 +47,18 @@ class TaskDefaults:
     retry_on: tuple[type[BaseException], ...] = ()
     permanent_on: tuple[type[BaseException], ...] = ()
 
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> TaskDefaults:
+        """The defaults ``@app.task(...)`` options describe (None means the default)."""
+        values = {k: v for k, v in options.items() if not (k == "backoff" and v is None)}
+        for field in ("retry_on", "permanent_on"):
+            values[field] = _exception_classes(field, values.get(field))
+        return cls(**values)
+
     def __post_init__(self) -> None:
         check_name("queue", self.queue)
-        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
-            raise ValueError(f"max_attempts must be an int >= 1, got {self.max_attempts!r}")
+        check_priority(self.priority)
+        check_max_attempts(self.max_attempts)
         if self.timeout is not None and self.timeout <= 0:
             raise ValueError(f"timeout must be > 0 seconds, got {self.timeout!r}")
         if not hasattr(self.backoff, "delay"):
@@ -68,21 +68,6 @@ class TaskDefaults:
     def retry_policy(self) -> RetryPolicy:
         """The retry settings as the worker applies them."""
         return RetryPolicy(self.max_attempts, self.backoff, self.retry_on, self.permanent_on)
-
-
-@dataclass(frozen=True)
-class EnqueueOptions:
-    """Per-enqueue overrides (``Task.options(...)``); None means the task's default."""
-
-    queue: str | None = None
-    priority: int | None = None
-    delay: float | timedelta | None = None
-    run_at: datetime | float | None = None
-    key: str | None = None
-    key_mode: Literal["keep", "replace"] = "keep"
-    max_attempts: int | None = None
-    on_complete: str | None = None
-    connection: Any = None
 
 
 class Task(Generic[P, R]):
@@ -110,24 +95,25 @@ class Task(Generic[P, R]):
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         """Enqueue a run with these arguments; returns the Job at once."""
-        return self.app._enqueue_task(self, list(args), dict(kwargs), EnqueueOptions())
+        return self.app.enqueue(self.name, args, kwargs)
 
     def options(self, **options: Any) -> BoundTask[P, R]:
-        """Override enqueue options: queue, priority, delay, run_at, key, key_mode, ..."""
-        return BoundTask(self, EnqueueOptions(**options))
+        """Override enqueue options: queue, priority, delay, run_at, key, key_mode, ..., connection."""
+        return BoundTask(self, {}).options(**options)
 
 
 class BoundTask(Generic[P, R]):
     """A task with enqueue options applied: ``task.options(delay=60).enqueue(...)``."""
 
-    def __init__(self, task: Task[P, R], options: EnqueueOptions) -> None:
+    def __init__(self, task: Task[P, R], options: Mapping[str, Any]) -> None:
         self.task = task
-        self._options = options
+        self.bound: dict[str, Any] = dict(options)
 
     def options(self, **options: Any) -> BoundTask[P, R]:
-        """Override more options."""
-        return BoundTask(self.task, replace(self._options, **options))
+        """Override more options (unknown names raise TypeError at once)."""
+        check_option_names(k for k in options if k != "connection")
+        return BoundTask(self.task, {**self.bound, **options})
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         """Enqueue with the bound options."""
-        return self.task.app._enqueue_task(self.task, list(args), dict(kwargs), self._options)
+        return self.task.app.enqueue(self.task.name, args, kwargs, **self.bound)

@@ -357,11 +357,6 @@ class Backend(Protocol):
         ...
 
 
-def encode_payload(args: Sequence[Any], kwargs: dict[str, Any]) -> str:
-    """The JSON text stored for a job's arguments."""
-    return json.dumps({"args": list(args), "kwargs": kwargs}, separators=(",", ":"), allow_nan=False)
-
-
 def decode_payload(payload: str) -> tuple[list[Any], dict[str, Any]]:
     """The args and kwargs of a stored payload."""
     data = json.loads(payload)

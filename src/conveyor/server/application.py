@@ -14,7 +14,6 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from ..app import App
-from ..http_task import register_builtin_tasks
 from .auth import KeyChecker, load_api_keys
 from .errors import ApiError, error_response
 from .metrics import Metrics
@@ -50,7 +49,6 @@ def create_app(
     all, /api answers only loopback, same-origin requests (``run_server`` also refuses
     to bind anything but loopback then).
     """
-    register_builtin_tasks(app)
     keys = list(api_keys) if api_keys is not None else load_api_keys(api_key_file)
     state = ServerState(app, KeyChecker(keys), Metrics(app))
 

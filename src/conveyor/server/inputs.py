@@ -15,10 +15,10 @@ from typing import Any
 
 from starlette.requests import Request
 
-from ..app import ITEM_FIELDS
-from ..http_task import HTTP_TASK, check_http_kwargs
+from ..builder import ITEM_FIELDS
 from ..states import parse_state
 from ..task import check_name
+from ..webhooks import HTTP_TASK, check_http_kwargs
 from .errors import ApiError, bad_request
 
 #: Bounds that keep values inside what every backend stores (64-bit ints, datetimes up to year 9999).

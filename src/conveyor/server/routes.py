@@ -14,6 +14,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from ..states import PURGEABLE, parse_state
+from ..worker import Worker
 from .auth import same_loopback_origin
 from .errors import ApiError, bad_request, error_response, from_exception, json_response
 from .inputs import (
@@ -132,7 +133,7 @@ async def list_queue(request: Request, state: ServerState) -> Response:
         created_after=query.time("created_after"),
         created_before=query.time("created_before"),
     )
-    items = [record.to_dict(with_attempts=False) for record in page.items]
+    items = [job.to_dict(with_attempts=False) for job in page]
     return json_response({"items": items, "total": page.total, "limit": limit, "offset": offset})
 
 
@@ -155,7 +156,7 @@ async def retry_job(request: Request, state: ServerState) -> Response:
     if kwargs is not None and not isinstance(kwargs, dict):
         raise bad_request(f"kwargs must be a JSON object, got {type(kwargs).__name__}")
     job = await run_in_threadpool(lambda: state.app.resubmit(job_id, args=args, kwargs=kwargs))
-    return json_response(job.record.to_dict())
+    return json_response(job.to_dict())
 
 
 @endpoint("/api/queue/{job_id}/cancel")
@@ -163,7 +164,7 @@ async def cancel_job(request: Request, state: ServerState) -> Response:
     """Cancel a waiting job at once, or ask a running one to stop; 409 if it already finished."""
     job_id = check_job_id(request.path_params["job_id"])
     job = await run_in_threadpool(state.app.cancel, job_id)
-    return json_response(job.record.to_dict())
+    return json_response(job.to_dict())
 
 
 @endpoint("/api/queue/{job_id}")
@@ -205,7 +206,7 @@ async def process(request: Request, state: ServerState) -> Response:
     batch_size = query.integer("batchSize", 10, 1, MAX_BATCH_SIZE)
 
     def run() -> dict[str, int]:
-        worker = state.app.worker(install_signal_handlers=False)
+        worker = Worker(state.app, install_signal_handlers=False)
         return worker.process_batch(batch_size).to_dict()
 
     return json_response(await run_in_threadpool(run))

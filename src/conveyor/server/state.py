@@ -10,14 +10,12 @@ from starlette.concurrency import run_in_threadpool
 
 from ..app import App
 from ..backends.base import EnqueueResult, NewJob
-from ..task import EnqueueOptions
 from .auth import KeyChecker
 from .batcher import EnqueueBatcher
 from .metrics import Metrics
 
 #: Room in a request body for the fields around the payload (task, queue, key, on_complete...).
 BODY_OVERHEAD = 64 * 1024
-_OPTION_FIELDS = ("queue", "delay", "run_at", "priority", "key", "key_mode", "max_attempts", "on_complete")
 
 
 @dataclass
@@ -39,13 +37,7 @@ class ServerState:
 
     def prepare(self, items: Sequence[Mapping[str, Any]]) -> list[NewJob]:
         """Turn checked items into NewJobs with the App's own validation (names, payload size, URL)."""
-        app = self.app
-        jobs = []
-        for item in items:
-            task = app.get_task(item["task"])
-            options = EnqueueOptions(**{k: item[k] for k in _OPTION_FIELDS if k in item})
-            jobs.append(app._new_job(task, item.get("args", []), item.get("kwargs", {}), options))
-        return jobs
+        return self.app.prepare(items)
 
     async def store(self, jobs: list[NewJob]) -> list[EnqueueResult]:
         """Store jobs; concurrent requests share one backend round trip (see EnqueueBatcher)."""

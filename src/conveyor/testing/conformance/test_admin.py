@@ -25,7 +25,8 @@ def failing(app: conveyor.App) -> conveyor.Task:  # type: ignore[type-arg]
 
 
 def run_all(app: conveyor.App) -> None:
-    app.worker(queues=["default", "mail", "other"], install_signal_handlers=False).process_batch(1000)
+    worker = conveyor.Worker(app, queues=["default", "mail", "other"], install_signal_handlers=False)
+    worker.process_batch(1000)
 
 
 def test_stats_has_every_state_overall_and_per_queue(app: conveyor.App, failing: conveyor.Task) -> None:  # type: ignore[type-arg]
@@ -88,7 +89,7 @@ def test_resubmit_with_new_args(app: conveyor.App, failing: conveyor.Task) -> No
 def test_resubmit_refuses_jobs_that_are_not_failed(app: conveyor.App, failing: conveyor.Task) -> None:  # type: ignore[type-arg]
     ok = failing.enqueue("a", ok=True)
     pending = failing.enqueue("b")
-    app.worker(queues=["mail"], install_signal_handlers=False).process_batch(1)
+    conveyor.Worker(app, queues=["mail"], install_signal_handlers=False).process_batch(1)
     assert app.get(ok.id).state == "completed"
     with pytest.raises(conveyor.InvalidState, match="completed"):
         app.resubmit(ok.id)
@@ -175,7 +176,7 @@ def test_audits_list_attempts_newest_first(app: conveyor.App) -> None:
             raise ConnectionError("once")
 
     job = flaky.enqueue()
-    worker = app.worker(install_signal_handlers=False)
+    worker = conveyor.Worker(app, install_signal_handlers=False)
     worker.process_batch(5)
     worker.process_batch(5)
     audits = app.audits(job.id)

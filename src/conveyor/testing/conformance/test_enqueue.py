@@ -196,7 +196,7 @@ def test_key_of_completed_job_absorbs_late_duplicates_within_retention(backend_u
         return "done"
 
     job = work.options(key="once").enqueue()
-    app.worker(install_signal_handlers=False).process_batch(10)
+    conveyor.Worker(app, install_signal_handlers=False).process_batch(10)
     assert job.refresh().state == "completed"
     assert work.options(key="once").enqueue().id == job.id
     time.sleep(1.2)
@@ -214,15 +214,22 @@ def test_key_in_enqueue_many_deduplicates_within_the_batch(app: conveyor.App) ->
     assert app.stats()["counts"]["pending"] == 1
 
 
-def test_run_at_must_be_aware(app: conveyor.App) -> None:
+def test_run_at_without_offset_is_utc(app: conveyor.App) -> None:
     @app.task()
     def work() -> None: ...
 
-    with pytest.raises(ValueError, match="time zone"):
-        work.options(run_at=datetime.now()).enqueue()
+    moment = datetime(2030, 1, 2, 3, 4, 5)
+    naive = work.options(run_at=moment).enqueue()
+    text = work.options(run_at="2030-01-02T03:04:05").enqueue()
+    aware = app.enqueue("work", run_at=moment.replace(tzinfo=UTC).timestamp())
+    assert naive.run_at == text.run_at == aware.run_at == moment.replace(tzinfo=UTC)
     with pytest.raises(ValueError, match="delay"):
         work.options(delay=-1).enqueue()
-    assert app.stats()["counts"]["pending"] == 0
+    with pytest.raises(ValueError, match="ISO-8601"):
+        work.options(run_at="next tuesday").enqueue()
+    with pytest.raises(ValueError, match="delay or run_at"):
+        work.options(delay=1, run_at=moment).enqueue()
+    assert app.stats()["counts"]["pending"] == 3
 
 
 def test_keyed_job_returns_to_waiting_beside_a_newer_holder(app: conveyor.App) -> None:
@@ -239,5 +246,5 @@ def test_keyed_job_returns_to_waiting_beside_a_newer_holder(app: conveyor.App) -
     assert app.backend.finish_many([retry]) == [True]
     assert (app.get(first.id).state, app.get(second.id).state) == ("retry", "pending")
     assert work.options(key="k").enqueue(3).id == second.id, "the newest waiting job answers for the key"
-    app.worker(install_signal_handlers=False).process_batch(10)
+    conveyor.Worker(app, install_signal_handlers=False).process_batch(10)
     assert {app.get(first.id).state, app.get(second.id).state} == {"completed"}

@@ -77,7 +77,7 @@ def test_fencing_a_late_writer_changes_nothing(app: conveyor.App) -> None:
     record = app.get(job.id)
     assert record.state == "processing" and record.worker == "w2"
     assert finish(app, fresh, "completed", result='"ok"') is True
-    assert app.get(job.id).state == "completed" and app.get(job.id).result == "ok"
+    assert app.get(job.id).state == "completed" and app.get(job.id).result(timeout=0) == "ok"
 
 
 def test_heartbeat_extends_the_lease(app: conveyor.App) -> None:
@@ -151,7 +151,7 @@ def test_cancel_of_a_finished_job_is_refused(app: conveyor.App) -> None:
     def work() -> None: ...
 
     job = work.enqueue()
-    app.worker(install_signal_handlers=False).process_batch(1)
+    conveyor.Worker(app, install_signal_handlers=False).process_batch(1)
     try:
         job.cancel()
     except conveyor.InvalidState as exc:
@@ -185,7 +185,7 @@ def test_cancel_running_async_job_cancels_it(app: conveyor.App) -> None:
     job = slow.enqueue()
     with running_worker(app, lease=0.6):
         assert started.wait(10)
-        assert app.cancel(job.id).record.cancel_requested
+        assert app.cancel(job.id).cancel_requested
         assert final_state(job) == "cancelled"
     assert app.get(job.id).attempts[-1].outcome == "cancelled"
 

@@ -19,7 +19,7 @@ def test_completed_job_keeps_its_result_and_an_attempt_record(app: conveyor.App)
         return {"sum": a + b}
 
     job = add.enqueue(2, 3)
-    result = app.worker(install_signal_handlers=False).process_batch(10)
+    result = conveyor.Worker(app, install_signal_handlers=False).process_batch(10)
     assert result.to_dict() == {"processed": 1, "completed": 1, "failed": 0, "retried": 0, "cancelled": 0}
     assert job.result(timeout=5) == {"sum": 5}
     record = app.get(job.id)
@@ -66,7 +66,7 @@ def test_retry_state_waits_for_the_backoff(app: conveyor.App) -> None:
         raise ConnectionError("later")
 
     job = flaky.enqueue()
-    worker = app.worker(install_signal_handlers=False)
+    worker = conveyor.Worker(app, install_signal_handlers=False)
     assert worker.process_batch(5).retried == 1
     record = app.get(job.id)
     assert record.state == "retry" and record.error == "ConnectionError: later"
@@ -101,7 +101,7 @@ def test_permanent_skips_remaining_attempts(app: conveyor.App) -> None:
         raise conveyor.Permanent("account closed")
 
     job = refuse.enqueue()
-    app.worker(install_signal_handlers=False).process_batch(5)
+    conveyor.Worker(app, install_signal_handlers=False).process_batch(5)
     record = app.get(job.id)
     assert record.state == "failed" and record.attempt == 1
     assert "account closed" in (record.error or "")
@@ -117,7 +117,7 @@ def test_permanent_on_and_retry_on_classify_errors(app: conveyor.App) -> None:
         raise ConnectionError("x") if kind == "conn" else TypeError("y")
 
     jp, jr_other, jr_conn = p.enqueue(), r.enqueue("type"), r.enqueue("conn")
-    worker = app.worker(install_signal_handlers=False)
+    worker = conveyor.Worker(app, install_signal_handlers=False)
     worker.process_batch(10)
     assert app.get(jp.id).state == "failed" and app.get(jp.id).attempt == 1
     assert app.get(jr_other.id).state == "failed" and app.get(jr_other.id).attempt == 1
@@ -189,7 +189,7 @@ def test_return_value_that_is_not_json_fails_the_job_clearly(app: conveyor.App) 
         return object()
 
     job = bad.enqueue()
-    app.worker(install_signal_handlers=False).process_batch(5)
+    conveyor.Worker(app, install_signal_handlers=False).process_batch(5)
     record = app.get(job.id)
     assert record.state == "failed" and "not JSON" in (record.error or "")
 
@@ -212,7 +212,7 @@ def test_current_job_is_visible_inside_a_task(app: conveyor.App) -> None:
         seen.update(id=ctx.id, attempt=ctx.attempt, queue=ctx.queue, cancel=ctx.cancel_requested)
 
     job = who.enqueue()
-    app.worker(install_signal_handlers=False).process_batch(1)
+    conveyor.Worker(app, install_signal_handlers=False).process_batch(1)
     assert seen == {"id": job.id, "attempt": 1, "queue": "q", "cancel": False}
     with pytest.raises(RuntimeError):
         conveyor.current_job()
@@ -259,6 +259,6 @@ def test_sync_and_async_jobs_together_never_exceed_the_concurrency(app: conveyor
         leave()
 
     app.enqueue_many([{"task": "io_async"}, {"task": "io_sync"}] * 40)
-    app.worker(concurrency=3, prefetch=10, install_signal_handlers=False).run(burst=True)
+    conveyor.Worker(app, concurrency=3, prefetch=10, install_signal_handlers=False).run(burst=True)
     assert app.stats()["counts"]["completed"] == 80
     assert running["peak"] == 3, running
