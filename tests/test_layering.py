@@ -78,11 +78,6 @@ LIBRARY_PRIVATE_NAMES = frozenset(
     }
 )
 
-#: Known reaches still to remove, as (module, name). worker/executor.py is to use
-#: conveyor.context's public enter_job/leave_job instead; drop the entry then.
-PENDING_PRIVATE_REACHES = frozenset({("conveyor.worker.executor", "_current")})
-
-
 @dataclass(frozen=True)
 class Import:
     """One import statement's target inside the package."""
@@ -226,9 +221,7 @@ def scan() -> Scan:
         imports += collector.imports
         where = path.relative_to(SRC)
         for line, text in collector.private_names + list(private_reaches(tree, collector.module_aliases)):
-            name = text.split(" import ")[-1] if text.startswith("from ") else text.split(".")[-1].split()[0]
-            if (module, name) not in PENDING_PRIVATE_REACHES:
-                private.append(f"{where}:{line}: {text}")
+            private.append(f"{where}:{line}: {text}")
     return Scan(imports, private)
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..backends.base import Outcome, decode_payload
-from ..context import _current
+from ..context import enter_job, leave_job
 from ..errors import JobCancelled, TaskTimeout
 from .attempt import Attempt, encode_result, outcome_for_error, timed_out
 
@@ -126,7 +126,7 @@ class Executor:
                 return  # released or cancelled before it started
             attempt.thread_id = threading.get_ident()
             attempt.started_at = time.time()
-        token = _current.set(attempt.context)
+        token = enter_job(attempt.context)
         if task is not None and task.defaults.timeout is not None:
             self._watch(attempt, time.monotonic() + task.defaults.timeout)
         try:
@@ -140,7 +140,7 @@ class Executor:
         else:
             self._finish(attempt, result=result)
         finally:
-            _current.reset(token)
+            leave_job(token)
 
     # -- the end of every attempt -------------------------------------------------------
     def _finish(
@@ -224,7 +224,7 @@ class Executor:
             if attempt.decided:
                 return  # released or cancelled before it started
             attempt.started_at = time.time()
-        _current.set(attempt.context)
+        enter_job(attempt.context)
         timeout = task.defaults.timeout
         attempt.future = asyncio.current_task()
         try:
