@@ -78,6 +78,7 @@ LIBRARY_PRIVATE_NAMES = frozenset(
     }
 )
 
+
 @dataclass(frozen=True)
 class Import:
     """One import statement's target inside the package."""
