@@ -136,12 +136,13 @@ def outcome_for_error(attempt: Attempt, exc: BaseException, worker_id: str) -> O
     kind: OutcomeKind
     if attempt.task is None:
         # Deployed code lacks the task: another worker may have it, so retry later.
-        kind = "retry" if attempt.job.attempt < attempt.job.max_attempts else "failed"
+        kind = "retry" if attempt.job.run_in_submission < attempt.job.max_attempts else "failed"
         delay = 5.0
     else:
         policy = attempt.task.retry_policy
         # The stored max_attempts wins: it was fixed when the job was enqueued.
         if policy.max_attempts != attempt.job.max_attempts:
             policy = replace(policy, max_attempts=attempt.job.max_attempts)
-        kind, delay = policy.classify(exc, attempt.job.attempt)
+        # Budget and backoff count this submission's runs: a resubmit starts both afresh.
+        kind, delay = policy.classify(exc, attempt.job.run_in_submission)
     return attempt.outcome(kind, worker_id, error=message, traceback=trace, retry_delay=delay)
