@@ -87,7 +87,7 @@ def job_panel(job: Job) -> Panel:
         ("task", job.task),
         ("queue", job.queue),
         ("status", state_text(job.state)),
-        ("attempt", f"{job.attempt}/{job.max_attempts}"),
+        ("attempt", _attempt_of(job)),
         ("priority", str(job.priority)),
         ("args", repr(job.args)),
         ("kwargs", repr(job.kwargs)),
@@ -103,7 +103,7 @@ def job_panel(job: Job) -> Panel:
     for name, value in rows:
         info.add_row(name, value)
     attempts = Table(title="attempts", title_justify="left")
-    for column in ("#", "worker", "started", "finished", "outcome", "error"):
+    for column in ("#", "worker", "started", "finished", "outcome", "ran with", "error"):
         attempts.add_column(column)
     for a in job.attempts:
         attempts.add_row(
@@ -112,12 +112,29 @@ def job_panel(job: Job) -> Panel:
             _when(a.started_at),
             _when(a.finished_at),
             state_text(a.outcome),
+            _ran_with(a.args, a.kwargs),
             _short(a.error, 40),
         )
     parts: list[Any] = [info, attempts]
     if job.traceback:
         parts.append(Panel(job.traceback.rstrip(), title="traceback", border_style="red"))
     return Panel(Group(*parts), title=f"job {job.id}")
+
+
+def _attempt_of(job: Any) -> str:
+    """``3/4``; after a resubmit ``5/7 (2 before the resubmit)``: numbers go on, the budget restarts."""
+    prior = job.prior_attempts
+    if not prior:
+        return f"{job.attempt}/{job.max_attempts}"
+    return f"{job.attempt}/{prior + job.max_attempts} ({prior} before the resubmit)"
+
+
+def _ran_with(args: Any, kwargs: Any) -> str:
+    """The call an attempt made, as ``f(...)`` arguments; ``-`` when it was not recorded."""
+    if args is None and kwargs is None:
+        return "-"
+    parts = [repr(a) for a in args or ()] + [f"{k}={v!r}" for k, v in (kwargs or {}).items()]
+    return _short(", ".join(parts), 60)
 
 
 def console(stderr: bool = False) -> Console:

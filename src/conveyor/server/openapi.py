@@ -113,6 +113,10 @@ SCHEMAS: dict[str, Any] = {
             "kwargs": {"type": "object"},
             "attempt": {"type": "integer"},
             "max_attempts": {"type": "integer"},
+            "prior_attempts": {
+                "type": "integer",
+                "description": "attempts run before the latest resubmit (numbers go on, the budget restarts)",
+            },
             "priority": {"type": "integer"},
             "run_at": TIME,
             "created_at": TIME,
@@ -141,6 +145,14 @@ SCHEMAS: dict[str, Any] = {
             "traceback": {"type": ["string", "null"]},
             "status_code": {"type": ["integer", "null"]},
             "response_excerpt": {"type": ["string", "null"]},
+            "args": {
+                "type": ["array", "null"],
+                "description": "the positional arguments this attempt ran with (null: not recorded)",
+            },
+            "kwargs": {
+                "type": ["object", "null"],
+                "description": "the keyword arguments this attempt ran with (null: not recorded)",
+            },
         },
     },
     "Job": {

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import astuple
 
 import conveyor
-from conveyor.backends.base import WORKER_LOST, ClaimRequest
+from conveyor.backends.base import WORKER_LOST, ClaimedJob, ClaimRequest
 from conveyor.backoff import fixed
 from conveyor.testing import drain
 from conveyor.testing.helpers import wait_for
@@ -92,7 +92,10 @@ def test_the_reaper_counts_against_the_budget_of_the_current_submission(app: con
     backend = app.backend
 
     def claim_and_lose() -> int:
-        (claimed,) = wait_for(lambda: backend.claim(ClaimRequest(("default",), 1, 0.05, "gone")), 10)
+        found: list[ClaimedJob] = wait_for(
+            lambda: backend.claim(ClaimRequest(("default",), 1, 0.05, "gone")), 10
+        )
+        (claimed,) = found
         assert claimed.prior_attempts == 1
         wait_for(lambda: sum(astuple(backend.reap_expired())), 10)
         return claimed.attempt
