@@ -237,9 +237,10 @@ def test_cli_refuses_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert json.loads(result.stdout)["counts"]["pending"] == 0
 
 
-
 # -- the resubmit history at the edges -------------------------------------------------------
-def test_http_and_cli_show_what_each_attempt_ran_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_http_and_cli_show_what_each_attempt_ran_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     url = f"sqlite:///{tmp_path / 'history.db'}"
     (tmp_path / "history_tasks.py").write_text(
         textwrap.dedent(
