@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from .app import App
 from .errors import BackendUnavailable, ConfigurationError
@@ -20,16 +20,18 @@ MAX_WAIT = 30.0
 
 
 def mask_url(url: str) -> str:
-    """The URL with its password (in the netloc or a ``password=`` parameter) shown as ``***``."""
+    """The URL with its password (in the netloc or a ``password=`` parameter) shown as ``***``.
+
+    Only the password changes: the rest is kept character for character (``sqlite:////abs.db``).
+    """
     parts = urlsplit(url)
     if parts.password:
-        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1))
-    if "password=" in parts.query:
-        query = [
-            (k, "***" if k == "password" else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        ]
-        parts = parts._replace(query=urlencode(query, safe="*"))
-    return urlunsplit(parts)
+        url = url.replace(f":{parts.password}@", ":***@", 1)
+    base, mark, query = url.partition("?")
+    if "password=" in query:
+        pairs = [(k, "***" if k == "password" else v) for k, v in parse_qsl(query, keep_blank_values=True)]
+        url = base + mark + urlencode(pairs, safe="*")
+    return url
 
 
 def sqlite_path(url: str) -> Path | None:

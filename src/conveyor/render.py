@@ -37,6 +37,8 @@ PIPE_WIDTH = 160
 ERROR_EXCERPT = 200
 #: A panel's border and padding take this many columns from the table inside it.
 PANEL_FRAME = 4
+#: The narrowest a wrapping column gets, however narrow the terminal.
+MIN_WRAP_WIDTH = 6
 
 
 class ListedJob(Protocol):
@@ -141,8 +143,10 @@ def fitted_table(
     """A borderless table of ``rows`` that fits ``width``; also the names of the columns left out.
 
     Columns keep their full width when they can; otherwise wrapping columns narrow to their
-    minimum, then droppable columns are left out (lowest ``drop`` first) until the rest fit.
-    Columns that neither wrap nor drop (ids) are never shortened.
+    minimum, then droppable columns are left out (lowest ``drop`` first) until the rest fit,
+    and a kept wrapping column may narrow further if even that is not enough. Columns that
+    neither wrap nor drop (ids) are never shortened. Room left over goes first to the kept
+    wrapping columns that never drop (the error), then to the others.
     """
     natural = [max([cell_len(c.name), *(_cell_width(row[i]) for row in rows)]) for i, c in enumerate(columns)]
     minimum = [min(natural[i], c.min_width) if c.wrap else natural[i] for i, c in enumerate(columns)]
@@ -152,10 +156,12 @@ def fitted_table(
         kept.remove(droppable.pop(0))
     widths = {i: minimum[i] for i in kept}
     spare = width - _table_width(list(widths.values()))
-    for i in kept:  # give the room left to wrapping columns, left to right, up to their full width
-        if spare <= 0:
-            break
-        grow = min(spare, natural[i] - widths[i])
+    wrapping = sorted(
+        (i for i in kept if columns[i].wrap), key=lambda i: (columns[i].drop != 0, -columns[i].drop)
+    )
+    for i in wrapping:
+        # Too narrow even for the minimums (spare < 0): the kept wrapping columns give way.
+        grow = min(spare, natural[i] - widths[i]) if spare >= 0 else max(spare, MIN_WRAP_WIDTH - widths[i])
         widths[i] += grow
         spare -= grow
     table = Table(title=title, title_justify="left", box=None, pad_edge=False, header_style="bold")
@@ -201,7 +207,7 @@ JOB_COLUMNS = (
     Column("status"),
     Column("attempt", drop=3, justify="right"),
     Column("created", drop=2),
-    Column("error", wrap=True, min_width=12),
+    Column("error", wrap=True, min_width=24),
 )
 
 
@@ -237,7 +243,7 @@ ATTEMPT_COLUMNS = (
     Column("started", drop=1),
     Column("finished", drop=3),
     Column("outcome"),
-    Column("error", wrap=True, min_width=12),
+    Column("error", wrap=True, min_width=24),
 )
 
 
