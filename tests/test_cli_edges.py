@@ -27,6 +27,7 @@ from conveyor.cli import main
 from conveyor.cli_backend import mask_url, wait_for_backend
 from conveyor.errors import BackendUnavailable
 from conveyor.render import local_time
+from real_command import command_env, conveyor_command, run_conveyor
 
 LONG_TASK = "billing.invoices.send_overdue_reminder_email"
 APP_SOURCE = textwrap.dedent(
@@ -57,32 +58,6 @@ def reachable(url: str) -> bool:
             return True
     except OSError:
         return False
-
-
-def conveyor_command() -> list[str]:
-    """The installed ``conveyor`` script beside this interpreter (else ``python -m conveyor``)."""
-    script = Path(sys.executable).parent / "conveyor"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "conveyor"]
-
-
-def command_env(**extra: str) -> dict[str, str]:
-    """The environment of a real ``conveyor`` run: this checkout's package first, no URL or width."""
-    source = str(Path(conveyor.__file__).resolve().parents[1])
-    env = {k: v for k, v in os.environ.items() if k not in ("CONVEYOR_URL", "COLUMNS", "CONVEYOR_TRACEBACK")}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (source, os.environ.get("PYTHONPATH")) if p)
-    env.update(extra)
-    return env
-
-
-def run_conveyor(*args: str, cwd: Path, timeout: float = 30, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*conveyor_command(), *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=command_env(**env),
-        timeout=timeout,
-    )
 
 
 def run(*args: str, columns: int | None = None) -> tuple[int, str, str]:
