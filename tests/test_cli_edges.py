@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import secrets
+import shlex
 import socket
 import subprocess
 import sys
@@ -356,3 +357,23 @@ def test_redis_server_warnings_are_left_to_the_worker(tmp_path: Path) -> None:
         if keys:
             client.delete(*keys)
         client.close()
+
+
+# -- 6. the demo's next step ----------------------------------------------------------------------
+
+
+def test_the_demo_suggests_a_command_that_runs_without_an_active_venv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no virtualenv on PATH, as after `make demo`
+    code, out, _ = run("demo", "--jobs", "40", "--path", str(tmp_path / "demo.db"))
+    assert code == 0, out
+    suggested = out.strip().splitlines()[-1].strip()
+    assert not suggested.startswith("conveyor ")  # the shell would answer: command not found
+    args = shlex.split(suggested)
+    proc = subprocess.run(
+        args, capture_output=True, text=True, cwd=tmp_path, env=command_env(PATH="/usr/bin:/bin")
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Failure table" in proc.stdout
