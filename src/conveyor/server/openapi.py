@@ -135,8 +135,9 @@ def build_document(routes: Sequence[ApiRoute], task_names: Sequence[str] | None 
     every = shapes + [m for ms in members.values() for m in ms] + queries
     generated, components = msgspec.json.schema_components(every, schema_hook=_schema_hook, ref_template=REF)
     schema_of = {id(shape): schema for shape, schema in zip(every, generated, strict=False)}
-    for response, ms in members.items():
-        schema_of[response] = schema_of[id(ms[0])] if len(ms) == 1 else {"oneOf": [schema_of[id(m)] for m in ms]}
+    for response, alternatives in members.items():
+        one_of = [schema_of[id(m)] for m in alternatives]
+        schema_of[response] = one_of[0] if len(one_of) == 1 else {"oneOf": one_of}
     # Query Structs become parameter lists, not schemas of their own.
     query_schemas = {id(q): components.pop(q.__name__, {}) for q in queries}
     if task_names is not None:

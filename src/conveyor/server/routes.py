@@ -100,7 +100,9 @@ async def queue_stats(call: Call[None, NoQuery]) -> Response:
     return json_response(await run_in_threadpool(call.state.app.stats))
 
 
-@API.route("POST", "/api/queue/purge", responses={200: Purged}, errors=(413, 422), body_limit=ADMIN_BODY_LIMIT)
+@API.route(
+    "POST", "/api/queue/purge", responses={200: Purged}, errors=(413, 422), body_limit=ADMIN_BODY_LIMIT
+)
 async def purge(call: Call[PurgeRequest, NoQuery]) -> Response:
     """Delete finished jobs in ``status`` that finished before ``older_than`` (a time or an age)."""
     state, request = call.state, call.body

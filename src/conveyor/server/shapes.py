@@ -112,6 +112,7 @@ class OlderThan(Parsed):
         ],
         "description": 'An ISO-8601 time, or an age: "7d", "12h", "30m", "45s".',
     }
+
     def __init__(self, *, age: float | None = None, before: float | None = None) -> None:
         self.age = age
         self.before = before
