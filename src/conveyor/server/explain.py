@@ -19,10 +19,10 @@ from typing import Any
 import msgspec
 from msgspec import inspect as mi
 
-from ..errors import InvalidName
+from ..errors import InvalidName, InvalidStatus
 from ..states import parse_state
 from ..task import check_name
-from .errors import ApiError, bad_request
+from .errors import ApiError, bad_request, from_exception
 from .shapes import Parsed, shown
 
 _WHERE = re.compile(r"^(?P<text>.*?)(?: - at `(?P<path>\$[^`]*)`)?$", re.DOTALL)
@@ -62,13 +62,15 @@ def explain(error: msgspec.ValidationError, source: Source) -> ApiError:
         return bad_request(text if not path else f"{where}: {text}")
     if isinstance(raw, str):
         extra = _extra(leaf)
-        if "name_of" in extra:
-            try:
+        try:
+            if "name_of" in extra:
                 check_name(extra["name_of"], raw)
-            except InvalidName as exc:
-                return ApiError(422, "invalid_name", str(exc))
-        if "status_of" in extra:
-            parse_state(raw, tuple(extra["status_of"]))  # raises InvalidStatus (422) naming the six
+            if "status_of" in extra:
+                parse_state(raw, tuple(extra["status_of"]))
+        except (InvalidName, InvalidStatus) as exc:
+            answer = from_exception(exc)  # the one mapping of model errors to statuses: 422
+            assert answer is not None
+            return answer
     got = "" if raw is _ABSENT else f", got {shown(raw)}"
     if isinstance(raw, list) and " of length " in text:
         got = f", got {len(raw)} items"
@@ -90,15 +92,15 @@ def _where(source: Source, path: Sequence[str | int]) -> str:
     """The field as the client knows it: ``priority``, ``kwargs.url``, ``item 2: priority``."""
     if not path:
         return "the query string" if source.query else "the request body"
-    head, rest = path[0], list(path[1:])
     prefix = ""
-    if isinstance(head, int):
-        # Only a batch body is an array at the top: name the item the way a person counts it.
-        prefix, head = f"item {head}", rest.pop(0) if rest else ""
-        if head == "":
+    if isinstance(path[0], int):
+        # Only a batch body is an array at the top: name the item by its index.
+        prefix, path = f"item {path[0]}", path[1:]
+        if not path:
             return prefix
         prefix += ": "
-    name = source.spelled.get(str(head), str(head)) if isinstance(head, str) else f"[{head}]"
+    head, *rest = path
+    name = source.spelled.get(head, head) if isinstance(head, str) else f"[{head}]"
     for segment in rest:
         name += f"[{segment}]" if isinstance(segment, int) else f".{segment}"
     return prefix + name
