@@ -34,7 +34,7 @@ from conveyor.errors import ConfigurationError
 from conveyor.server import create_app, run_server
 from conveyor.server.auth import KeyChecker, load_api_keys
 from conveyor.server.metrics import Metrics
-from conveyor.server.openapi import openapi_document
+from conveyor.server.routes import openapi_document
 from conveyor.server.state import ServerState
 
 KEY = "test-key-5f2b9c0e4d7a41e8"

@@ -10,8 +10,7 @@ from __future__ import annotations
 import copy
 import re
 import types
-from collections.abc import Iterable, Sequence
-from functools import lru_cache
+from collections.abc import Sequence
 from typing import Any, Union, get_args, get_origin
 
 import msgspec
@@ -161,16 +160,3 @@ def build_document(routes: Sequence[ApiRoute], task_names: Sequence[str] | None 
         },
         "paths": paths,
     }
-
-
-@lru_cache(maxsize=8)
-def _document(task_names: tuple[str, ...] | None) -> dict[str, Any]:
-    # Imported here: the route table's /openapi.json handler imports this module.
-    from .routes import API
-
-    return build_document(API.routes, task_names)
-
-
-def openapi_document(task_names: Iterable[str] | None = None) -> dict[str, Any]:
-    """The document (a fresh copy: callers may change it); ``task_names`` lists the accepted tasks."""
-    return copy.deepcopy(_document(None if task_names is None else tuple(sorted(task_names))))

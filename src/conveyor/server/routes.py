@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import logging
+from collections.abc import Iterable
+from functools import lru_cache
 from importlib import resources
 from typing import Any
 
@@ -13,7 +16,7 @@ from ..worker import Worker
 from .errors import from_exception, json_response
 from .inputs import check_job_id
 from .metrics import CONTENT_TYPE
-from .openapi import openapi_document
+from .openapi import build_document
 from .routing import Call, RouteTable
 from .shapes import (
     AuditPage,
@@ -192,6 +195,19 @@ async def healthz(call: Call[None, None]) -> Response:
 async def metrics(call: Call[None, None]) -> Response:
     """Prometheus exposition: job counts by queue and status, queue lag, request counts."""
     return Response(await run_in_threadpool(call.state.metrics.render), media_type=CONTENT_TYPE)
+
+
+@lru_cache(maxsize=8)
+def _document(task_names: tuple[str, ...] | None) -> dict[str, Any]:
+    return build_document(API.routes, task_names)
+
+
+def openapi_document(task_names: Iterable[str] | None = None) -> dict[str, Any]:
+    """The OpenAPI document of the declared routes (a fresh copy: callers may change it).
+
+    ``task_names`` lists the accepted tasks.
+    """
+    return copy.deepcopy(_document(None if task_names is None else tuple(sorted(task_names))))
 
 
 @API.route("GET", "/openapi.json", responses={200: dict[str, Any]}, auth=False)
