@@ -79,7 +79,9 @@ def test_aenqueue_in_an_async_transaction_exists_only_if_it_commits(pg_app: conv
             await conn.rollback()
             async with conn.transaction():
                 kept = await pg_app.aenqueue("send", args=[2], connection=conn)
-                (keyed,) = await pg_app.aenqueue_many([{"task": "send", "args": [3], "key": "k"}], connection=conn)
+                (keyed,) = await pg_app.aenqueue_many(
+                    [{"task": "send", "args": [3], "key": "k"}], connection=conn
+                )
         await pg_app.aclose()
         return rolled.id, kept.id, keyed.id
 
@@ -96,9 +98,8 @@ def test_aenqueue_refuses_connections_it_cannot_join(pg_app: conveyor.App, redis
     redis_app.declare("t")
 
     async def body() -> None:
-        with psycopg.connect(POSTGRES_URL) as sync_conn:
-            with pytest.raises(ConfigurationError, match="AsyncConnection"):
-                await pg_app.aenqueue("t", connection=sync_conn)
+        with psycopg.connect(POSTGRES_URL) as sync_conn, pytest.raises(ConfigurationError, match="Async"):
+            await pg_app.aenqueue("t", connection=sync_conn)
         async with await psycopg.AsyncConnection.connect(POSTGRES_URL, autocommit=True) as conn:
             with pytest.raises(ConfigurationError, match="autocommit"):
                 await pg_app.aenqueue("t", connection=conn)

@@ -57,6 +57,8 @@ class App:
 
     #: The built-in features every App gets (their tasks, their follow-up jobs).
     built_ins: ClassVar[list[BuiltIn]] = []
+    #: Builds ``asgi()``'s application; the package plugs the HTTP server in (the model never imports it).
+    asgi_factory: ClassVar[Callable[..., Any] | None] = None
 
     def __init__(self, url: str | None = None, **settings: Any) -> None:
         self.settings: Settings = load_settings(url=url, **settings)
@@ -91,6 +93,17 @@ class App:
                 if self._backend is None:
                     self._backend = open_backend(self.url, key_retention=self.settings.key_retention)
         return self._backend
+
+    def asgi(self, api_keys: Iterable[str] | None = None, *, api_key_file: str | None = None) -> Any:
+        """The HTTP API and dashboard as one ASGI app, to mount in a Starlette or FastAPI app.
+
+        ``fastapi_app.mount("/queue", app.asgi())``; keys as in ``conveyor serve``
+        (``CONVEYOR_API_KEYS``, or ``api_keys``/``api_key_file``). Needs ``conveyor[server]``.
+        """
+        factory = type(self).asgi_factory
+        if factory is None:
+            raise RuntimeError("the HTTP server is not plugged in: import conveyor, not conveyor.app")
+        return factory(self, api_keys, api_key_file=api_key_file)
 
     @property
     def async_backend(self) -> AsyncBackend:

@@ -78,7 +78,9 @@ class AsyncBackend(Protocol):
         """Delete one batch of finished jobs."""
         ...
 
-    async def audits(self, job_id: str | None = None, limit: int = 50, offset: int = 0) -> list[AttemptRecord]:
+    async def audits(
+        self, job_id: str | None = None, limit: int = 50, offset: int = 0
+    ) -> list[AttemptRecord]:
         """Attempt records, newest first."""
         ...
 
@@ -97,7 +99,9 @@ class ThreadedAsyncBackend:
     per call on the same job up to ``poll`` seconds.
     """
 
-    def __init__(self, backend: Backend, *, max_threads: int = DEFAULT_MAX_THREADS, poll: float = 0.1) -> None:
+    def __init__(
+        self, backend: Backend, *, max_threads: int = DEFAULT_MAX_THREADS, poll: float = 0.1
+    ) -> None:
         self.backend = backend
         self.poll = poll
         self._pool = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="conveyor-async")
@@ -150,7 +154,9 @@ class ThreadedAsyncBackend:
         """Purge one batch on a pool thread."""
         return await self._call(self.backend.purge, states, before, batch_size)
 
-    async def audits(self, job_id: str | None = None, limit: int = 50, offset: int = 0) -> list[AttemptRecord]:
+    async def audits(
+        self, job_id: str | None = None, limit: int = 50, offset: int = 0
+    ) -> list[AttemptRecord]:
         """Attempt records, read on a pool thread."""
         return await self._call(self.backend.audits, job_id, limit, offset)
 

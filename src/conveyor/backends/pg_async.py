@@ -206,7 +206,9 @@ class AsyncPostgresBackend:
                 break
         return purged
 
-    async def audits(self, job_id: str | None = None, limit: int = 50, offset: int = 0) -> list[AttemptRecord]:
+    async def audits(
+        self, job_id: str | None = None, limit: int = 50, offset: int = 0
+    ) -> list[AttemptRecord]:
         """Attempt records, newest first."""
         if job_id is None:
             rows = await self._rows(self.queries["audits_all"], {"limit": limit, "offset": offset})
