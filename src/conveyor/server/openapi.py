@@ -5,9 +5,9 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable
 from functools import lru_cache
+from importlib.metadata import version
 from typing import Any
 
-from .. import __version__
 from ..states import ALL_STATES
 from .inputs import MAX_ATTEMPTS, MAX_BATCH, MAX_DELAY_SECONDS, MAX_OFFSET, MAX_PAGE, MAX_PRIORITY
 
@@ -383,7 +383,7 @@ def _document(task_names: tuple[str, ...] | None) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {
             "title": "Conveyor",
-            "version": __version__,
+            "version": version("conveyor"),  # not conveyor.__version__: the package root imports the server
             "description": "Background job queue: enqueue, inspect, retry, cancel, purge and process jobs.",
         },
         "security": SECURED,
