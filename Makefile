@@ -64,6 +64,7 @@ test-django: $(DJANGO_VENV)/.installed
 ## bench: the benchmark harness (see docs/benchmarks.md)
 bench: $(DEV)
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.async_producers
 
 bench-smoke: $(DEV)
 	$(BIN)/python -m bench.run --smoke
