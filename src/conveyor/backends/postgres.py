@@ -196,6 +196,11 @@ class PostgresBackend:
         return rows[0]
 
     # -- life cycle --------------------------------------------------------------------
+    def ensure_schema(self) -> None:
+        """Check (or, on an empty database, install) the schema once; the async side calls this too."""
+        if not self._ready:
+            self._check_schema()
+
     def _check_schema(self) -> None:
         with self._schema_lock:
             if self._ready:
@@ -260,7 +265,7 @@ class PostgresBackend:
         if not jobs:
             return []
         keyed = any(job.key is not None for job in jobs)
-        params = self._enqueue_params(jobs, keyed)
+        params = self.enqueue_params(jobs, keyed)
         query = self.queries["enqueue_jobs" if keyed else "insert_jobs"]
         if connection is None:
             rows = self._execute(query, params)
@@ -274,7 +279,8 @@ class PostgresBackend:
             return [EnqueueResult(r[0], r[1], r[2]) for r in rows]
         return [EnqueueResult(job.id, "pending", True) for job in jobs]
 
-    def _enqueue_params(self, jobs: Sequence[NewJob], keyed: bool) -> dict[str, Any]:
+    def enqueue_params(self, jobs: Sequence[NewJob], keyed: bool) -> dict[str, Any]:
+        """The bound values of ``insert_jobs`` (no keys) or ``enqueue_jobs`` (keys), sync or async."""
         params: dict[str, Any] = {
             "ids": [j.id for j in jobs],
             "tasks": [j.task for j in jobs],
@@ -469,7 +475,7 @@ class PostgresBackend:
                     if jobs:
                         keyed = any(job.key is not None for job in jobs)
                         query = self.queries["enqueue_jobs" if keyed else "insert_jobs"]
-                        conn.execute(query, self._enqueue_params(jobs, keyed))
+                        conn.execute(query, self.enqueue_params(jobs, keyed))
                     return done
             except psycopg.errors.DeadlockDetected:
                 if attempt == 2:

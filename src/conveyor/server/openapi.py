@@ -11,11 +11,11 @@ import copy
 import re
 import types
 from collections.abc import Sequence
+from importlib.metadata import version
 from typing import Any, Union, get_args, get_origin
 
 import msgspec
 
-from .. import __version__
 from .inputs import accepts_none, struct_of
 from .routing import ApiRoute
 from .shapes import Error, Parsed
@@ -150,7 +150,7 @@ def build_document(routes: Sequence[ApiRoute], task_names: Sequence[str] | None 
         "openapi": "3.1.0",
         "info": {
             "title": "Conveyor",
-            "version": __version__,
+            "version": version("conveyor"),  # not conveyor.__version__: the package root imports the server
             "description": "Background job queue: enqueue, inspect, retry, cancel, purge and process jobs.",
         },
         "security": [{"apiKey": []}],
