@@ -100,6 +100,10 @@ class Task(Generic[P, R]):
         """Enqueue a run with these arguments; returns the Job at once."""
         return self.app.enqueue(self.name, args, kwargs)
 
+    async def aenqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
+        """``enqueue``, awaited without blocking the event loop."""
+        return await self.app.aenqueue(self.name, args, kwargs)
+
     def options(self, **options: Any) -> BoundTask[P, R]:
         """Override enqueue options: queue, priority, delay, run_at, key, key_mode, ..., connection."""
         return BoundTask(self, {}).options(**options)
@@ -120,3 +124,7 @@ class BoundTask(Generic[P, R]):
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         """Enqueue with the bound options."""
         return self.task.app.enqueue(self.task.name, args, kwargs, **self.bound)
+
+    async def aenqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
+        """Enqueue with the bound options, awaited (``connection=`` an async connection)."""
+        return await self.task.app.aenqueue(self.task.name, args, kwargs, **self.bound)
