@@ -197,8 +197,10 @@ class Job:
         return record.result
 
     def cancel(self) -> Job:
-        """Cancel the job (see ``App.cancel``); returns self refreshed."""
-        return self._load(self.app.backend.cancel(self.id))
+        """Cancel the job (see ``App.cancel``, which records it in the action trail); returns self refreshed."""
+        cancelled = self.app.cancel(self.id)
+        self._record, self.state = cancelled._record, cancelled.state
+        return self
 
     # -- awaited (nothing here blocks the event loop) -------------------------------------------
     async def arefresh(self) -> Job:
@@ -236,7 +238,9 @@ class Job:
 
     async def acancel(self) -> Job:
         """``cancel``, awaited; returns self refreshed."""
-        return self._load(await self.app.async_backend.cancel(self.id))
+        cancelled = await self.app.acancel(self.id)
+        self._record, self.state = cancelled._record, cancelled.state
+        return self
 
 
 @dataclass(frozen=True, slots=True)

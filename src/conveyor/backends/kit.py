@@ -32,6 +32,7 @@ from ..errors import InvalidState, JobNotFound
 from ..states import ALL_STATES, State
 from .base import (
     WORKER_LOST,
+    ActionRecord,
     AttemptRecord,
     JobQuery,
     JobRecord,
@@ -83,6 +84,9 @@ ATTEMPT_FIELDS: Final = (
     "status_code",
     "response_excerpt",
 )
+
+#: The columns of an action row, in order (``detail`` is JSON text or None).
+ACTION_FIELDS: Final = ("id", "at", "actor", "role", "action", "job_id", "count", "detail")
 
 #: The error recorded on a waiting job cancelled before any worker took it.
 CANCELLED_BEFORE_RUN: Final = "cancelled before it ran"
@@ -140,6 +144,7 @@ def query_params(query: JobQuery) -> dict[str, Any]:
         "task": query.task,
         "created_after": query.created_after,
         "created_before": query.created_before,
+        "error": query.error,
         "limit": query.limit,
         "offset": query.offset,
     }
@@ -245,6 +250,26 @@ def reaped_attempt(
         "status_code": None,
         "response_excerpt": None,
     }
+
+
+def action_record(row: Fields) -> ActionRecord:
+    """An ActionRecord from a row with the :data:`ACTION_FIELDS` (``at`` as POSIX seconds)."""
+    detail = row["detail"]
+    return ActionRecord(
+        id=int(row["id"]),
+        at=from_ts(float(row["at"])),  # type: ignore[arg-type]
+        actor=row["actor"],
+        role=row["role"] or None,
+        action=row["action"],
+        job_id=row["job_id"] or None,
+        count=int(row["count"]),
+        detail=None if not detail else json.loads(detail),
+    )
+
+
+def action_job_id(job_ids: tuple[str, ...]) -> str | None:
+    """The ``job_id`` an action row carries: its job when it names exactly one, else None."""
+    return job_ids[0] if len(job_ids) == 1 else None
 
 
 def by_position(names: tuple[str, ...], row: Iterable[Any]) -> dict[str, Any]:
