@@ -18,6 +18,15 @@ key is the newest waiting (``pending``/``retry``) job with it, else the newest
 ``replace`` rewrites a waiting holder's payload, priority, due time, attempt
 budget and callback, and stores a new job when the holder already runs.
 
+The error filter (``JobQuery.error``): a job matches when its last error contains the
+text as a plain, case-sensitive substring (no wildcards: ``%``, ``_`` and pattern
+characters are just characters); a job without an error never matches.
+
+Bulk deletion (``delete_many``): every job matching the filters is deleted with its
+attempt records and unused idempotency keys, except ``processing`` ones, which are
+counted as skipped. The action trail (``record_actions``) is never pruned with jobs:
+the record of a deletion outlives the job it names.
+
 The claim order: higher ``priority`` first, then earlier ``run_at``, then the
 smaller id (ids sort by creation time, so this is FIFO).
 """

@@ -599,7 +599,7 @@ j.created_at >= to_timestamp(%(created_after)s)
 j.created_at < to_timestamp(%(created_before)s)
 
 -- name: filter_error
--- Plain text, no wildcards (backends/kit.py): strpos, not LIKE, so % and _ are just characters.
+-- Plain text, no wildcards (backends/kit.py): strpos rather than LIKE, whose wildcards would need escaping.
 strpos(j.error, %(error)s) > 0
 
 -- name: list_jobs
