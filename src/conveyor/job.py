@@ -197,7 +197,7 @@ class Job:
         return record.result
 
     def cancel(self) -> Job:
-        """Cancel the job (see ``App.cancel``, which records it in the action trail); returns self refreshed."""
+        """Cancel the job (as ``App.cancel``, which records it in the action trail); returns self."""
         cancelled = self.app.cancel(self.id)
         self._record, self.state = cancelled._record, cancelled.state
         return self

@@ -14,7 +14,7 @@ import pytest
 import conveyor
 from conveyor.actions import Actor
 
-ODD_ERRORS = ("100% of quota_used", "price is 5_00 * 2", "O'Brien said \"no\"", "a.b.c [x]")
+ODD_ERRORS = ("100% of quota_used", "price is 5_00 * 2", 'O\'Brien said "no"', "a.b.c [x]")
 
 
 @pytest.fixture
@@ -141,6 +141,7 @@ def test_actions_record_who_did_what(app: conveyor.App, flaky: conveyor.Task) ->
     ]
     assert all(x.at.timestamp() >= started for x in trail)
     delete, cancel, bulk, single = trail
+    assert (cancel.job_id, cancel.detail) == (a.id, None)
     assert (delete.job_id, delete.count) == (b.id, 1)
     assert (bulk.job_id, bulk.count) == (None, 2)
     assert bulk.detail == {"filter": {"status": "failed", "error": "timeout"}}
@@ -154,7 +155,10 @@ def test_actions_record_who_did_what(app: conveyor.App, flaky: conveyor.Task) ->
     assert app.actions(job_id="f" * 32) == []
 
 
-def test_purge_and_bulk_delete_are_recorded_with_their_counts(app: conveyor.App, flaky: conveyor.Task) -> None:  # type: ignore[type-arg]
+def test_purge_and_bulk_delete_are_recorded_with_their_counts(
+    app: conveyor.App,
+    flaky: conveyor.Task,  # type: ignore[type-arg]
+) -> None:
     for i in range(3):
         flaky.enqueue(f"gone {i}")
     flaky.enqueue("done", ok=True)
