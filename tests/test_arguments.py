@@ -1,5 +1,3 @@
-
-
 # -- the resubmit history at the edges -------------------------------------------------------
 def test_http_and_cli_show_what_each_attempt_ran_with(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
