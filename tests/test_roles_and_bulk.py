@@ -182,12 +182,12 @@ def fresh() -> Iterator[tuple[httpx.Client, httpx.Client, conveyor.App]]:
     """A server on its own store: an admin client and a read-only one."""
     name = f"bulk-{secrets.token_hex(4)}"
     app = build_app(f"memory://{name}")
-    with serving(create_app(app, KEYS)) as url:
-        with (
-            httpx.Client(base_url=url, headers={"x-api-key": ADMIN_KEY}, timeout=30) as admin,
-            httpx.Client(base_url=url, headers={"x-api-key": READ_KEY}, timeout=30) as reader,
-        ):
-            yield admin, reader, app
+    with (
+        serving(create_app(app, KEYS)) as url,
+        httpx.Client(base_url=url, headers={"x-api-key": ADMIN_KEY}, timeout=30) as admin,
+        httpx.Client(base_url=url, headers={"x-api-key": READ_KEY}, timeout=30) as reader,
+    ):
+        yield admin, reader, app
     app.close()
     drop_store(name)
 
