@@ -366,7 +366,8 @@ def test_a_read_only_key_sees_no_action_buttons_and_a_forged_request_is_refused(
     # The page hides the buttons; the server is what refuses: a request forged in the page gets a 403.
     answer = page.evaluate(
         """async ([id, key]) => {
-            const r = await fetch("api/queue/" + id + "/retry", {method: "POST", headers: {"x-api-key": key}});
+            const init = {method: "POST", headers: {"x-api-key": key}};
+            const r = await fetch("api/queue/" + id + "/retry", init);
             return [r.status, await r.json()];
         }""",
         [job_id, READ_KEY],
