@@ -48,6 +48,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         (
             "conveyor.app",
             "conveyor.actions",
+            "conveyor.arguments",
             "conveyor.builder",
             "conveyor.task",
             "conveyor.job",

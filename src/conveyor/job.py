@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from .actions import new_action
 from .backends.base import AttemptRecord, JobRecord
 from .errors import JobFailed, JobNotFound
 from .states import FINAL_STATES, State
@@ -86,13 +87,18 @@ class Job:
 
     @property
     def attempt(self) -> int:
-        """Attempts started so far."""
+        """Attempts started so far, counting those before any resubmit."""
         return self._stored().attempt
 
     @property
     def max_attempts(self) -> int:
-        """The attempt budget."""
+        """The attempt budget (of each submission: a resubmit restarts it)."""
         return self._stored().max_attempts
+
+    @property
+    def prior_attempts(self) -> int:
+        """Attempts run before the latest resubmit: numbers go on from there, the budget restarts."""
+        return self._stored().prior_attempts
 
     @property
     def priority(self) -> int:
@@ -198,9 +204,9 @@ class Job:
 
     def cancel(self) -> Job:
         """Cancel the job (as ``App.cancel``, which records it in the action trail); returns self."""
-        cancelled = self.app.cancel(self.id)
-        self._record, self.state = cancelled._record, cancelled.state
-        return self
+        record = self.app.backend.cancel(self.id)
+        self.app.record_action(new_action(self.app.actor, "cancel", (self.id,), 1))
+        return self._load(record)
 
     # -- awaited (nothing here blocks the event loop) -------------------------------------------
     async def arefresh(self) -> Job:
@@ -238,9 +244,10 @@ class Job:
 
     async def acancel(self) -> Job:
         """``cancel``, awaited; returns self refreshed."""
-        cancelled = await self.app.acancel(self.id)
-        self._record, self.state = cancelled._record, cancelled.state
-        return self
+        record = await self.app.async_backend.cancel(self.id)
+        action = new_action(self.app.actor, "cancel", (self.id,), 1)
+        await asyncio.to_thread(self.app.record_action, action)
+        return self._load(record)
 
 
 @dataclass(frozen=True, slots=True)
