@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
+from .actions import CLI
 from .app import App
 from .cli_backend import backend_label, check_backend, mask_url, require_existing_database, wait_for_backend
 from .cli_errors import error_line, full_traceback
@@ -159,6 +160,7 @@ def open_app(app_path: str | None, url: str | None, *, existing: bool = False) -
     else:
         app = App(url)
     click.get_current_context().meta[_BACKEND_URL] = app.url
+    app.actor = CLI  # the action trail names the command line as who retried or deleted
     if existing:
         require_existing_database(app.url, _url_source(app_path))
     return app

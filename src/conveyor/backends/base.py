@@ -156,8 +156,63 @@ class JobQuery:
     task: str | None = None
     created_after: float | None = None
     created_before: float | None = None
+    #: Only jobs whose last error contains this text (case-sensitive, matched as plain text).
+    error: str | None = None
     limit: int = 50
     offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class BulkDeletion:
+    """What ``delete_many`` did: the ids it deleted, and how many matches it left (processing)."""
+
+    deleted: list[str]
+    skipped: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewAction:
+    """An operator's action to record: who (``actor``, ``role``), what, on which jobs.
+
+    ``actor`` names the caller, never a secret: ``admin:ops`` (a named API key),
+    ``read:3fa9c2d1`` (an unnamed key's fingerprint), ``python`` or ``cli``.
+    ``detail`` is JSON text (the filter of a bulk action, whether arguments were
+    edited...); ``count`` is how many jobs the action changed.
+    """
+
+    actor: str
+    action: str
+    role: str | None = None
+    job_ids: tuple[str, ...] = ()
+    detail: str | None = None
+    count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRecord:
+    """One recorded action, as ``list_actions`` returns it (``job_id`` set for one-job actions)."""
+
+    id: int
+    at: datetime
+    actor: str
+    role: str | None
+    action: str
+    job_id: str | None
+    count: int
+    detail: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``GET /api/actions``."""
+        return {
+            "id": self.id,
+            "at": _iso(self.at),
+            "actor": self.actor,
+            "role": self.role,
+            "action": self.action,
+            "job_id": self.job_id,
+            "count": self.count,
+            "detail": self.detail,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,8 +411,8 @@ class Backend(Protocol):
         """
         ...
 
-    def resubmit_many(self, query: JobQuery, payload: str | None = None) -> int:
-        """Resubmit every failed/cancelled job matching ``query`` (limit/offset ignored)."""
+    def resubmit_many(self, query: JobQuery, payload: str | None = None) -> list[str]:
+        """Resubmit every failed/cancelled job matching ``query`` (limit/offset ignored); their ids."""
         ...
 
     def cancel(self, job_id: str) -> JobRecord:
@@ -368,12 +423,28 @@ class Backend(Protocol):
         """Delete a job that is not processing, with its attempt records."""
         ...
 
+    def delete_many(self, query: JobQuery) -> BulkDeletion:
+        """Delete every job matching ``query`` but the processing ones (counted as skipped).
+
+        limit/offset are ignored; attempt records and idempotency keys go with the jobs.
+        """
+        ...
+
     def purge(self, states: Sequence[State], before: float, batch_size: int = 1000) -> int:
         """Delete up to ``batch_size`` finished jobs in ``states`` finished before ``before``."""
         ...
 
     def audits(self, job_id: str | None = None, limit: int = 50, offset: int = 0) -> list[AttemptRecord]:
         """Attempt records, newest first, optionally for one job."""
+        ...
+
+    # -- the operators' action trail ---------------------------------------------
+    def record_actions(self, actions: Sequence[NewAction]) -> None:
+        """Store actions at the backend's now, each linked to every job id it names."""
+        ...
+
+    def list_actions(self, job_id: str | None = None, limit: int = 50, offset: int = 0) -> list[ActionRecord]:
+        """Recorded actions, newest first, optionally only those naming ``job_id``."""
         ...
 
 

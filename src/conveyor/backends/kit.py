@@ -28,6 +28,15 @@ key is the newest waiting (``pending``/``retry``) job with it, else the newest
 ``replace`` rewrites a waiting holder's payload, priority, due time, attempt
 budget and callback, and stores a new job when the holder already runs.
 
+The error filter (``JobQuery.error``): a job matches when its last error contains the
+text as a plain, case-sensitive substring (no wildcards: ``%``, ``_`` and pattern
+characters are just characters); a job without an error never matches.
+
+Bulk deletion (``delete_many``): every job matching the filters is deleted with its
+attempt records and unused idempotency keys, except ``processing`` ones, which are
+counted as skipped. The action trail (``record_actions``) is never pruned with jobs:
+the record of a deletion outlives the job it names.
+
 The claim order: higher ``priority`` first, then earlier ``run_at``, then the
 smaller id (ids sort by creation time, so this is FIFO).
 """
@@ -42,6 +51,7 @@ from ..errors import InvalidState, JobNotFound
 from ..states import ALL_STATES, State
 from .base import (
     WORKER_LOST,
+    ActionRecord,
     AttemptRecord,
     JobQuery,
     JobRecord,
@@ -95,6 +105,9 @@ ATTEMPT_FIELDS: Final = (
     "response_excerpt",
     "payload",
 )
+
+#: The columns of an action row, in order (``detail`` is JSON text or None).
+ACTION_FIELDS: Final = ("id", "at", "actor", "role", "action", "job_id", "count", "detail")
 
 #: The error recorded on a waiting job cancelled before any worker took it.
 CANCELLED_BEFORE_RUN: Final = "cancelled before it ran"
@@ -159,6 +172,7 @@ def query_params(query: JobQuery) -> dict[str, Any]:
         "task": query.task,
         "created_after": query.created_after,
         "created_before": query.created_before,
+        "error": query.error,
         "limit": query.limit,
         "offset": query.offset,
     }
@@ -281,6 +295,26 @@ def reaped_attempt(
         "response_excerpt": None,
         "payload": payload,
     }
+
+
+def action_record(row: Fields) -> ActionRecord:
+    """An ActionRecord from a row with the :data:`ACTION_FIELDS` (``at`` as POSIX seconds)."""
+    detail = row["detail"]
+    return ActionRecord(
+        id=int(row["id"]),
+        at=from_ts(float(row["at"])),  # type: ignore[arg-type]
+        actor=row["actor"],
+        role=row["role"] or None,
+        action=row["action"],
+        job_id=row["job_id"] or None,
+        count=int(row["count"]),
+        detail=None if not detail else json.loads(detail),
+    )
+
+
+def action_job_id(job_ids: tuple[str, ...]) -> str | None:
+    """The ``job_id`` an action row carries: its job when it names exactly one, else None."""
+    return job_ids[0] if len(job_ids) == 1 else None
 
 
 def by_position(names: tuple[str, ...], row: Iterable[Any]) -> dict[str, Any]:

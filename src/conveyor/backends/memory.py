@@ -14,6 +14,7 @@ engines store, so every job goes through the same JSON round trip.
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import threading
@@ -28,7 +29,9 @@ from ..states import LIVE_STATES, RESUBMITTABLE, State
 from . import kit
 from .base import (
     WORKER_LOST,
+    ActionRecord,
     AttemptRecord,
+    BulkDeletion,
     ClaimedJob,
     ClaimRequest,
     EnqueueResult,
@@ -36,11 +39,13 @@ from .base import (
     JobRecord,
     Lease,
     LeaseRenewal,
+    NewAction,
     NewJob,
     Outcome,
     Page,
     ReapResult,
     Stats,
+    from_ts,
 )
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
@@ -115,6 +120,9 @@ class _Store:
     #: Attempt records, oldest first, overall and by job.
     audit_log: list[AttemptRecord] = field(default_factory=list)
     attempts: dict[str, list[AttemptRecord]] = field(default_factory=dict)
+    #: The operators' actions, oldest first, and the ids of those naming each job.
+    actions: list[ActionRecord] = field(default_factory=list)
+    job_actions: dict[str, list[int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.changed = threading.Condition(self.lock)
@@ -387,6 +395,7 @@ class MemoryBackend:
             and (query.task is None or job.task == query.task)
             and (query.created_after is None or job.created_at >= query.created_after)
             and (query.created_before is None or job.created_at < query.created_before)
+            and (query.error is None or (job.error is not None and query.error in job.error))
         ]
         jobs.sort(key=lambda job: (job.created_at, job.id), reverse=True)
         return jobs
@@ -432,16 +441,17 @@ class MemoryBackend:
         job.cancel_requested = False
         self._store.waiting.setdefault(job.queue, set()).add(job.id)
 
-    def resubmit_many(self, query: JobQuery, payload: str | None = None) -> int:
-        """Resubmit every failed/cancelled job matching ``query`` (limit/offset ignored)."""
+    def resubmit_many(self, query: JobQuery, payload: str | None = None) -> list[str]:
+        """Resubmit every failed/cancelled job matching ``query``, oldest first; their ids."""
         with self._store.changed:
             now = time.time()
             jobs = [job for job in self._matching(query) if job.state in RESUBMITTABLE]
-            for job in reversed(jobs):  # oldest first, as the other engines do
+            jobs.reverse()  # oldest first, as the other engines do
+            for job in jobs:
                 self._resubmit(job, payload, now)
             if jobs:
                 self._store.changed.notify_all()
-        return len(jobs)
+        return [job.id for job in jobs]
 
     def cancel(self, job_id: str) -> JobRecord:
         """Waiting: cancelled now. Processing: flagged; the worker's heartbeat carries it."""
@@ -467,6 +477,14 @@ class MemoryBackend:
             if job.state == "processing":
                 raise kit.cannot_delete(job_id)
             self._forget([job])
+
+    def delete_many(self, query: JobQuery) -> BulkDeletion:
+        """Delete every matching job but the processing ones (counted as skipped)."""
+        with self._store.lock:
+            matched = self._matching(query)
+            doomed = [job for job in matched if job.state != "processing"]
+            self._forget(doomed)
+        return BulkDeletion([job.id for job in doomed], len(matched) - len(doomed))
 
     def _forget(self, jobs: list[_Job]) -> None:
         """Remove jobs with their attempt records and key entries. Call with the lock held."""
@@ -502,6 +520,35 @@ class MemoryBackend:
             records = self._store.audit_log if job_id is None else self._store.attempts.get(job_id, [])
             newest_first = records[::-1]
         return newest_first[offset : offset + max(limit, 0)]
+
+    def record_actions(self, actions: Sequence[NewAction]) -> None:
+        """Store actions with their job links."""
+        with self._store.lock:
+            now = time.time()
+            for action in actions:
+                record = ActionRecord(
+                    id=len(self._store.actions) + 1,
+                    at=from_ts(now),  # type: ignore[arg-type]
+                    actor=action.actor,
+                    role=action.role,
+                    action=action.action,
+                    job_id=kit.action_job_id(action.job_ids),
+                    count=action.count,
+                    detail=None if action.detail is None else json.loads(action.detail),
+                )
+                self._store.actions.append(record)
+                for job_id in action.job_ids:
+                    self._store.job_actions.setdefault(job_id, []).append(record.id)
+
+    def list_actions(self, job_id: str | None = None, limit: int = 50, offset: int = 0) -> list[ActionRecord]:
+        """Recorded actions, newest first, optionally only those naming ``job_id``."""
+        with self._store.lock:
+            actions = self._store.actions
+            if job_id is None:
+                found = actions[::-1]
+            else:
+                found = [actions[i - 1] for i in reversed(self._store.job_actions.get(job_id, []))]
+        return found[offset : offset + max(limit, 0)]
 
 
 def _claimed(job: _Job, token: str) -> ClaimedJob:

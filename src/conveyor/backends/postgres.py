@@ -29,7 +29,9 @@ from ..states import State
 from . import kit, pg_schema
 from .base import (
     WORKER_LOST,
+    ActionRecord,
     AttemptRecord,
+    BulkDeletion,
     ClaimedJob,
     ClaimRequest,
     EnqueueResult,
@@ -37,6 +39,7 @@ from .base import (
     JobRecord,
     Lease,
     LeaseRenewal,
+    NewAction,
     NewJob,
     Outcome,
     Page,
@@ -545,12 +548,23 @@ class PostgresBackend:
             raise kit.job_vanished(job_id, "resubmitted")
         return record
 
-    def resubmit_many(self, query: JobQuery, payload: str | None = None) -> int:
-        """Resubmit all failed/cancelled jobs matching ``query`` (limit/offset ignored)."""
+    def resubmit_many(self, query: JobQuery, payload: str | None = None) -> list[str]:
+        """Resubmit all failed/cancelled jobs matching ``query`` (limit/offset ignored), oldest first."""
         params = {**kit.query_params(query), "payload": payload}
         with self._custom_plans() as conn:
             row = conn.execute(self.queries.filtered("resubmit_many", query), params).fetchone()
-        return int(first(row))
+        if row is None:
+            raise RuntimeError("query returned no row")
+        return list(row[2])
+
+    def delete_many(self, query: JobQuery) -> BulkDeletion:
+        """Delete every matching job but the processing ones, in one statement."""
+        params = kit.query_params(query)
+        with self._custom_plans() as conn:
+            row = conn.execute(self.queries.filtered("delete_many", query), params).fetchone()
+        if row is None:
+            raise RuntimeError("query returned no row")
+        return BulkDeletion(list(row[0]), int(row[1]))
 
     def cancel(self, job_id: str) -> JobRecord:
         """Waiting: cancelled now. Processing: flagged; the worker's heartbeat carries it."""
@@ -595,6 +609,33 @@ class PostgresBackend:
                 self.queries["audits_job"], {"job_id": job_id, "limit": limit, "offset": offset}
             )
         return [_attempt(r) for r in rows]
+
+    # -- the operators' action trail -----------------------------------------------------
+    def record_actions(self, actions: Sequence[NewAction]) -> None:
+        """Store actions and their job links in one transaction."""
+        with self._conn() as conn, conn.transaction():
+            for action in actions:
+                row = {
+                    "actor": action.actor,
+                    "role": action.role,
+                    "action": action.action,
+                    "job_id": kit.action_job_id(action.job_ids),
+                    "count": action.count,
+                    "detail": action.detail,
+                }
+                action_id = first(conn.execute(self.queries["insert_action"], row).fetchone())
+                if action.job_ids:
+                    links = {"action_id": action_id, "job_ids": list(action.job_ids)}
+                    conn.execute(self.queries["insert_action_jobs"], links)
+
+    def list_actions(self, job_id: str | None = None, limit: int = 50, offset: int = 0) -> list[ActionRecord]:
+        """Recorded actions, newest first, optionally only those naming ``job_id``."""
+        if job_id is None:
+            rows = self._execute(self.queries["actions_all"], {"limit": limit, "offset": offset})
+        else:
+            params = {"job_id": job_id, "limit": limit, "offset": offset}
+            rows = self._execute(self.queries["actions_job"], params)
+        return [kit.action_record(kit.by_position(kit.ACTION_FIELDS, r)) for r in rows]
 
 
 def _float(value: float | None) -> float | None:

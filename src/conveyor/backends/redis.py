@@ -32,7 +32,9 @@ from ..states import ALL_STATES, State
 from . import kit
 from .base import (
     WORKER_LOST,
+    ActionRecord,
     AttemptRecord,
+    BulkDeletion,
     ClaimedJob,
     ClaimRequest,
     EnqueueResult,
@@ -40,6 +42,7 @@ from .base import (
     JobRecord,
     Lease,
     LeaseRenewal,
+    NewAction,
     NewJob,
     Outcome,
     Page,
@@ -61,7 +64,7 @@ from .redis_support import (
 SCHEMA_VERSION = 1
 #: Jobs per enqueue script call: bounds one call's arguments and run time.
 ENQUEUE_CHUNK = 2000
-#: Ids per resubmit script call in ``resubmit_many``.
+#: Ids per script call in ``resubmit_many`` and ``delete_many``.
 RESUBMIT_CHUNK = 500
 
 
@@ -333,7 +336,17 @@ class RedisBackend:
 
     def _list(self, mode: str, status: str | None, query: JobQuery) -> Any:
         low, high = self._range(query)
-        args = [mode, status or "", query.queue or "", low, high, query.offset, query.limit, query.task or ""]
+        args = [
+            mode,
+            status or "",
+            query.queue or "",
+            low,
+            high,
+            query.offset,
+            query.limit,
+            query.task or "",
+            query.error or "",
+        ]
         return self._run("list", args, retry=True)
 
     @translate_errors
@@ -374,20 +387,38 @@ class RedisBackend:
         return self._reread(job_id, "resubmitted")
 
     @translate_errors
-    def resubmit_many(self, query: JobQuery, payload: str | None = None) -> int:
-        """Resubmit every failed/cancelled job matching ``query``, oldest first; returns how many."""
+    def resubmit_many(self, query: JobQuery, payload: str | None = None) -> list[str]:
+        """Resubmit every failed/cancelled job matching ``query``, oldest first; their ids."""
         states = [s for s in ("failed", "cancelled") if query.status in (None, s)]
         found: list[tuple[float, str]] = []
         for state in states:
             flat = self._list("ids", state, query)
             found += ((float(flat[i + 1]), flat[i]) for i in range(0, len(flat), 2))
         ids = [job_id for _, job_id in sorted(found)]
-        done = 0
+        done: list[str] = []
         for start in range(0, len(ids), RESUBMIT_CHUNK):
             # Each chunk re-checks states atomically.
-            codes = self._resubmit(ids[start : start + RESUBMIT_CHUNK], payload)
-            done += codes.count("ok")
+            chunk = ids[start : start + RESUBMIT_CHUNK]
+            codes = self._resubmit(chunk, payload)
+            done += (job_id for job_id, code in zip(chunk, codes, strict=True) if code == "ok")
         return done
+
+    @translate_errors
+    def delete_many(self, query: JobQuery) -> BulkDeletion:
+        """Delete every matching job but the processing ones: listed first, then deleted in chunks.
+
+        Each chunk re-checks, atomically, that a job is still in the state it was listed for
+        and not running; a job that changed meanwhile is left alone and not counted.
+        """
+        flat = self._list("ids", query.status, query)
+        ids = sorted(flat[i] for i in range(0, len(flat), 2))
+        deleted: list[str] = []
+        skipped = 0
+        for start in range(0, len(ids), RESUBMIT_CHUNK):
+            reply = self._run("delete_many", [query.status or "", *ids[start : start + RESUBMIT_CHUNK]])
+            skipped += int(reply[0])
+            deleted += reply[1:]
+        return BulkDeletion(deleted, skipped)
 
     @translate_errors
     def cancel(self, job_id: str) -> JobRecord:
@@ -431,6 +462,28 @@ class RedisBackend:
             return [decode_attempt(job_id, text) for text in reversed(texts)]
         flat = self._run("audits", [offset, limit], retry=True)
         return [decode_attempt(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+
+    # -- the operators' action trail ---------------------------------------------------
+    @translate_errors
+    def record_actions(self, actions: Sequence[NewAction]) -> None:
+        """Store actions and their job links in one script call."""
+        args: list[Any] = []
+        for a in actions:
+            job_id = kit.action_job_id(a.job_ids) or ""
+            args += (a.actor, a.role or "", a.action, job_id, a.count, a.detail or "", len(a.job_ids))
+            args += a.job_ids
+        if args:
+            self._run("actions_record", args)
+
+    @translate_errors
+    def list_actions(self, job_id: str | None = None, limit: int = 50, offset: int = 0) -> list[ActionRecord]:
+        """Recorded actions, newest first, optionally only those naming ``job_id``."""
+        flat = self._run("actions_list", [job_id or "", offset, limit], retry=True)
+        width = len(kit.ACTION_FIELDS)
+        return [
+            kit.action_record(kit.by_position(kit.ACTION_FIELDS, flat[i : i + width]))
+            for i in range(0, len(flat), width)
+        ]
 
 
 __all__ = ["RedisBackend"]

@@ -32,11 +32,14 @@ log = logging.getLogger("conveyor.redis")
 
 #: Every script file in ``backends/lua`` (``lib.lua`` is prepended to each).
 SCRIPT_NAMES = (
+    "actions_list",
+    "actions_record",
     "audits",
     "cancel",
     "claim",
     "clock",
     "delete",
+    "delete_many",
     "enqueue",
     "extend",
     "finish",

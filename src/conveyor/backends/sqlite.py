@@ -23,7 +23,9 @@ from ..states import State
 from . import kit, sqlfile
 from .base import (
     WORKER_LOST,
+    ActionRecord,
     AttemptRecord,
+    BulkDeletion,
     ClaimedJob,
     ClaimRequest,
     EnqueueResult,
@@ -31,6 +33,7 @@ from .base import (
     JobRecord,
     Lease,
     LeaseRenewal,
+    NewAction,
     NewJob,
     Outcome,
     Page,
@@ -39,7 +42,12 @@ from .base import (
 )
 
 SQL = sqlfile.load("sqlite.sql")
-MIGRATIONS = {1: SQL["migration_001"], 2: SQL["migration_002"]}
+#: Migration blocks by version (``migration_NNN`` in sqlite.sql); a file records each one applied.
+MIGRATIONS = {
+    int(name.removeprefix("migration_")): block
+    for name, block in SQL.items()
+    if name.startswith("migration_")
+}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 _FINISH = {
@@ -412,13 +420,13 @@ class SQLiteBackend:
         if cur.rowcount == 0:
             raise kit.cannot_resubmit(job_id, self._state_of(conn, job_id))
 
-    def resubmit_many(self, query: JobQuery, payload: str | None = None) -> int:
-        """Resubmit all failed/cancelled jobs matching ``query``; returns how many."""
+    def resubmit_many(self, query: JobQuery, payload: str | None = None) -> list[str]:
+        """Resubmit all failed/cancelled jobs matching ``query``, oldest first; their ids."""
         with self._write() as conn:
             ids = [r[0] for r in conn.execute(SQL["resubmittable_ids"], kit.query_params(query))]
             for job_id in ids:
                 self._resubmit_one(conn, job_id, payload)
-        return len(ids)
+        return ids
 
     def cancel(self, job_id: str) -> JobRecord:
         """Waiting: cancelled now. Processing: flagged; the worker stops it."""
@@ -438,6 +446,15 @@ class SQLiteBackend:
                 self._state_of(conn, job_id)
                 raise kit.cannot_delete(job_id)
             conn.execute(SQL["delete_attempts"], {"id": job_id})
+
+    def delete_many(self, query: JobQuery) -> BulkDeletion:
+        """Delete every matching job but the processing ones, in one write transaction."""
+        with self._write() as conn:
+            rows = conn.execute(SQL["matching_jobs"], kit.query_params(query)).fetchall()
+            doomed = [{"id": r[0]} for r in rows if r[1] != "processing"]
+            conn.executemany(SQL["delete_job"], doomed)
+            conn.executemany(SQL["delete_attempts"], doomed)
+        return BulkDeletion([d["id"] for d in doomed], len(rows) - len(doomed))
 
     @staticmethod
     def _state_of(conn: sqlite3.Connection, job_id: str) -> str:
@@ -464,6 +481,32 @@ class SQLiteBackend:
         else:
             rows = conn.execute(SQL["audits_job"], {"job_id": job_id, "limit": limit, "offset": offset})
         return [kit.attempt_record(r) for r in rows]
+
+    def record_actions(self, actions: Sequence[NewAction]) -> None:
+        """Store actions and their job links in one write transaction."""
+        with self._write() as conn:
+            now = time.time()
+            for action in actions:
+                row = {
+                    "at": now,
+                    "actor": action.actor,
+                    "role": action.role,
+                    "action": action.action,
+                    "job_id": kit.action_job_id(action.job_ids),
+                    "count": action.count,
+                    "detail": action.detail,
+                }
+                (action_id,) = conn.execute(SQL["insert_action"], row).fetchone()
+                conn.executemany(SQL["insert_action_job"], [(action_id, j) for j in action.job_ids])
+
+    def list_actions(self, job_id: str | None = None, limit: int = 50, offset: int = 0) -> list[ActionRecord]:
+        """Recorded actions, newest first, optionally only those naming ``job_id``."""
+        conn = self._conn()
+        if job_id is None:
+            rows = conn.execute(SQL["actions_all"], {"limit": limit, "offset": offset})
+        else:
+            rows = conn.execute(SQL["actions_job"], {"job_id": job_id, "limit": limit, "offset": offset})
+        return [kit.action_record(kit.by_position(kit.ACTION_FIELDS, r)) for r in rows]
 
 
 def _statements(script: str) -> Iterator[str]:

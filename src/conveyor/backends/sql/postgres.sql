@@ -242,15 +242,35 @@ BEGIN
 END
 $$;
 
--- ---------------------------------------------------------------------------------------
--- Life cycle
--- ---------------------------------------------------------------------------------------
-
 -- name: migration_003
 -- Resubmit history (the kit's resubmit history rule, backends/kit.py): attempts run before
 -- the latest resubmit, and the arguments each attempt ran with.
 ALTER TABLE {schema}.jobs ADD COLUMN prior_attempts integer NOT NULL DEFAULT 0;
 ALTER TABLE {schema}.attempts ADD COLUMN payload text;
+
+-- name: migration_004
+-- The operators' action trail: who retried, cancelled or deleted what, and when. Kept apart
+-- from the jobs (a deletion's record outlives the job); action_jobs links an action to every
+-- job it changed, so a job's page finds bulk actions too.
+CREATE TABLE {schema}.actions (
+    id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at      timestamptz NOT NULL DEFAULT statement_timestamp(),
+    actor   text NOT NULL,
+    role    text,
+    action  text NOT NULL,
+    job_id  text COLLATE "C",
+    count   integer NOT NULL,
+    detail  text
+);
+CREATE TABLE {schema}.action_jobs (
+    action_id bigint NOT NULL,
+    job_id    text COLLATE "C" NOT NULL
+);
+CREATE INDEX action_jobs_job ON {schema}.action_jobs (job_id, action_id);
+
+-- ---------------------------------------------------------------------------------------
+-- Life cycle
+-- ---------------------------------------------------------------------------------------
 
 -- name: migrate_lock
 -- Serialises migrations of one schema across every machine; released at commit.
@@ -586,6 +606,10 @@ j.created_at >= to_timestamp(%(created_after)s)
 -- name: filter_created_before
 j.created_at < to_timestamp(%(created_before)s)
 
+-- name: filter_error
+-- Plain text, no wildcards (backends/kit.py): strpos rather than LIKE, whose wildcards would need escaping.
+strpos(j.error, %(error)s) > 0
+
 -- name: list_jobs
 SELECT {job_columns} FROM {schema}.jobs j
 WHERE {filters}
@@ -642,12 +666,13 @@ resubmitted AS (
         cancel_requested = false, worker = NULL
     FROM candidates c
     WHERE j.id = c.id
-    RETURNING j.queue
+    RETURNING j.queue, j.id, j.created_at
 ),
 woken AS (
     SELECT pg_notify({channel}, d.queue) FROM (SELECT DISTINCT queue FROM resubmitted) AS d
 )
-SELECT (SELECT count(*) FROM resubmitted), (SELECT count(*) FROM woken)
+SELECT (SELECT count(*) FROM resubmitted), (SELECT count(*) FROM woken),
+       coalesce((SELECT array_agg(r.id ORDER BY r.created_at, r.id) FROM resubmitted r), '{{}}')
 
 -- name: cancel
 -- Waiting: cancelled at once. Processing: flagged; the worker's heartbeat carries the request.
@@ -700,6 +725,52 @@ keys_gone AS (
           WHERE o.key = k.key AND o.id NOT IN (SELECT id FROM gone WHERE key IS NOT NULL))
 )
 SELECT count(*) FROM gone
+
+-- name: delete_many
+-- Every matching job but the processing ones, with its attempts and unused keys (as purge);
+-- plain FOR UPDATE waits for a row being written and then re-checks it is still not running.
+WITH doomed AS MATERIALIZED (
+    SELECT j.id FROM {schema}.jobs j
+    WHERE j.state <> 'processing' AND {filters}
+    FOR UPDATE
+),
+gone AS (
+    DELETE FROM {schema}.jobs j USING doomed d WHERE j.id = d.id RETURNING j.id, j.key
+),
+attempts_gone AS (
+    DELETE FROM {schema}.attempts a WHERE a.job_id IN (SELECT id FROM gone)
+),
+keys_gone AS (
+    DELETE FROM {schema}.keys k
+    WHERE k.key IN (SELECT key FROM gone WHERE key IS NOT NULL)
+      AND NOT EXISTS (
+          SELECT 1 FROM {schema}.jobs o
+          WHERE o.key = k.key AND o.id NOT IN (SELECT id FROM gone WHERE key IS NOT NULL))
+)
+SELECT coalesce((SELECT array_agg(g.id ORDER BY g.id) FROM gone g), '{{}}'),
+       (SELECT count(*) FROM {schema}.jobs j WHERE j.state = 'processing' AND {filters})
+
+-- name: insert_action
+INSERT INTO {schema}.actions (actor, role, action, job_id, count, detail)
+VALUES (%(actor)s, %(role)s, %(action)s, %(job_id)s, %(count)s, %(detail)s)
+RETURNING id
+
+-- name: insert_action_jobs
+INSERT INTO {schema}.action_jobs (action_id, job_id)
+SELECT %(action_id)s, unnest(%(job_ids)s::text[])
+
+-- name: action_columns
+x.id, extract(epoch FROM x.at)::float8, x.actor, x.role, x.action, x.job_id, x.count, x.detail
+
+-- name: actions_all
+SELECT {action_columns} FROM {schema}.actions x ORDER BY x.id DESC LIMIT %(limit)s OFFSET %(offset)s
+
+-- name: actions_job
+SELECT {action_columns}
+FROM {schema}.action_jobs l JOIN {schema}.actions x ON x.id = l.action_id
+WHERE l.job_id = %(job_id)s
+ORDER BY x.id DESC
+LIMIT %(limit)s OFFSET %(offset)s
 
 -- name: audits_all
 SELECT {attempt_columns} FROM {schema}.attempts a ORDER BY a.id DESC LIMIT %(limit)s OFFSET %(offset)s

@@ -60,6 +60,26 @@ CREATE INDEX IF NOT EXISTS conveyor_attempts_job ON conveyor_attempts (job_id, i
 ALTER TABLE conveyor_jobs ADD COLUMN prior_attempts INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE conveyor_attempts ADD COLUMN payload TEXT;
 
+-- name: migration_003
+-- The operators' action trail: who retried, cancelled or deleted what, and when. Kept
+-- apart from the jobs (a deletion's record outlives the job); action_jobs links an
+-- action to every job it changed, so a job's page finds bulk actions too.
+CREATE TABLE IF NOT EXISTS conveyor_actions (
+    id      INTEGER PRIMARY KEY,
+    at      REAL NOT NULL,
+    actor   TEXT NOT NULL,
+    role    TEXT,
+    action  TEXT NOT NULL,
+    job_id  TEXT,
+    count   INTEGER NOT NULL,
+    detail  TEXT
+);
+CREATE TABLE IF NOT EXISTS conveyor_action_jobs (
+    action_id INTEGER NOT NULL,
+    job_id    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS conveyor_action_jobs_job ON conveyor_action_jobs (job_id, action_id);
+
 -- name: schema_version_table
 CREATE TABLE IF NOT EXISTS conveyor_schema (version INTEGER NOT NULL)
 
@@ -201,6 +221,7 @@ WHERE (:status IS NULL OR state = :status)
   AND (:task IS NULL OR task = :task)
   AND (:created_after IS NULL OR created_at >= :created_after)
   AND (:created_before IS NULL OR created_at < :created_before)
+  AND (:error IS NULL OR instr(error, :error) > 0)  -- plain text, no wildcards (backends/kit.py)
 ORDER BY id DESC  -- ids sort by creation time
 LIMIT :limit OFFSET :offset
 
@@ -211,6 +232,7 @@ WHERE (:status IS NULL OR state = :status)
   AND (:task IS NULL OR task = :task)
   AND (:created_after IS NULL OR created_at >= :created_after)
   AND (:created_before IS NULL OR created_at < :created_before)
+  AND (:error IS NULL OR instr(error, :error) > 0)  -- plain text, no wildcards (backends/kit.py)
 
 -- name: stats
 SELECT queue, state, count(*) FROM conveyor_jobs GROUP BY queue, state
@@ -233,6 +255,7 @@ WHERE state IN ('failed', 'cancelled')
   AND (:task IS NULL OR task = :task)
   AND (:created_after IS NULL OR created_at >= :created_after)
   AND (:created_before IS NULL OR created_at < :created_before)
+  AND (:error IS NULL OR instr(error, :error) > 0)  -- plain text, no wildcards (backends/kit.py)
 ORDER BY created_at, id
 
 -- name: cancel_waiting
@@ -263,3 +286,31 @@ SELECT * FROM conveyor_attempts ORDER BY id DESC LIMIT :limit OFFSET :offset
 
 -- name: audits_job
 SELECT * FROM conveyor_attempts WHERE job_id = :job_id ORDER BY id DESC LIMIT :limit OFFSET :offset
+
+-- name: matching_jobs
+-- Every job a bulk delete's filters match, with its state (processing ones are skipped).
+SELECT id, state FROM conveyor_jobs
+WHERE (:status IS NULL OR state = :status)
+  AND (:queue IS NULL OR queue = :queue)
+  AND (:task IS NULL OR task = :task)
+  AND (:created_after IS NULL OR created_at >= :created_after)
+  AND (:created_before IS NULL OR created_at < :created_before)
+  AND (:error IS NULL OR instr(error, :error) > 0)
+
+-- name: insert_action
+INSERT INTO conveyor_actions (at, actor, role, action, job_id, count, detail)
+VALUES (:at, :actor, :role, :action, :job_id, :count, :detail)
+RETURNING id
+
+-- name: insert_action_job
+INSERT INTO conveyor_action_jobs (action_id, job_id) VALUES (?, ?)
+
+-- name: actions_all
+SELECT id, at, actor, role, action, job_id, count, detail FROM conveyor_actions
+ORDER BY id DESC LIMIT :limit OFFSET :offset
+
+-- name: actions_job
+SELECT x.id, x.at, x.actor, x.role, x.action, x.job_id, x.count, x.detail
+FROM conveyor_action_jobs l JOIN conveyor_actions x ON x.id = l.action_id
+WHERE l.job_id = :job_id
+ORDER BY x.id DESC LIMIT :limit OFFSET :offset
