@@ -68,6 +68,7 @@ JOB_FIELDS: Final = (
     "lease_expires_at",
     "cancel_requested",
     "on_complete",
+    "group_key",
 )
 
 #: The columns of an attempt row, in order.
@@ -140,6 +141,7 @@ def query_params(query: JobQuery) -> dict[str, Any]:
         "task": query.task,
         "created_after": query.created_after,
         "created_before": query.created_before,
+        "group": query.group,
         "limit": query.limit,
         "offset": query.offset,
     }
@@ -192,6 +194,7 @@ def job_record(row: Fields, attempts: Iterable[AttemptRecord] = ()) -> JobRecord
         lease_expires_at=from_ts(_seconds(row["lease_expires_at"])),
         cancel_requested=bool(row["cancel_requested"]),
         on_complete=row["on_complete"],
+        group=row["group_key"],
         attempts=list(attempts),
     )
 

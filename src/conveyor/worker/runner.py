@@ -33,6 +33,10 @@ if TYPE_CHECKING:
     from ..app import App
 
 log = logging.getLogger("conveyor.worker")
+#: A wait for jobs shorter than this means jobs were due that the claim could not take.
+_THROTTLED_WAKE = 0.002
+_THROTTLE_BASE = 0.0005
+_THROTTLE_CAP = 0.02
 
 
 @dataclass
@@ -268,12 +272,16 @@ class Worker:
 
     # -- fetching ------------------------------------------------------------------
     def _request(self, limit: int) -> ClaimRequest:
-        return ClaimRequest(self.queues, limit, self.settings.lease, self.id)
+        # Jobs of managed (limited) queues count as started when claimed: take no more of
+        # them than there are free run slots, so the prefetch buffer never hoards them.
+        start_limit = max(0, self.concurrency - self._busy)
+        return ClaimRequest(self.queues, limit, self.settings.lease, self.id, start_limit)
 
     def _fetch_loop(self, burst: bool) -> None:
         capacity = self.concurrency + self.prefetch
         refill_below = self._refill_below
         retry = RetryDelay()
+        throttled = 0  # empty claims in a row although jobs were due (limits, pause)
         while not self._stopping.is_set():
             with self._cv:
                 while not self._stopping.is_set() and self._busy >= refill_below:
@@ -292,7 +300,24 @@ class Worker:
                         with self._cv:
                             self._cv.wait(0.05)
                         continue
+                    with self._cv:
+                        slots_full = self._busy >= self.concurrency
+                        while slots_full and not self._stopping.is_set() and self._busy >= self.concurrency:
+                            # Limited queues are claimed per free run slot: wait for one.
+                            self._cv.wait(0.5)
+                    if slots_full:
+                        continue
+                    waited = time.monotonic()
                     self.backend.wait_for_jobs(self.queues, self.idle_wait)
+                    if time.monotonic() - waited < _THROTTLED_WAKE:
+                        # Due jobs that the claim could not take: a queue is paused or at its
+                        # limit. Back off a little (doubling to a cap) instead of spinning.
+                        throttled += 1
+                        self._stopping.wait(min(_THROTTLE_CAP, _THROTTLE_BASE * 2 ** min(throttled, 8)))
+                    else:
+                        throttled = 0
+                else:
+                    throttled = 0
                 retry.succeeded()
             except Exception as exc:  # noqa: BLE001 - the backend may be restarting
                 delay = retry.failed()
@@ -326,8 +351,9 @@ class Worker:
             outcome = replace(outcome, follow_ups=follow_ups)
         with self._cv:
             self._busy -= 1
-            # Wake the fetch loop only when it may claim again (or all is done), not per job.
-            if self._busy == self._refill_below - 1 or self._busy == 0:
+            # Wake the fetch loop only when it may claim again (or all is done), not per job;
+            # a freed run slot is such a moment too (limited queues are claimed per free slot).
+            if self._busy in (self._refill_below - 1, self.concurrency - 1, 0):
                 self._cv.notify_all()
         self.completer.submit(attempt, outcome)
 
