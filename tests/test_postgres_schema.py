@@ -215,7 +215,11 @@ def test_every_object_lives_in_the_configured_schema(url: str) -> None:
                 "WHERE n.nspname = %s ORDER BY proname",
                 [b.schema],
             ).fetchall()
-        assert [t[0] for t in tables] == ["attempts", "jobs", "keys", "schema_version"]
-        assert [f[0] for f in functions] == ["enqueue", "enqueue_job", "enqueue_jobs"]
+        assert [t[0] for t in tables] == [
+            "attempts", "groups", "jobs", "keys", "queues", "schema_version", "starts",
+        ]  # fmt: skip
+        assert [f[0] for f in functions] == [
+            "claim_flow", "enqueue", "enqueue_job", "enqueue_jobs", "group_rank", "set_group",
+        ]  # fmt: skip
     finally:
         b.close()

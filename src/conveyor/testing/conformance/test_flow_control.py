@@ -77,7 +77,7 @@ def test_bad_limits_are_refused_naming_the_value_and_change_nothing(
 ) -> None:
     app.configure_queue("default", concurrency=4)
     with pytest.raises(conveyor.InvalidLimit) as caught:
-        app.configure_queue("default", **{"group_rate_limit": "1/s", **settings})  # type: ignore[arg-type]
+        app.configure_queue("default", **{"group_rate_limit": "1/s", **settings})
     assert named in str(caught.value)
     queue = app.queue("default")
     assert queue["concurrency"] == 4 and queue["rate_limit"] is None and queue["group_rate_limit"] is None
