@@ -9,6 +9,17 @@
 
 local mode, status, queue, lo, hi = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local offset, limit, task = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
+local group = ARGV[9] or ''
+-- Filters without an index read each job of the range.
+local by_fields = task ~= '' or group ~= ''
+
+local function wanted(id)
+  if not by_fields then
+    return true
+  end
+  local f = redis.call('HMGET', B .. 'j:' .. id, 'task', 'group_key')
+  return (task == '' or f[1] == task) and (group == '' or f[2] == group)
+end
 local CHUNK = 1000
 
 local STATES = {'pending', 'processing', 'retry', 'completed', 'failed', 'cancelled'}
@@ -36,7 +47,7 @@ local function matches()
     while true do
       local r = redis.call('ZRANGEBYSCORE', key, lo, hi, 'WITHSCORES', 'LIMIT', start, CHUNK)
       for j = 1, #r, 2 do
-        if task == '' or redis.call('HGET', B .. 'j:' .. r[j], 'task') == task then
+        if wanted(r[j]) then
           found[#found + 1] = {r[j], tonumber(r[j + 1])}
         end
       end
@@ -59,14 +70,14 @@ if mode == 'ids' then
 end
 
 local ids, total = {}, 0
-if task == '' and #keys == 1 then
+if not by_fields and #keys == 1 then
   total = redis.call('ZCOUNT', keys[1], lo, hi)
   if limit > 0 then
     ids = redis.call('ZREVRANGEBYSCORE', keys[1], hi, lo, 'LIMIT', offset, limit)
   end
 else
   local found
-  if task == '' then
+  if not by_fields then
     -- Merge the heads: no page reaches past offset + limit of any one index.
     found = {}
     for _, key in ipairs(keys) do
