@@ -7,9 +7,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
+from .backends.flow import check_group
 from .backoff import DEFAULT as DEFAULT_BACKOFF
 from .backoff import BackoffPolicy
-from .backends.flow import check_group
 from .builder import check_max_attempts, check_name, check_option_names, check_priority
 from .retry import RetryPolicy
 
@@ -128,6 +128,10 @@ class Task(Generic[P, R]):
         """Enqueue a run with these arguments; returns the Job at once."""
         return self.app.enqueue(self.name, args, kwargs)
 
+    async def aenqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
+        """``enqueue``, awaited without blocking the event loop."""
+        return await self.app.aenqueue(self.name, args, kwargs)
+
     def options(self, **options: Any) -> BoundTask[P, R]:
         """Override enqueue options: queue, priority, delay, run_at, key, key_mode, ..., connection."""
         return BoundTask(self, {}).options(**options)
@@ -148,3 +152,7 @@ class BoundTask(Generic[P, R]):
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         """Enqueue with the bound options."""
         return self.task.app.enqueue(self.task.name, args, kwargs, **self.bound)
+
+    async def aenqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
+        """Enqueue with the bound options, awaited (``connection=`` an async connection)."""
+        return await self.task.app.aenqueue(self.task.name, args, kwargs, **self.bound)

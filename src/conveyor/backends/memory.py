@@ -318,7 +318,10 @@ class MemoryBackend:
 
     @staticmethod
     def _started(
-        starts: Iterable[tuple[float, str | None]], rate: flow.Rate | None, now: float, group: str | None = None
+        starts: Iterable[tuple[float, str | None]],
+        rate: flow.Rate | None,
+        now: float,
+        group: str | None = None,
     ) -> int:
         """Starts within ``rate``'s window (of ``group`` when given); 0 without a rate."""
         if rate is None:

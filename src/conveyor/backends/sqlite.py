@@ -41,7 +41,9 @@ from .flow import QueueSettings, QueueUpdate, QueueUsage
 
 SQL = sqlfile.load("sqlite.sql")
 MIGRATIONS = {
-    int(name.removeprefix("migration_")): block for name, block in SQL.items() if name.startswith("migration_")
+    int(name.removeprefix("migration_")): block
+    for name, block in SQL.items()
+    if name.startswith("migration_")
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

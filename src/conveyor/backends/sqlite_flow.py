@@ -77,7 +77,9 @@ def record_claims(
     for queue, highest in top.items():
         conn.execute(SQL["advance_clock"], {"queue": queue, "rank": highest})
         if settings[queue].rated:
-            conn.execute(SQL["prune_starts"], {"queue": queue, "horizon": now - settings[queue].longest_window})
+            conn.execute(
+                SQL["prune_starts"], {"queue": queue, "horizon": now - settings[queue].longest_window}
+            )
     if starts:
         conn.executemany(SQL["record_start"], starts)
 
