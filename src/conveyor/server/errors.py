@@ -8,6 +8,8 @@ import msgspec
 from starlette.responses import Response
 
 from ..errors import (
+    InvalidGroup,
+    InvalidLimit,
     InvalidName,
     InvalidPayload,
     InvalidState,
@@ -64,6 +66,10 @@ def from_exception(exc: BaseException, *, input_checks: bool = False) -> ApiErro
         return ApiError(422, "unknown_task", str(exc))
     if isinstance(exc, InvalidStatus):
         return ApiError(422, "unknown_status", str(exc))
+    if isinstance(exc, InvalidLimit):
+        return ApiError(422, "invalid_limit", str(exc))
+    if isinstance(exc, InvalidGroup):
+        return ApiError(422, "invalid_group", str(exc))
     if isinstance(exc, InvalidName):
         return ApiError(422, "invalid_name", str(exc))
     if isinstance(exc, InvalidPayload):

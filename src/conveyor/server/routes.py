@@ -12,6 +12,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, Response
 
+from ..builder import check_name
 from ..worker import Worker
 from .errors import from_exception, json_response
 from .inputs import check_job_id
@@ -35,6 +36,9 @@ from .shapes import (
     ProcessQuery,
     Purged,
     PurgeRequest,
+    QueueInfo,
+    QueueList,
+    QueuePatch,
     Resubmit,
     Stats,
     Unhealthy,
@@ -93,6 +97,7 @@ async def list_queue(call: Call[None, JobListQuery]) -> Response:
         offset=query.offset,
         created_after=query.created_after,
         created_before=query.created_before,
+        group=query.group,
     )
     items = [job.to_dict(with_attempts=False) for job in page]
     return json_response({"items": items, "total": page.total, "limit": query.limit, "offset": query.offset})
@@ -157,6 +162,40 @@ async def delete_job(call: Call[None, NoQuery]) -> Response:
     job_id = check_job_id(call.path("job_id"))
     await run_in_threadpool(state.app.delete, job_id)
     return json_response({"id": job_id, "deleted": True})
+
+
+# -- flow control ------------------------------------------------------------------------------------
+@API.route("GET", "/api/queues", responses={200: QueueList})
+async def list_queues(call: Call[None, NoQuery]) -> Response:
+    """Every queue with jobs or settings: its limits, whether paused or throttled now, its counts."""
+    return json_response({"items": await run_in_threadpool(call.state.app.queues)})
+
+
+def _queue_name(call: Call[Any, Any]) -> str:
+    return check_name("queue", call.path("name"))
+
+
+@API.route(
+    "PATCH", "/api/queues/{name}", responses={200: QueueInfo}, errors=(413, 422), body_limit=ADMIN_BODY_LIMIT
+)
+async def configure_queue(call: Call[QueuePatch, NoQuery]) -> Response:
+    """Change a queue's limits (null removes one, absent ones stay); applies from the next claim."""
+    name, changes = _queue_name(call), call.body.changes()
+    return json_response(await run_in_threadpool(lambda: call.state.app.configure_queue(name, **changes)))
+
+
+@API.route("POST", "/api/queues/{name}/pause", responses={200: QueueInfo}, errors=(422,))
+async def pause_queue(call: Call[None, NoQuery]) -> Response:
+    """Stop claims from the queue; enqueue still works and running jobs finish."""
+    name = _queue_name(call)
+    return json_response(await run_in_threadpool(call.state.app.pause_queue, name))
+
+
+@API.route("POST", "/api/queues/{name}/resume", responses={200: QueueInfo}, errors=(422,))
+async def resume_queue(call: Call[None, NoQuery]) -> Response:
+    """Let workers claim from the queue again."""
+    name = _queue_name(call)
+    return json_response(await run_in_threadpool(call.state.app.resume_queue, name))
 
 
 # -- audits ------------------------------------------------------------------------------------------
