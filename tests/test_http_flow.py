@@ -5,9 +5,13 @@ from __future__ import annotations
 import httpx
 
 import conveyor
-from test_http_api import KEY, OTHER_KEY, assert_error, base_url, client, enqueue, tasks  # noqa: F401
+import test_http_api as http_api
+from test_http_api import assert_error, enqueue
 
-__all__ = ["KEY", "OTHER_KEY"]
+# The HTTP API tests' fixtures: an app with tasks, a real server, a client with a key.
+tasks = http_api.tasks
+base_url = http_api.base_url
+client = http_api.client
 
 
 def test_queues_routes_set_pause_resume_and_list(client: httpx.Client, tasks: conveyor.App) -> None:
