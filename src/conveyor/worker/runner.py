@@ -37,6 +37,8 @@ log = logging.getLogger("conveyor.worker")
 _THROTTLED_WAKE = 0.002
 _THROTTLE_BASE = 0.0005
 _THROTTLE_CAP = 0.02
+#: How long a claim from limited queues waits for more free slots after the first one.
+_GATHER_SLOTS = 0.005
 
 
 @dataclass
@@ -103,6 +105,8 @@ class Worker:
         self._refill_below = min(
             self.concurrency + self.prefetch, self.concurrency + max(1, self.prefetch // 2)
         )
+        #: Free run slots a claim from limited queues waits to gather (up to _GATHER_SLOTS seconds).
+        self._slot_batch = max(1, self.concurrency // 4)
         self.install_signal_handlers = install_signal_handlers
         #: Seconds a retry waits at most, whatever its backoff or RetryAfter asked (None:
         #: as asked). 0 makes retries due at once: ``conveyor.testing.drain`` uses it.
@@ -271,28 +275,35 @@ class Worker:
         return True
 
     # -- fetching ------------------------------------------------------------------
-    def _request(self, limit: int) -> ClaimRequest:
+    def _request(self, limit: int, start_limit: int | None = None) -> ClaimRequest:
         # Jobs of managed (limited) queues count as started when claimed: take no more of
         # them than there are free run slots, so the prefetch buffer never hoards them.
-        start_limit = max(0, self.concurrency - self._busy)
-        return ClaimRequest(self.queues, limit, self.settings.lease, self.id, start_limit)
+        if start_limit is None:
+            start_limit = self.concurrency - self._busy
+        return ClaimRequest(self.queues, limit, self.settings.lease, self.id, max(0, start_limit))
 
     def _fetch_loop(self, burst: bool) -> None:
         capacity = self.concurrency + self.prefetch
         refill_below = self._refill_below
         retry = RetryDelay()
         throttled = 0  # empty claims in a row although jobs were due (limits, pause)
+        # True while the work on offer is from limited queues only (a claim with every run slot
+        # busy got nothing): such jobs are claimed per free slot, so wait for slots, not the buffer.
+        per_slot = False
         while not self._stopping.is_set():
             with self._cv:
                 while not self._stopping.is_set() and self._busy >= refill_below:
                     self._cv.wait(0.5)
+                if per_slot:
+                    self._await_free_slots()
                 room = capacity - self._busy
+                start_limit = self.concurrency - self._busy
             if self._stopping.is_set():
                 return
             with self._cv:
                 idle_before = not self.inflight
             try:
-                jobs = self.backend.claim(self._request(room))
+                jobs = self.backend.claim(self._request(room, start_limit))
                 if not jobs:
                     if burst:
                         if idle_before:
@@ -300,12 +311,8 @@ class Worker:
                         with self._cv:
                             self._cv.wait(0.05)
                         continue
-                    with self._cv:
-                        slots_full = self._busy >= self.concurrency
-                        while slots_full and not self._stopping.is_set() and self._busy >= self.concurrency:
-                            # Limited queues are claimed per free run slot: wait for one.
-                            self._cv.wait(0.5)
-                    if slots_full:
+                    if start_limit <= 0:
+                        per_slot = True
                         continue
                     waited = time.monotonic()
                     self.backend.wait_for_jobs(self.queues, self.idle_wait)
@@ -318,6 +325,7 @@ class Worker:
                         throttled = 0
                 else:
                     throttled = 0
+                    per_slot = per_slot and len(jobs) <= start_limit
                 retry.succeeded()
             except Exception as exc:  # noqa: BLE001 - the backend may be restarting
                 delay = retry.failed()
@@ -326,6 +334,18 @@ class Worker:
                 continue
             if jobs:
                 self._dispatch(jobs)
+
+    def _await_free_slots(self) -> None:
+        """With the condition held: wait for a free run slot, then briefly for a few more, so a
+        claim from a limited queue takes several jobs rather than one per round trip."""
+        while not self._stopping.is_set() and self._busy >= self.concurrency:
+            self._cv.wait(0.5)
+        deadline = time.monotonic() + _GATHER_SLOTS
+        while not self._stopping.is_set() and self._busy > self.concurrency - self._slot_batch:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._cv.wait(left)
 
     def _dispatch(self, jobs: list[ClaimedJob]) -> None:
         tasks = self.app.tasks
@@ -353,7 +373,12 @@ class Worker:
             self._busy -= 1
             # Wake the fetch loop only when it may claim again (or all is done), not per job;
             # a freed run slot is such a moment too (limited queues are claimed per free slot).
-            if self._busy in (self._refill_below - 1, self.concurrency - 1, 0):
+            if self._busy in (
+                self._refill_below - 1,
+                self.concurrency - 1,
+                self.concurrency - self._slot_batch,
+                0,
+            ):
                 self._cv.notify_all()
         self.completer.submit(attempt, outcome)
 
