@@ -53,6 +53,9 @@ from .pg_url import PostgresOptions, parse_postgres_url, redact
 #: by another claimer, or by a caller's open transaction): short, doubling while it lasts, so
 #: never a busy loop.
 _LOCKED_DUE_WAIT = 0.01
+#: The most it doubles to: a due job may also be held back by a queue's limits (flow control),
+#: which free up as jobs finish and rate windows slide, not only at a commit that notifies.
+_LOCKED_DUE_CAP = 0.05
 
 Row = tuple[Any, ...]
 Conn = psycopg.Connection[Row]
@@ -409,7 +412,7 @@ class PostgresBackend:
             wait = min(wait, due_in)
         elif due_in is not None:  # due, yet the claim got nothing: it is locked for now
             locked_wait: float = getattr(self._local, "locked_wait", _LOCKED_DUE_WAIT)
-            self._local.locked_wait = min(locked_wait * 2, self.options.poll)
+            self._local.locked_wait = min(locked_wait * 2, self.options.poll, _LOCKED_DUE_CAP)
             wait = min(wait, locked_wait)
         if listener is None or not listener.listening:
             wait = min(wait, self.options.poll)

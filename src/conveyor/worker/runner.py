@@ -279,7 +279,7 @@ class Worker:
         # Jobs of managed (limited) queues count as started when claimed: take no more of
         # them than there are free run slots, so the prefetch buffer never hoards them.
         if start_limit is None:
-            start_limit = self.concurrency - self._busy
+            start_limit = self.concurrency - len(self.inflight)
         return ClaimRequest(self.queues, limit, self.settings.lease, self.id, max(0, start_limit))
 
     def _fetch_loop(self, burst: bool) -> None:
@@ -297,7 +297,9 @@ class Worker:
                 if per_slot:
                     self._await_free_slots()
                 room = capacity - self._busy
-                start_limit = self.concurrency - self._busy
+                # A job holds its slot until its outcome is written (the completer batches
+                # writes), so limited queues are claimed for the jobs not in flight.
+                start_limit = self.concurrency - len(self.inflight)
             if self._stopping.is_set():
                 return
             with self._cv:
@@ -338,10 +340,10 @@ class Worker:
     def _await_free_slots(self) -> None:
         """With the condition held: wait for a free run slot, then briefly for a few more, so a
         claim from a limited queue takes several jobs rather than one per round trip."""
-        while not self._stopping.is_set() and self._busy >= self.concurrency:
+        while not self._stopping.is_set() and len(self.inflight) >= self.concurrency:
             self._cv.wait(0.5)
         deadline = time.monotonic() + _GATHER_SLOTS
-        while not self._stopping.is_set() and self._busy > self.concurrency - self._slot_batch:
+        while not self._stopping.is_set() and len(self.inflight) > self.concurrency - self._slot_batch:
             left = deadline - time.monotonic()
             if left <= 0:
                 return
