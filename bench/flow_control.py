@@ -24,17 +24,18 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import conveyor
+from conveyor.testing.conformance.stores import fresh_store
 
 QUEUE = "bench"
+#: Each workload gets a store of its own under these, removed afterwards (conformance's fresh_store).
 URLS = {
-    "sqlite": lambda d: f"sqlite:///{d / f'flow-{uuid.uuid4().hex[:8]}.db'}",
-    "postgres": lambda d: f"postgresql://postgres@127.0.0.1:5432/test?schema=fc{uuid.uuid4().hex[:8]}",
-    "redis": lambda d: f"redis://127.0.0.1:6379/0?prefix=fc{uuid.uuid4().hex[:8]}",
+    "sqlite": lambda d: f"sqlite:///{d / 'flow.db'}",
+    "postgres": lambda d: "postgresql://postgres@127.0.0.1:5432/test?schema=flowbench",
+    "redis": lambda d: "redis://127.0.0.1:6379/0?prefix=flowbench",
 }
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -90,15 +91,27 @@ def rate_of(spans: list[tuple[float, float]]) -> float:
     return len(spans) / (max(f for _, f in spans) - min(s for s, _ in spans))
 
 
+def run(
+    base: str, jobs: int, p: int, c: int, groups: int | None = None, **limits: Any
+) -> list[tuple[float, float]]:
+    """One workload on a store of its own, removed afterwards."""
+    with fresh_store(base) as url:
+        app = store(url, jobs, groups, **limits)
+        try:
+            return drain(app, p, c)
+        finally:
+            app.close()
+
+
 def measure(backend: str, folder: Path, args: argparse.Namespace) -> dict[str, float]:
-    url = URLS[backend]
+    base = URLS[backend](folder)
     n, p, c = args.jobs, args.processes, args.concurrency
     out: dict[str, float] = {}
-    out["unlimited"] = rate_of(drain(store(url(folder), n), p, c))
-    out["concurrency"] = rate_of(drain(store(url(folder), n, concurrency=p * c), p, c))
-    out["grouped"] = rate_of(drain(store(url(folder), n, groups=n // 2, group_concurrency=1), p, c))
+    out["unlimited"] = rate_of(run(base, n, p, c))
+    out["concurrency"] = rate_of(run(base, n, p, c, concurrency=p * c))
+    out["grouped"] = rate_of(run(base, n, p, c, groups=n // 2, group_concurrency=1))
     jobs = int(1000 * (args.rate_seconds + 4))
-    starts = sorted(s for s, _ in drain(store(url(folder), jobs, rate_limit="1000/s"), p, c))
+    starts = sorted(s for s, _ in run(base, jobs, p, c, rate_limit="1000/s"))
     window_start = starts[0] + 2.0  # past the first second's burst
     in_window = [s for s in starts if window_start <= s < window_start + args.rate_seconds]
     out["rate"] = len(in_window) / args.rate_seconds

@@ -29,7 +29,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from ..backends.flow import MAX_GROUP_CHARS, MAX_LIMIT
+from ..backends.flow import MAX_GROUP_CHARS
 from ..builder import MAX_ATTEMPTS, MAX_DELAY_SECONDS, MAX_PRIORITY, MAX_TIMESTAMP, NAME_PATTERN
 from ..durations import parse_duration
 from ..states import ALL_STATES, PURGEABLE, State
@@ -244,10 +244,10 @@ RateText = Annotated[
 class QueuePatch(Struct, forbid_unknown_fields=True):
     """Changes to a queue's flow-control settings: an absent field stays, null removes that limit."""
 
-    concurrency: LimitCount | None | UnsetType = UNSET
-    rate_limit: RateText | None | UnsetType = UNSET
-    group_concurrency: LimitCount | None | UnsetType = UNSET
-    group_rate_limit: RateText | None | UnsetType = UNSET
+    concurrency: LimitCount | UnsetType | None = UNSET
+    rate_limit: RateText | UnsetType | None = UNSET
+    group_concurrency: LimitCount | UnsetType | None = UNSET
+    group_rate_limit: RateText | UnsetType | None = UNSET
     paused: bool | UnsetType = UNSET
 
     def changes(self) -> dict[str, Any]:
