@@ -361,7 +361,8 @@ class PostgresBackend:
                 on_complete=r[8],
                 created_at=r[9],
                 run_at=r[10],
-                group=r[11],
+                prior_attempts=r[11],
+                group=r[12],
             )
             for r in rows
         ]

@@ -242,9 +242,10 @@ class RedisBackend:
                 on_complete=flat[i + 8],
                 created_at=float(flat[i + 9]),
                 run_at=float(flat[i + 10]),
-                group=flat[i + 11],
+                prior_attempts=int(flat[i + 11] or 0),
+                group=flat[i + 12],
             )
-            for i in range(0, len(flat), 12)
+            for i in range(0, len(flat), 13)
         ]
 
     @translate_errors

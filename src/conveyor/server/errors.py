@@ -8,6 +8,7 @@ import msgspec
 from starlette.responses import Response
 
 from ..errors import (
+    InvalidArguments,
     InvalidGroup,
     InvalidLimit,
     InvalidName,
@@ -66,6 +67,8 @@ def from_exception(exc: BaseException, *, input_checks: bool = False) -> ApiErro
         return ApiError(422, "unknown_task", str(exc))
     if isinstance(exc, InvalidStatus):
         return ApiError(422, "unknown_status", str(exc))
+    if isinstance(exc, InvalidArguments):
+        return ApiError(422, "invalid_arguments", str(exc))
     if isinstance(exc, InvalidLimit):
         return ApiError(422, "invalid_limit", str(exc))
     if isinstance(exc, InvalidGroup):

@@ -3,8 +3,8 @@
 -- Managed queues (flow control, backends/flow.py) are claimed first by the flow
 -- claim below, within min(limit, start_limit); the plain claim takes the rest.
 -- ARGV: limit, lease_seconds, worker, lease_token, start_limit, queue...
--- Returns 12 fields per job: id, task, queue, payload, attempt, max_attempts,
--- priority, key, on_complete, created_at, run_at, group (a flat array).
+-- Returns 13 fields per job: id, task, queue, payload, attempt, max_attempts,
+-- priority, key, on_complete, created_at, run_at, prior_attempts, group (a flat array).
 
 local now, now_s = clock()
 local limit = tonumber(ARGV[1])
@@ -206,7 +206,7 @@ for i = 1, #picked, 3 do
   local id, queue, priority = picked[i], picked[i + 1], picked[i + 2]
   local jk = B .. 'j:' .. id
   local f = redis.call('HMGET', jk, 'state', 'task', 'payload', 'attempt', 'max_attempts', 'key',
-    'on_complete', 'created_at', 'run_at', 'group_key')
+    'on_complete', 'created_at', 'run_at', 'prior_attempts', 'group_key')
   wait_remove(queue, priority, id)
   if f[1] == 'pending' or f[1] == 'retry' then
     local attempt = tonumber(f[4]) + 1
@@ -226,7 +226,8 @@ for i = 1, #picked, 3 do
     out[#out + 1] = f[7]
     out[#out + 1] = f[8]
     out[#out + 1] = f[9]
-    out[#out + 1] = f[10]
+    out[#out + 1] = f[10] or '0'
+    out[#out + 1] = f[11]
   end
   -- (a waiting entry whose job is not waiting cannot happen; it is dropped above)
 end
