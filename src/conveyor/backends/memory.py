@@ -28,6 +28,7 @@ from ..states import LIVE_STATES, RESUBMITTABLE, State
 from . import kit
 from .base import (
     WORKER_LOST,
+    AlertRecord,
     AttemptRecord,
     ClaimedJob,
     ClaimRequest,
@@ -40,8 +41,10 @@ from .base import (
     Outcome,
     Page,
     ReapResult,
+    ScheduleRecord,
     Stats,
 )
+from .memory_maintenance import MemoryMaintenance
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 _WAITING = frozenset({"pending", "retry"})
@@ -85,6 +88,8 @@ class _Job:
     lease_token: str | None = None
     lease_expires_at: float | None = None
     cancel_requested: bool = False
+    schedule: str | None = None
+    scheduled_for: float | None = None
 
     def __getitem__(self, name: str) -> Any:
         """Read a column by name, as the kit's row mapping does."""
@@ -114,6 +119,9 @@ class _Store:
     #: Attempt records, oldest first, overall and by job.
     audit_log: list[AttemptRecord] = field(default_factory=list)
     attempts: dict[str, list[AttemptRecord]] = field(default_factory=dict)
+    #: Schedules and failure alerts by name (see memory_maintenance.py).
+    schedules: dict[str, ScheduleRecord] = field(default_factory=dict)
+    alerts: dict[str, AlertRecord] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.changed = threading.Condition(self.lock)
@@ -137,8 +145,10 @@ def drop_store(name: str) -> None:
         _STORES.pop(name, None)
 
 
-class MemoryBackend:
+class MemoryBackend(MemoryMaintenance):
     """The Backend protocol on an in-process store (see module docstring)."""
+
+    _store: _Store
 
     def __init__(self, url: str, *, key_retention: float = 86400.0) -> None:
         self.url = url

@@ -46,6 +46,7 @@ from .base import (
     ReapResult,
     Stats,
 )
+from .redis_maintenance import RedisMaintenance
 from .redis_support import (
     MAX_BLOCK,
     Clients,
@@ -70,7 +71,7 @@ def _num(value: float) -> str:
     return repr(float(value))
 
 
-class RedisBackend:
+class RedisBackend(RedisMaintenance):
     """The Backend protocol on Redis 6.2+ or Valkey (see module docstring).
 
     Connections open on first use; a lost connection raises BackendUnavailable

@@ -32,6 +32,8 @@ log = logging.getLogger("conveyor.redis")
 
 #: Every script file in ``backends/lua`` (``lib.lua`` is prepended to each).
 SCRIPT_NAMES = (
+    "alert_fire",
+    "alert_save",
     "audits",
     "cancel",
     "claim",
@@ -39,6 +41,7 @@ SCRIPT_NAMES = (
     "delete",
     "enqueue",
     "extend",
+    "failures_since",
     "finish",
     "get",
     "list",
@@ -46,6 +49,10 @@ SCRIPT_NAMES = (
     "purge",
     "reap",
     "resubmit",
+    "schedule_delete",
+    "schedule_fire",
+    "schedule_pause",
+    "schedule_save",
     "stats",
 )
 

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 from ..errors import BadURL, ConfigurationError, SchemaMismatch
 from ..states import State
 from . import kit, sqlfile
+from .sqlite_maintenance import SQLiteMaintenance
 from .base import (
     WORKER_LOST,
     AttemptRecord,
@@ -39,8 +40,8 @@ from .base import (
 )
 
 SQL = sqlfile.load("sqlite.sql")
-SCHEMA_VERSION = 1
-MIGRATIONS = {1: SQL["migration_001"]}
+SCHEMA_VERSION = 2
+MIGRATIONS = {1: SQL["migration_001"], 2: SQL["migration_002"]}
 
 _FINISH = {
     "completed": SQL["finish_completed"],
@@ -74,7 +75,7 @@ def parse_sqlite_url(url: str) -> tuple[Path, dict[str, str]]:
     return Path(raw), options
 
 
-class SQLiteBackend:
+class SQLiteBackend(SQLiteMaintenance):
     """The Backend protocol on a SQLite file (see module docstring)."""
 
     def __init__(self, url: str, *, key_retention: float = 86400.0) -> None:
