@@ -15,7 +15,11 @@ DEFAULT_URL = "sqlite:///conveyor.db"
 
 #: The finished states the pruner deletes, and after how long (None: never, a person decides).
 RETENTION_STATES = ("completed", "cancelled", "failed")
-DEFAULT_RETENTION: dict[str, float | None] = {"completed": 7 * 86400.0, "cancelled": 7 * 86400.0, "failed": None}
+DEFAULT_RETENTION: dict[str, float | None] = {
+    "completed": 7 * 86400.0,
+    "cancelled": 7 * 86400.0,
+    "failed": None,
+}
 _NEVER = ("never", "none", "off", "forever")
 
 

@@ -68,9 +68,7 @@ def check_every(every: object) -> float:
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
         raise InvalidSchedule(f"every must be seconds or a timedelta, got {every!r}")
     if not MIN_EVERY <= seconds <= MAX_EVERY:
-        raise InvalidSchedule(
-            f"every must be from {MIN_EVERY:g} to {MAX_EVERY:.0f} seconds, got {every!r}"
-        )
+        raise InvalidSchedule(f"every must be from {MIN_EVERY:g} to {MAX_EVERY:.0f} seconds, got {every!r}")
     return float(seconds)
 
 

@@ -36,7 +36,10 @@ BLOCKS = sqlfile.load("postgres_maintenance.sql")
 def render(schema: str, channel: str) -> dict[str, LiteralString]:
     """The blocks of postgres_maintenance.sql for one schema and NOTIFY channel."""
     args = {"schema": sql.Identifier(schema), "channel": sql.Literal(channel)}
-    return {name: literal(sql.SQL(literal(block)).format(**args).as_string(None)) for name, block in BLOCKS.items()}
+    return {
+        name: literal(sql.SQL(literal(block)).format(**args).as_string(None))
+        for name, block in BLOCKS.items()
+    }
 
 
 class PostgresMaintenance:
@@ -166,7 +169,9 @@ class PostgresMaintenance:
         return applied
 
 
-def _job_arrays(jobs: Sequence[NewJob], schedule: str | None, ticks: Sequence[float | None]) -> dict[str, Any]:
+def _job_arrays(
+    jobs: Sequence[NewJob], schedule: str | None, ticks: Sequence[float | None]
+) -> dict[str, Any]:
     return {
         "ids": [j.id for j in jobs],
         "tasks": [j.task for j in jobs],

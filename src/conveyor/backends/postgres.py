@@ -44,8 +44,8 @@ from .base import (
     Stats,
 )
 from .pg_listener import Listener, Snapshot
-from .pg_schema import MIGRATIONS, SCHEMA_VERSION, Queries, first
 from .pg_maintenance import PostgresMaintenance
+from .pg_schema import MIGRATIONS, SCHEMA_VERSION, Queries, first
 from .pg_session import configure_session, is_connection_failure, is_stale
 from .pg_url import PostgresOptions, parse_postgres_url, redact
 

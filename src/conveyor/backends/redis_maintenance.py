@@ -134,7 +134,9 @@ class RedisMaintenance:
     def failures_since(self, since: float, queue: str | None = None, limit: int = 20) -> FailureCount:
         """Failed jobs that entered ``failed`` at or after ``since``: how many, and the newest ids."""
         keep_after = min(since, float(self.clients.retrying.time()[0]) - FAILURE_MEMORY)
-        reply = self._run("failures_since", [_num(since), max(limit, 0), _num(keep_after), queue or ""], retry=True)
+        reply = self._run(
+            "failures_since", [_num(since), max(limit, 0), _num(keep_after), queue or ""], retry=True
+        )
         return FailureCount(int(reply[0]), tuple(reply[1:]))
 
     @translate_errors
@@ -143,6 +145,13 @@ class RedisMaintenance:
         applied = []
         for f in firings:
             job = f.job
-            args = [f.name, _num(f.fired_at), _num(f.quiet_since), _meta(job), job.payload, job.on_complete or ""]
+            args = [
+                f.name,
+                _num(f.fired_at),
+                _num(f.quiet_since),
+                _meta(job),
+                job.payload,
+                job.on_complete or "",
+            ]
             applied.append(bool(int(self._run("alert_fire", args))))
         return applied

@@ -21,7 +21,6 @@ from urllib.parse import parse_qs, urlsplit
 from ..errors import BadURL, ConfigurationError, SchemaMismatch
 from ..states import State
 from . import kit, sqlfile
-from .sqlite_maintenance import SQLiteMaintenance
 from .base import (
     WORKER_LOST,
     AttemptRecord,
@@ -38,6 +37,7 @@ from .base import (
     ReapResult,
     Stats,
 )
+from .sqlite_maintenance import SQLiteMaintenance
 
 SQL = sqlfile.load("sqlite.sql")
 SCHEMA_VERSION = 2

@@ -80,7 +80,7 @@ class Scheduler(PeriodicService):
                 if spec.name not in self._unknown_logged:
                     self._unknown_logged.add(spec.name)
                     log.warning(
-                        "schedule %s: task %s is not in this worker's app; leaving it to a worker that has it",
+                        "schedule %s: task %s is not in this worker's app; a worker that has it runs it",
                         spec.name,
                         spec.task,
                     )
