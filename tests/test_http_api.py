@@ -11,6 +11,7 @@ import asyncio
 import hmac
 import json
 import logging
+import re
 import socket
 import threading
 import time
@@ -393,7 +394,7 @@ def test_openapi_document_lists_exactly_the_served_routes(tasks: conveyor.App) -
     for path, ops in document["paths"].items():
         for op in ops.values():
             declared = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
-            assert declared == ({"job_id"} if "{job_id}" in path else set()), path
+            assert declared == set(re.findall(r"\{(\w+)\}", path)), path
             assert "responses" in op and op.get("summary")
 
 
@@ -401,7 +402,9 @@ def test_docs_page_has_a_curl_example_for_every_route() -> None:
     lines = (Path(__file__).parent.parent / "docs" / "http-api.md").read_text().splitlines()
     curls = [line for line in lines if line.lstrip().startswith("curl ")]
     for path, ops in openapi_document()["paths"].items():
-        example = path.replace("{job_id}", "$JOB")
+        example = path.replace("{job_id}", "$JOB").replace(
+            "{name}", "ops" if path.startswith("/api/alerts") else "nightly-report"
+        )
         for method in ops:
             flag = f"-X {method.upper()}"
             matching = [

@@ -9,8 +9,9 @@ rule, the claim order) are written once in :mod:`conveyor.backends.kit`.
 
 Room to grow: rate and concurrency limits belong in ``claim`` (as fields of
 :class:`ClaimRequest`), pause/resume as ``queue_pause``/``queue_resume`` next to
-the admin operations, and schedules as a ``schedule_*`` family with its own
-table/keys; nothing above this layer needs to change shape for them.
+the admin operations. Schedules and failure alerts are the ``schedule_*`` and
+``alert_*`` families below, each firing one atomic compare-and-set with the jobs
+it stores.
 """
 
 from __future__ import annotations

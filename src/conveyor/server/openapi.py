@@ -31,7 +31,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         400: "Malformed JSON, wrong types or values",
         401: "Missing or wrong x-api-key",
         403: "Key-less server: only same-origin loopback requests",
-        404: "Unknown job",
+        404: "Unknown job, schedule or alert",
         409: "The job is not in a state that allows this",
         413: "Payload too large",
         422: "Unknown task, status word or queue name",
@@ -125,6 +125,8 @@ SCHEMAS: dict[str, Any] = {
             "worker": {"type": ["string", "null"]},
             "cancel_requested": {"type": "boolean"},
             "on_complete": {"type": ["string", "null"]},
+            "schedule": {"type": ["string", "null"], "description": "The schedule that enqueued it."},
+            "scheduled_for": {**NULLABLE_TIME, "description": "The schedule tick it ran for."},
         },
     },
     "Attempt": {
@@ -371,6 +373,132 @@ PATHS: dict[str, Any] = {
         }
     },
 }
+
+
+# -- schedules and failure alerts --------------------------------------------------------------------
+NAME_PARAM = {"name": "name", "in": "path", "required": True, "schema": NAME}
+SCHEDULE_FIELDS: dict[str, Any] = {
+    "name": NAME,
+    "task": NAME,
+    "cron": {"type": "string", "description": "Five-field cron expression, e.g. '0 2 * * *'."},
+    "every": {"type": "number", "minimum": 1, "description": "Seconds between ticks (instead of cron)."},
+    "tz": {"type": "string", "default": "UTC", "description": "IANA time zone of the cron expression."},
+    "args": {"type": "array"},
+    "kwargs": {"type": "object"},
+    "queue": {"type": ["string", "null"]},
+    "missed": {"type": "string", "enum": ["latest", "skip"], "default": "latest"},
+}
+SCHEMAS["NewSchedule"] = {"type": "object", "required": ["name", "task"], "properties": SCHEDULE_FIELDS}
+SCHEMAS["Schedule"] = {
+    "type": "object",
+    "required": ["name", "task", "tz", "paused", "next_run_at"],
+    "properties": {
+        **SCHEDULE_FIELDS,
+        "paused": {"type": "boolean"},
+        "next_run_at": TIME,
+        "last_run_at": NULLABLE_TIME,
+        "last_job_id": {"type": ["string", "null"]},
+    },
+}
+ALERT_FIELDS: dict[str, Any] = {
+    "name": NAME,
+    "url": {"type": "string", "format": "uri", "description": "Where the signed POST goes."},
+    "threshold": {"type": "integer", "minimum": 1, "description": "Failed jobs within the window."},
+    "window": {"type": ["string", "number"], "description": "'5m', '1h' or seconds; at most 7 days."},
+    "queue": {"type": ["string", "null"], "description": "Count one queue only (null: all)."},
+}
+SCHEMAS["NewAlert"] = {
+    "type": "object",
+    "required": ["name", "url", "threshold", "window"],
+    "properties": ALERT_FIELDS,
+}
+SCHEMAS["Alert"] = {
+    "type": "object",
+    "required": ["name", "url", "threshold", "window"],
+    "properties": {
+        **ALERT_FIELDS,
+        "window_seconds": {"type": "number"},
+        "last_fired_at": NULLABLE_TIME,
+    },
+}
+
+
+def _items(name: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["items"],
+        "properties": {"items": {"type": "array", "items": _ref(name)}},
+    }
+
+
+def _schedule_action(summary: str, result: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": summary,
+            "parameters": [NAME_PARAM],
+            "responses": {**result, **_errors(*API_ERRORS, 404)},
+        }
+    }
+
+
+PATHS.update(
+    {
+        "/api/schedules": {
+            "get": {
+                "summary": "Every schedule with its next and last run",
+                "responses": {"200": _json(_items("Schedule"), "Schedules"), **_errors(*API_ERRORS)},
+            },
+            "post": {
+                "summary": "Create or update a schedule (bad cron, zone or task: nothing stored)",
+                "requestBody": {"required": True, **_json(_ref("NewSchedule"), "The schedule")},
+                "responses": {
+                    "201": _json(_ref("Schedule"), "Created"),
+                    "200": _json(_ref("Schedule"), "Updated"),
+                    **_errors(*API_ERRORS, 422),
+                },
+            },
+        },
+        "/api/schedules/{name}": {
+            "delete": {
+                "summary": "Delete a schedule (the jobs it enqueued stay)",
+                "parameters": [NAME_PARAM],
+                "responses": {"200": _json({"type": "object"}, "Deleted"), **_errors(*API_ERRORS, 404)},
+            }
+        },
+        "/api/schedules/{name}/pause": _schedule_action(
+            "Stop a schedule's ticks until resumed", {"200": _json(_ref("Schedule"), "Paused")}
+        ),
+        "/api/schedules/{name}/resume": _schedule_action(
+            "Resume a schedule from its next tick", {"200": _json(_ref("Schedule"), "Resumed")}
+        ),
+        "/api/schedules/{name}/run": _schedule_action(
+            "Enqueue the schedule's job now, besides its ticks",
+            {"201": _json({"type": "object", "properties": {"id": {"type": "string"}}}, "Enqueued")},
+        ),
+        "/api/alerts": {
+            "get": {
+                "summary": "Every failure alert and when it last fired",
+                "responses": {"200": _json(_items("Alert"), "Alerts"), **_errors(*API_ERRORS)},
+            },
+            "post": {
+                "summary": "Create or update a failure alert (a signed POST at most once per window)",
+                "requestBody": {"required": True, **_json(_ref("NewAlert"), "The alert")},
+                "responses": {
+                    "201": _json(_ref("Alert"), "Created"),
+                    "200": _json(_ref("Alert"), "Updated"),
+                    **_errors(*API_ERRORS, 422),
+                },
+            },
+        },
+        "/api/alerts/{name}": {
+            "delete": {
+                "summary": "Delete a failure alert",
+                "parameters": [NAME_PARAM],
+                "responses": {"200": _json({"type": "object"}, "Deleted"), **_errors(*API_ERRORS, 404)},
+            }
+        },
+    }
+)
 
 
 @lru_cache(maxsize=8)
