@@ -72,8 +72,10 @@ def test_alert_routes(client: TestClient) -> None:
     assert client.post("/api/alerts", json={**body, "threshold": 5}).status_code == 200
     (listed,) = client.get("/api/alerts").json()["items"]
     assert listed["threshold"] == 5 and listed["last_fired_at"] is None
-    bad = client.post("/api/alerts", json={**body, "name": "neg", "window": -5})
+    bad = client.post("/api/alerts", json={**body, "name": "neg", "window": "-5m"})
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_alert"
+    negative = client.post("/api/alerts", json={**body, "name": "neg", "window": -300})
+    assert negative.status_code == 400 and "window" in negative.json()["error"]["message"]
     assert [a["name"] for a in client.get("/api/alerts").json()["items"]] == ["ops"]
     assert client.delete("/api/alerts/ops").status_code == 200
     assert client.delete("/api/alerts/ops").status_code == 404

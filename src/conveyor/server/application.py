@@ -16,7 +16,6 @@ from starlette.staticfiles import StaticFiles
 from ..app import App
 from .auth import KeyChecker, load_api_keys
 from .errors import ApiError, error_response
-from .maintenance import ROUTES as MAINTENANCE_ROUTES
 from .metrics import Metrics
 from .routes import ROUTES
 from .state import ServerState
@@ -62,7 +61,7 @@ def create_app(
     # The dashboard's style sheet and ES modules, shipped inside the package (no key needed).
     assets = Mount("/assets", StaticFiles(packages=[("conveyor.server", "static")]), name="assets")
     application = Starlette(
-        routes=[*ROUTES, *MAINTENANCE_ROUTES, assets],
+        routes=[*ROUTES, assets],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,
     )
