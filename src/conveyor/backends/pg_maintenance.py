@@ -180,6 +180,7 @@ def _job_arrays(
         "priorities": [j.priority for j in jobs],
         "max_attempts": [j.max_attempts for j in jobs],
         "on_completes": [j.on_complete for j in jobs],
+        "groups": [j.group for j in jobs],
         "schedules": [schedule for _ in jobs],
         "scheduled_fors": list(ticks),
     }

@@ -101,7 +101,7 @@ class RedisMaintenance:
             expected, following = ("", "") if firing.advance is None else map(_num, firing.advance)
             args: list[Any] = [firing.name, expected, following]
             for tick, job in firing.jobs:
-                args += [_meta(job), job.payload, job.on_complete or "", _num(tick)]
+                args += [_meta(job), job.payload, job.on_complete or "", job.group or "", _num(tick)]
             applied.append(bool(int(self._run("schedule_fire", args))))
         return applied
 
@@ -152,6 +152,7 @@ class RedisMaintenance:
                 _meta(job),
                 job.payload,
                 job.on_complete or "",
+                job.group or "",
             ]
             applied.append(bool(int(self._run("alert_fire", args))))
         return applied

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
-from . import kit, sqlfile
+from . import kit, sqlfile, sqlite_flow
 from .base import (
     AlertFiring,
     AlertRecord,
@@ -88,7 +88,7 @@ class SQLiteMaintenance:
                 if not ok or not firing.jobs:
                     continue
                 for tick, job in firing.jobs:
-                    row = {**_job_row(job, now), "schedule": firing.name, "scheduled_for": tick}
+                    row = {**_job_row(conn, job, now), "schedule": firing.name, "scheduled_for": tick}
                     conn.execute(SQL["insert_scheduled_job"], row)
                 last_tick, last_job = firing.jobs[-1]
                 conn.execute(
@@ -140,13 +140,16 @@ class SQLiteMaintenance:
                 ok = conn.execute(SQL["alert_stamp"], params).rowcount == 1
                 applied.append(ok)
                 if ok:
-                    row = {**_job_row(firing.job, time.time()), "schedule": None, "scheduled_for": None}
+                    row = {**_job_row(conn, firing.job, time.time()), "schedule": None, "scheduled_for": None}
                     conn.execute(SQL["insert_scheduled_job"], row)
         return applied
 
 
-def _job_row(job: NewJob, now: float) -> dict[str, object]:
+def _job_row(conn: sqlite3.Connection, job: NewJob, now: float) -> dict[str, object]:
+    """The row of a maintenance job; a grouped one takes its fair rank as enqueue gives it (flow control)."""
     return {
+        "group_key": job.group,
+        "fair_rank": 0 if job.group is None else sqlite_flow.rank(conn, job.queue, job.group),
         "id": job.id,
         "task": job.task,
         "queue": job.queue,

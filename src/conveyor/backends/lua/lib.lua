@@ -277,9 +277,27 @@ local function delete_job(id, f)
   redis.call('DEL', B .. 'j:' .. id, ak)
 end
 
--- A job of the maintenance services (a schedule tick, an alert notification), due now.
--- meta = "id|task|queue|priority|max_attempts"; extra = more {field, value, ...} for its hash.
-local function store_job(meta, payload, on_complete, now_s, extra)
+-- A grouped job's fair rank (backends/flow.py): after its group's last, never behind the
+-- queue's clock. The queue becomes managed first; jobs this run already put in waiting
+-- are flushed so that manage() copies them into the fair sets too.
+local function group_rank(queue, group)
+  if not managed(queue) then
+    flush()
+    manage(queue)
+  end
+  local clock = tonumber(redis.call('HGET', B .. 'qs:' .. queue, 'clock') or '0')
+  local last = tonumber(redis.call('HGET', B .. 'gr:' .. queue, group) or '0')
+  local rank = math.max(last, clock) + 1
+  redis.call('HSET', B .. 'gr:' .. queue, group, rank)
+  return rank
+end
+
+-- A job of the maintenance services (a schedule tick, an alert notification), due now,
+-- stored the way enqueue.lua stores one: a group gets its fair rank, and wait_add keeps
+-- the fair sets of a managed queue, so flow control claims and counts it like any job.
+-- meta = "id|task|queue|priority|max_attempts"; group ('' = none); extra = more
+-- {field, value, ...} for its hash.
+local function store_job(meta, payload, on_complete, group, now_s, extra)
   local id, task, queue, priority, max_attempts = string.match(meta, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$')
   local fields = {
     'task', task, 'queue', queue, 'state', 'pending', 'payload', payload, 'priority', priority,
@@ -288,6 +306,12 @@ local function store_job(meta, payload, on_complete, now_s, extra)
   if on_complete ~= '' then
     fields[#fields + 1] = 'on_complete'
     fields[#fields + 1] = on_complete
+  end
+  if group ~= '' then
+    fields[#fields + 1] = 'group_key'
+    fields[#fields + 1] = group
+    fields[#fields + 1] = 'fair_rank'
+    fields[#fields + 1] = group_rank(queue, group)
   end
   for i = 1, #extra do
     fields[#fields + 1] = extra[i]

@@ -1,5 +1,5 @@
 -- Conveyor's PostgreSQL queries for schedules, failure alerts and the failure count the
--- alerter reads (tables from migration_003 in postgres.sql). {schema} and {channel} are
+-- alerter reads (tables from migration_006 in postgres.sql). {schema} and {channel} are
 -- filled in once per backend as in postgres.sql; every value is a bound parameter.
 
 -- name: schedule_save
@@ -52,16 +52,20 @@ WHERE s.name = %(name)s
 -- name: insert_jobs
 -- Jobs of the maintenance services (schedule ticks, alert notifications), due now, with the
 -- schedule they belong to; one NOTIFY per queue, delivered at commit.
+-- A grouped job takes its fair rank as insert_jobs in postgres.sql gives it (flow control).
 WITH inserted AS (
     INSERT INTO {schema}.jobs
         (id, task, queue, state, payload, priority, run_at, created_at, max_attempts, on_complete,
-         schedule, scheduled_for)
+         group_key, fair_rank, schedule, scheduled_for)
     SELECT t.id, t.task, t.queue, 'pending', t.payload, t.priority, statement_timestamp(),
-           statement_timestamp(), t.max_attempts, t.on_complete, t.schedule, to_timestamp(t.scheduled_for)
+           statement_timestamp(), t.max_attempts, t.on_complete, t.group_key,
+           CASE WHEN t.group_key IS NULL THEN 0 ELSE {schema}.group_rank(t.queue, t.group_key) END,
+           t.schedule, to_timestamp(t.scheduled_for)
     FROM unnest(%(ids)s::text[], %(tasks)s::text[], %(queues)s::text[], %(payloads)s::text[],
                 %(priorities)s::integer[], %(max_attempts)s::integer[], %(on_completes)s::text[],
-                %(schedules)s::text[], %(scheduled_fors)s::float8[])
-         AS t(id, task, queue, payload, priority, max_attempts, on_complete, schedule, scheduled_for)
+                %(groups)s::text[], %(schedules)s::text[], %(scheduled_fors)s::float8[])
+         AS t(id, task, queue, payload, priority, max_attempts, on_complete, group_key, schedule,
+              scheduled_for)
     RETURNING queue
 )
 SELECT count(pg_notify({channel}, d.queue)) FROM (SELECT DISTINCT queue FROM inserted) AS d

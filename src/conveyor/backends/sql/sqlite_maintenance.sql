@@ -1,5 +1,5 @@
 -- Conveyor's SQLite queries for schedules, failure alerts and the failure count the
--- alerter reads (the tables are created by migration_002 in sqlite.sql). Times are POSIX
+-- alerter reads (the tables are created by migration_005 in sqlite.sql). Times are POSIX
 -- seconds; values are bound.
 
 -- name: schedule_save
@@ -45,12 +45,14 @@ UPDATE conveyor_schedules SET last_run_at = :last_run_at, last_job_id = :last_jo
 WHERE name = :name
 
 -- name: insert_scheduled_job
+-- The columns of insert_job in sqlite.sql (with the fair rank flow control gives a grouped
+-- job), plus the schedule and its tick.
 INSERT INTO conveyor_jobs
     (id, task, queue, state, payload, priority, run_at, created_at, max_attempts, on_complete,
-     schedule, scheduled_for)
+     group_key, fair_rank, schedule, scheduled_for)
 VALUES
     (:id, :task, :queue, 'pending', :payload, :priority, :run_at, :now, :max_attempts, :on_complete,
-     :schedule, :scheduled_for)
+     :group_key, :fair_rank, :schedule, :scheduled_for)
 
 -- name: alert_save
 INSERT INTO conveyor_alerts (name, url, threshold, window_seconds, queue)
