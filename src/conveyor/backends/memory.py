@@ -18,7 +18,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,6 +32,7 @@ from .base import (
     ClaimedJob,
     ClaimRequest,
     EnqueueResult,
+    FinishWatch,
     JobQuery,
     JobRecord,
     Lease,
@@ -114,6 +115,8 @@ class _Store:
     #: Attempt records, oldest first, overall and by job.
     audit_log: list[AttemptRecord] = field(default_factory=list)
     attempts: dict[str, list[AttemptRecord]] = field(default_factory=dict)
+    #: Watches of jobs reaching a final state (``Job.result`` waiting), woken directly.
+    finishes: kit.FinishHub = field(default_factory=kit.FinishHub)
 
     def __post_init__(self) -> None:
         self.changed = threading.Condition(self.lock)
@@ -308,6 +311,7 @@ class MemoryBackend:
                 for follow_up in outcome.follow_ups:
                     self._enqueue_one(follow_up, now)
             store.changed.notify_all()
+        store.finishes.finished(kit.final_ids(outcomes, applied))
         return applied
 
     def _apply(self, job: _Job, outcome: Outcome, now: float) -> None:
@@ -335,6 +339,7 @@ class MemoryBackend:
         """Apply the kit's reap verdict to lapsed leases, oldest first."""
         store = self._store
         requeued = failed = 0
+        finished: list[str] = []
         with store.changed:
             now = time.time()
             expired = [
@@ -355,13 +360,20 @@ class MemoryBackend:
                     requeued += 1
                 else:
                     job.state, job.finished_at, job.traceback = verdict, now, None
+                    finished.append(job.id)
                     if verdict == "failed":
                         failed += 1
                 audit = kit.reaped_attempt(job.id, job.attempt, job.worker, job.started_at, now, verdict)
                 self._audit(kit.attempt_record(audit))
             if requeued:
                 store.changed.notify_all()
+        store.finishes.finished(finished)
         return ReapResult(requeued, failed)
+
+    # -- results ---------------------------------------------------------------------
+    def watch_finishes(self, job_ids: Sequence[str], wake: Callable[[], None]) -> FinishWatch:
+        """Woken directly by this store's writes: always live."""
+        return self._store.finishes.watch(job_ids, wake)
 
     # -- admin -----------------------------------------------------------------------
     def get(self, job_id: str) -> JobRecord | None:
@@ -450,7 +462,10 @@ class MemoryBackend:
                 job.cancel_requested = True
             else:
                 raise kit.cannot_cancel(job_id, job.state)
-            return kit.job_record(job, self._store.attempts.get(job_id, ()))
+            record = kit.job_record(job, self._store.attempts.get(job_id, ()))
+        if record.state == "cancelled":
+            self._store.finishes.finished([job_id])
+        return record
 
     def delete(self, job_id: str) -> None:
         """Delete a job that is not processing, with its attempt records."""
@@ -461,6 +476,7 @@ class MemoryBackend:
             if job.state == "processing":
                 raise kit.cannot_delete(job_id)
             self._forget([job])
+        self._store.finishes.finished([job_id])  # a waiter learns that it is gone
 
     def _forget(self, jobs: list[_Job]) -> None:
         """Remove jobs with their attempt records and key entries. Call with the lock held."""

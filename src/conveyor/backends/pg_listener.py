@@ -7,6 +7,10 @@ counts notifications per queue and wakes the waiters serving that queue. If the
 connection drops, the thread reconnects with backoff and wakes every waiter once
 it listens again (notifications sent meanwhile are lost, so everyone looks again);
 while it is down, waiters fall back to polling.
+
+:class:`FinishListener` is the same machinery on the finish channel: it hands the
+job ids of each notification to a :class:`~conveyor.backends.kit.FinishHub`, which
+wakes the ``Job.result`` calls waiting on them.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from contextlib import suppress
 
 import psycopg
 from psycopg import sql
+
+from .kit import FinishHub
 
 log = logging.getLogger("conveyor.postgres")
 
@@ -176,3 +182,24 @@ class Listener:
                 self._counts[queue] = self._counts.get(queue, 0) + 1
             self.notifications += len(queues)
             self._cond.notify_all()
+
+
+class FinishListener(Listener):
+    """LISTENs on the finish channel and wakes the hub's watches of the ids each notice carries.
+
+    Whenever it starts or stops listening it wakes every watch: notices sent while it
+    was not listening are lost, and a watch that is no longer live must start polling.
+    """
+
+    def __init__(self, conninfo: str, channel: str, hub: FinishHub) -> None:
+        super().__init__(conninfo, channel)
+        self.hub = hub
+
+    def _count(self, queues: list[str]) -> None:
+        # Here each payload is a comma-separated list of job ids, not a queue name.
+        self.notifications += len(queues)
+        self.hub.finished(job_id for payload in queues for job_id in payload.split(","))
+
+    def _set_listening(self, value: bool) -> None:
+        super()._set_listening(value)
+        self.hub.wake_all()

@@ -12,7 +12,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from .base import (
     ClaimedJob,
     ClaimRequest,
     EnqueueResult,
+    FinishWatch,
     JobQuery,
     JobRecord,
     Lease,
@@ -370,6 +371,11 @@ class SQLiteBackend:
                 audit = kit.reaped_attempt(r["id"], r["attempt"], r["worker"], r["started_at"], now, verdict)
                 conn.execute(SQL["insert_attempt"], audit)
         return ReapResult(requeued, failed)
+
+    # -- results -------------------------------------------------------------
+    def watch_finishes(self, job_ids: Sequence[str], wake: Callable[[], None]) -> FinishWatch:
+        """Never live: another process's commit to the file sends nothing, so waiters poll."""
+        return FinishWatch(job_ids, wake)
 
     # -- admin ---------------------------------------------------------------
     def get(self, job_id: str) -> JobRecord | None:

@@ -1,7 +1,8 @@
 -- Conveyor's PostgreSQL migrations and queries, as named blocks.
 --
--- {schema} is the quoted schema name and {channel} the NOTIFY channel literal: both are
--- filled in once per backend with psycopg.sql (Identifier / Literal) from a validated name.
+-- {schema} is the quoted schema name, {channel} the NOTIFY channel literal that wakes idle
+-- workers and {finished_channel} the one that wakes Job.result waiters: all are filled in
+-- once per backend with psycopg.sql (Identifier / Literal) from a validated name.
 -- Every value travels as a bound %(name)s parameter. Times are timestamptz on the database
 -- clock and cross into Python as epoch seconds (float8). Braces that are not placeholders
 -- would have to be doubled, so these queries build arrays with ARRAY[...] instead.
@@ -396,8 +397,10 @@ RETURNING j.id, j.cancel_requested,
 -- Every outcome of a batch in one statement: one UPDATE per kind, each driven by that kind's
 -- parallel arrays (one primary-key lookup per outcome, ids unique within the statement) and
 -- fenced by the lease token; one INSERT of the audit rows of the outcomes that applied, from
--- what the UPDATEs return; and a NOTIFY for the queues of released and retried jobs (idle
--- workers claim them, or learn when the retry falls due).
+-- what the UPDATEs return; a NOTIFY for the queues of released and retried jobs (idle
+-- workers claim them, or learn when the retry falls due); and, for the jobs that reached a
+-- final state, one NOTIFY on the finish channel carrying their ids (the kit's finish wake-up
+-- rule), split only past NOTIFY's 8000-byte payload limit: about 190 ids per notice.
 WITH completed AS (
     UPDATE {schema}.jobs j
     SET state = 'completed', result = o.value, finished_at = now(), error = NULL, traceback = NULL,
@@ -490,8 +493,15 @@ audited AS (
 woken AS (
     SELECT pg_notify({channel}, w.queue)
     FROM (SELECT queue FROM retried UNION SELECT queue FROM released) AS w
+),
+final AS (
+    SELECT f.id, sum(octet_length(f.id) + 1) OVER (ORDER BY f.id) AS upto
+    FROM (SELECT id FROM completed UNION ALL SELECT id FROM failed UNION ALL SELECT id FROM cancelled) AS f
+),
+told AS (
+    SELECT pg_notify({finished_channel}, string_agg(f.id, ',')) FROM final f GROUP BY f.upto / 7000
 )
-SELECT ARRAY(SELECT id FROM applied), (SELECT count(*) FROM woken),
+SELECT ARRAY(SELECT id FROM applied), (SELECT count(*) FROM woken), (SELECT count(*) FROM told),
        set_config('synchronous_commit',
                   coalesce(%(commit)s::text, current_setting('synchronous_commit')), true)
 
@@ -531,9 +541,17 @@ audited AS (
 woken AS (
     SELECT pg_notify({channel}, d.queue)
     FROM (SELECT DISTINCT queue FROM reaped WHERE state = 'pending') AS d
+),
+told AS (
+    -- Failed and cancelled jobs, on the finish channel (a reap pass is at most a few
+    -- hundred ids; NOTIFY's payload limit is 8000 bytes, hence the chunks, as in finish).
+    SELECT pg_notify({finished_channel}, string_agg(f.id, ','))
+    FROM (SELECT r.id, sum(octet_length(r.id) + 1) OVER (ORDER BY r.id) AS upto
+          FROM reaped r WHERE r.state <> 'pending') AS f
+    GROUP BY f.upto / 7000
 )
 SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'failed'),
-       (SELECT count(*) FROM woken),
+       (SELECT count(*) FROM woken), (SELECT count(*) FROM told),
        set_config('synchronous_commit',
                   coalesce(%(commit)s::text, current_setting('synchronous_commit')), true)
 FROM reaped
@@ -640,14 +658,21 @@ woken AS (
 SELECT (SELECT count(*) FROM resubmitted), (SELECT count(*) FROM woken)
 
 -- name: cancel
--- Waiting: cancelled at once. Processing: flagged; the worker's heartbeat carries the request.
-UPDATE {schema}.jobs j
-SET state = CASE WHEN j.state = 'processing' THEN j.state ELSE 'cancelled' END,
-    finished_at = CASE WHEN j.state = 'processing' THEN j.finished_at ELSE now() END,
-    error = CASE WHEN j.state = 'processing' THEN j.error ELSE %(error)s END,
-    cancel_requested = j.cancel_requested OR j.state = 'processing'
-WHERE j.id = %(id)s AND j.state IN ('pending', 'retry', 'processing')
-RETURNING j.id
+-- Waiting: cancelled at once (and told on the finish channel). Processing: flagged; the
+-- worker's heartbeat carries the request.
+WITH changed AS (
+    UPDATE {schema}.jobs j
+    SET state = CASE WHEN j.state = 'processing' THEN j.state ELSE 'cancelled' END,
+        finished_at = CASE WHEN j.state = 'processing' THEN j.finished_at ELSE now() END,
+        error = CASE WHEN j.state = 'processing' THEN j.error ELSE %(error)s END,
+        cancel_requested = j.cancel_requested OR j.state = 'processing'
+    WHERE j.id = %(id)s AND j.state IN ('pending', 'retry', 'processing')
+    RETURNING j.id, j.state
+),
+told AS (
+    SELECT pg_notify({finished_channel}, c.id) FROM changed c WHERE c.state = 'cancelled'
+)
+SELECT c.id, (SELECT count(*) FROM told) FROM changed c
 
 -- name: delete_job
 WITH gone AS (
