@@ -105,8 +105,8 @@ def test_a_live_watch_is_woken_by_every_way_a_job_finishes(app: conveyor.App) ->
                 ]
             )
             app.backend.cancel(waiting.id)
-            for job_id in (completed.id, failed.id, cancelled.id, waiting.id):
-                wait_for(lambda job_id=job_id: wakes[job_id].count > baseline[job_id], timeout=10)
+            finals = (completed.id, failed.id, cancelled.id, waiting.id)
+            wait_for(lambda: all(wakes[i].count > baseline[i] for i in finals), timeout=10)
             assert app.get(retried.id).state == "retry"  # not final: no promise either way
     finally:
         for watch in watches:
