@@ -24,11 +24,13 @@ smaller id (ids sort by creation time, so this is FIFO).
 The finish wake-up rule (``watch_finishes``): whenever a job reaches a final state
 (``completed``, ``failed``, ``cancelled``: by ``finish_many``, ``cancel`` or the
 reaper), the engine tells the processes watching it, once per write and not once
-per job: PostgreSQL sends ``pg_notify`` on the schema's finish channel with the
-ids, comma-separated, in chunks under NOTIFY's 8000-byte payload limit; Redis
+per job. PostgreSQL sends one ``pg_notify`` on the schema's finish channel with
+the ids, comma-separated (past NOTIFY's 8000-byte payload limit, about 240 ids,
+it says ``*``, "something finished", which wakes every watch); ``finish_many``
+skips it while no finish listener holds the schema's advisory lock. Redis
 PUBLISHes the ids once per script call on ``{prefix}:finished``; memory calls the
 store's :class:`FinishHub` directly; SQLite sends nothing (waiters poll). A
-listener that reconnects wakes every watcher, since what it missed is unknown.
+listener that (re)connects wakes every watch, since what it missed is unknown.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Sequence
 from contextlib import suppress
+from typing import LiteralString
 
 import psycopg
 from psycopg import sql
@@ -131,6 +132,7 @@ class Listener:
                     # Notifications psycopg reads while running a statement on this
                     # connection go to the handler; the ones we read ourselves, to _drain.
                     conn.add_notify_handler(lambda note: self._count([note.payload]))
+                    self._before_listen(conn)
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
                     self._set_listening(True)
                     delay = 0.1
@@ -148,6 +150,9 @@ class Listener:
                     self._set_listening(False)
             self._sleep(delay)
             delay = min(delay * 2, 5.0)
+
+    def _before_listen(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        """What a listener does on a new connection before it LISTENs (nothing here)."""
 
     def _sleep(self, seconds: float) -> None:
         with suppress(OSError, ValueError):
@@ -191,13 +196,20 @@ class FinishListener(Listener):
     was not listening are lost, and a watch that is no longer live must start polling.
     """
 
-    def __init__(self, conninfo: str, channel: str, hub: FinishHub) -> None:
+    def __init__(self, conninfo: str, channel: str, hub: FinishHub, lock: LiteralString) -> None:
         super().__init__(conninfo, channel)
         self.hub = hub
+        self.lock = lock
+
+    def _before_listen(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        # The finish statement notifies only while a session holds this lock (postgres.sql).
+        conn.execute(self.lock)
 
     def _count(self, queues: list[str]) -> None:
-        # Here each payload is a comma-separated list of job ids, not a queue name.
+        # Here each payload is a comma-separated list of job ids (or "*": some job finished).
         self.notifications += len(queues)
+        if "*" in queues:
+            self.hub.wake_all()
         self.hub.finished(job_id for payload in queues for job_id in payload.split(","))
 
     def _set_listening(self, value: bool) -> None:

@@ -541,7 +541,10 @@ class PostgresBackend:
                 listener = self._finish_listener
                 if listener is None:
                     listener = self._finish_listener = FinishListener(
-                        self.options.conninfo, self.options.finished_channel, self._finishes
+                        self.options.conninfo,
+                        self.options.finished_channel,
+                        self._finishes,
+                        self.queries["finish_listener_lock"],
                     )
         listener.start()
 

@@ -368,6 +368,11 @@ RETURNING j.id, j.task, j.queue, j.payload, j.attempt, j.max_attempts, j.priorit
           set_config('synchronous_commit',
                      coalesce(%(commit)s::text, current_setting('synchronous_commit')), true)
 
+-- name: finish_listener_lock
+-- Taken (shared, for the session) by a finish listener before it LISTENs: finish notifies
+-- only while some session holds it.
+SELECT pg_advisory_lock_shared(hashtext('conveyor.finish'), hashtext({finished_channel}))
+
 -- name: next_due
 -- Seconds until the earliest waiting job in these queues is due (<= 0: due now; NULL: none),
 -- with the same loose index scan as the claim (waiting_levels).
@@ -400,7 +405,7 @@ RETURNING j.id, j.cancel_requested,
 -- what the UPDATEs return; a NOTIFY for the queues of released and retried jobs (idle
 -- workers claim them, or learn when the retry falls due); and, for the jobs that reached a
 -- final state, one NOTIFY on the finish channel carrying their ids (the kit's finish wake-up
--- rule), split only past NOTIFY's 8000-byte payload limit: about 190 ids per notice.
+-- rule); past NOTIFY's 8000-byte payload limit the notice says '*' instead.
 WITH completed AS (
     UPDATE {schema}.jobs j
     SET state = 'completed', result = o.value, finished_at = now(), error = NULL, traceback = NULL,
@@ -494,12 +499,20 @@ woken AS (
     SELECT pg_notify({channel}, w.queue)
     FROM (SELECT queue FROM retried UNION SELECT queue FROM released) AS w
 ),
-final AS (
-    SELECT f.id, sum(octet_length(f.id) + 1) OVER (ORDER BY f.id) AS upto
-    FROM (SELECT id FROM completed UNION ALL SELECT id FROM failed UNION ALL SELECT id FROM cancelled) AS f
-),
 told AS (
-    SELECT pg_notify({finished_channel}, string_agg(f.id, ',')) FROM final f GROUP BY f.upto / 7000
+    -- One notice per write. NOTIFY's payload stops at 8000 bytes (about 240 ids): a larger
+    -- batch says '*', "something finished", and every waiter of this schema reads again.
+    SELECT pg_notify({finished_channel}, CASE WHEN octet_length(f.ids) < 8000 THEN f.ids ELSE '*' END)
+    FROM (SELECT string_agg(id, ',') AS ids
+          FROM (SELECT id FROM completed UNION ALL SELECT id FROM failed UNION ALL SELECT id FROM cancelled)
+               AS finals) AS f
+    WHERE f.ids IS NOT NULL
+      -- Only when someone listens: every finish listener holds this advisory lock shared
+      -- (finish_listener_lock). When our exclusive try succeeds nobody does, and the NOTIFY,
+      -- whose commit serialises on a global lock and wakes every listening session of the
+      -- database, is skipped; a listener arriving meanwhile waits for our commit, and its
+      -- waiters read again once it listens. A failed try only means one NOTIFY too many.
+      AND NOT pg_try_advisory_xact_lock(hashtext('conveyor.finish'), hashtext({finished_channel}))
 )
 SELECT ARRAY(SELECT id FROM applied), (SELECT count(*) FROM woken), (SELECT count(*) FROM told),
        set_config('synchronous_commit',
@@ -543,12 +556,10 @@ woken AS (
     FROM (SELECT DISTINCT queue FROM reaped WHERE state = 'pending') AS d
 ),
 told AS (
-    -- Failed and cancelled jobs, on the finish channel (a reap pass is at most a few
-    -- hundred ids; NOTIFY's payload limit is 8000 bytes, hence the chunks, as in finish).
-    SELECT pg_notify({finished_channel}, string_agg(f.id, ','))
-    FROM (SELECT r.id, sum(octet_length(r.id) + 1) OVER (ORDER BY r.id) AS upto
-          FROM reaped r WHERE r.state <> 'pending') AS f
-    GROUP BY f.upto / 7000
+    -- Failed and cancelled jobs, one notice on the finish channel as in finish.
+    SELECT pg_notify({finished_channel}, CASE WHEN octet_length(f.ids) < 8000 THEN f.ids ELSE '*' END)
+    FROM (SELECT string_agg(r.id, ',') AS ids FROM reaped r WHERE r.state <> 'pending') AS f
+    WHERE f.ids IS NOT NULL
 )
 SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'failed'),
        (SELECT count(*) FROM woken), (SELECT count(*) FROM told),
