@@ -47,6 +47,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "model",
         (
             "conveyor.app",
+            "conveyor.arguments",
             "conveyor.builder",
             "conveyor.task",
             "conveyor.job",

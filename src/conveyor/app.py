@@ -295,12 +295,17 @@ class App:
         if args is None and kwargs is None:
             return None
         job = self.get(job_id)
-        return encode_payload(
-            job.task,
-            job.args if args is None else args,
-            job.kwargs if kwargs is None else kwargs,
-            self.settings.max_payload_bytes,
-        )
+        args = job.args if args is None else args
+        kwargs = job.kwargs if kwargs is None else kwargs
+        payload = encode_payload(job.task, args, kwargs, self.settings.max_payload_bytes)
+        self._check_arguments(job.task, args, kwargs)
+        return payload
+
+    def _check_arguments(self, task_name: str | None, args: Any, kwargs: Any) -> None:
+        """InvalidArguments if edited arguments do not fit a task whose code this App has."""
+        task = self.tasks.get(task_name) if task_name is not None else None
+        if task is not None and task.arguments is not None:
+            task.arguments.check(args, kwargs)
 
     def resubmit(self, job_id: str, *, args: Any = None, kwargs: Any = None) -> Job:
         """A failed (or cancelled) job back to pending with a fresh attempt budget."""
@@ -321,6 +326,7 @@ class App:
         if args is not None or kwargs is not None:
             limit = self.settings.max_payload_bytes
             payload = encode_payload(task or "resubmit", args or [], kwargs or {}, limit)
+            self._check_arguments(task, args or [], kwargs or {})
         return self.backend.resubmit_many(self._query(status, queue, task), payload)
 
     def delete(self, job_id: str) -> None:

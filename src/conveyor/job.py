@@ -92,13 +92,18 @@ class Job:
 
     @property
     def attempt(self) -> int:
-        """Attempts started so far."""
+        """Attempts started so far, counting those before any resubmit."""
         return self._stored().attempt
 
     @property
     def max_attempts(self) -> int:
-        """The attempt budget."""
+        """The attempt budget (of each submission: a resubmit restarts it)."""
         return self._stored().max_attempts
+
+    @property
+    def prior_attempts(self) -> int:
+        """Attempts run before the latest resubmit: numbers go on from there, the budget restarts."""
+        return self._stored().prior_attempts
 
     @property
     def priority(self) -> int:

@@ -83,6 +83,8 @@ class ShownJob(ListedJob, Protocol):
     def cancel_requested(self) -> bool: ...
     @property
     def attempts(self) -> Sequence[AttemptRecord]: ...
+    @property
+    def prior_attempts(self) -> int: ...
 
     def to_dict(self, *, with_attempts: bool = ...) -> dict[str, Any]: ...
 
@@ -243,6 +245,7 @@ ATTEMPT_COLUMNS = (
     Column("started", drop=1),
     Column("finished", drop=3),
     Column("outcome"),
+    Column("ran with", drop=4, wrap=True, min_width=16),
     Column("error", wrap=True, min_width=24),
 )
 
@@ -256,6 +259,7 @@ def attempts_table(attempts: Sequence[AttemptRecord], width: int) -> Table:
             local_time(a.started_at),
             local_time(a.finished_at),
             state_text(a.outcome),
+            ran_with(a.args, a.kwargs),
             first_line(a.error),
         )
         for a in attempts
@@ -265,6 +269,22 @@ def attempts_table(attempts: Sequence[AttemptRecord], width: int) -> Table:
         table.caption = _hidden_note(hidden).removeprefix("; ")
         table.caption_justify = "left"
     return table
+
+
+def attempt_of(record: ShownJob) -> str:
+    """``3/4``; after a resubmit ``5/7 (2 before the resubmit)``: numbers go on, the budget restarts."""
+    prior = record.prior_attempts
+    if not prior:
+        return f"{record.attempt}/{record.max_attempts}"
+    return f"{record.attempt}/{prior + record.max_attempts} ({prior} before the resubmit)"
+
+
+def ran_with(args: list[Any] | None, kwargs: dict[str, Any] | None) -> str:
+    """The arguments an attempt ran with, as a call's argument list; ``-`` when not recorded."""
+    if args is None and kwargs is None:
+        return "-"
+    parts = [repr(a) for a in args or ()] + [f"{k}={v!r}" for k, v in (kwargs or {}).items()]
+    return first_line(", ".join(parts))
 
 
 def job_panel(record: ShownJob, width: int | None = None) -> Panel:
@@ -279,7 +299,7 @@ def job_panel(record: ShownJob, width: int | None = None) -> Panel:
         ("task", record.task),
         ("queue", record.queue),
         ("status", state_text(record.state)),
-        ("attempt", f"{record.attempt}/{record.max_attempts}"),
+        ("attempt", attempt_of(record)),
         ("priority", str(record.priority)),
         ("args", repr(record.args)),
         ("kwargs", repr(record.kwargs)),

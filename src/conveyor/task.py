@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
+from .arguments import ArgumentCheck
 from .backoff import DEFAULT as DEFAULT_BACKOFF
 from .backoff import BackoffPolicy
 from .builder import check_max_attempts, check_name, check_option_names, check_priority
@@ -80,6 +81,8 @@ class Task(Generic[P, R]):
         self.defaults = defaults
         self.retry_policy = defaults.retry_policy
         self.is_async = fn is not None and inspect.iscoroutinefunction(fn)
+        #: The function's signature, bound once per call shape; None for a declared task.
+        self.arguments = ArgumentCheck.of(self.name, fn)
         if fn is not None:
             self.__doc__ = fn.__doc__
             self.__wrapped__ = fn

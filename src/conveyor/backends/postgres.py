@@ -362,6 +362,7 @@ class PostgresBackend:
                 on_complete=r[8],
                 created_at=r[9],
                 run_at=r[10],
+                prior_attempts=r[11],
             )
             for r in rows
         ]

@@ -248,8 +248,9 @@ class RedisBackend:
                 on_complete=flat[i + 8],
                 created_at=float(flat[i + 9]),
                 run_at=float(flat[i + 10]),
+                prior_attempts=int(flat[i + 11] or 0),
             )
-            for i in range(0, len(flat), 11)
+            for i in range(0, len(flat), 12)
         ]
 
     @translate_errors

@@ -8,6 +8,7 @@ import msgspec
 from starlette.responses import Response
 
 from ..errors import (
+    InvalidArguments,
     InvalidName,
     InvalidPayload,
     InvalidState,
@@ -64,6 +65,8 @@ def from_exception(exc: BaseException, *, input_checks: bool = False) -> ApiErro
         return ApiError(422, "unknown_task", str(exc))
     if isinstance(exc, InvalidStatus):
         return ApiError(422, "unknown_status", str(exc))
+    if isinstance(exc, InvalidArguments):
+        return ApiError(422, "invalid_arguments", str(exc))
     if isinstance(exc, InvalidName):
         return ApiError(422, "invalid_name", str(exc))
     if isinstance(exc, InvalidPayload):

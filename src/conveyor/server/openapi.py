@@ -28,7 +28,7 @@ ERROR_WORDS = {
     404: "Unknown job",
     409: "The job is not in a state that allows this",
     413: "Payload too large",
-    422: "Unknown task, status word or queue name",
+    422: "Unknown task, status word or queue name, or arguments that do not fit the task",
 }
 STATUS_WORDS = {200: "OK", 201: "Created", 503: "The backend does not answer"}
 PATH_PARAMETERS = {"job_id": "A job id (32 hex digits)."}

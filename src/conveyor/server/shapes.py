@@ -291,6 +291,9 @@ class Attempt(Struct):
     traceback: str | None = None
     status_code: int | None = None
     response_excerpt: str | None = None
+    #: The arguments this attempt ran with (null on records from before they were kept).
+    args: list[Any] | None = None
+    kwargs: dict[str, Any] | None = None
 
 
 class JobSummary(Struct):
@@ -303,6 +306,8 @@ class JobSummary(Struct):
     attempt: int
     max_attempts: int
     created_at: datetime
+    #: Attempts run before the latest resubmit: numbers go on, the budget restarts.
+    prior_attempts: int = 0
     args: list[Any] = []
     kwargs: dict[str, Any] = {}
     priority: int = 0

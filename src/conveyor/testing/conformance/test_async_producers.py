@@ -72,7 +72,7 @@ def test_aenqueue_stores_the_same_job_as_enqueue(app: conveyor.App) -> None:
         assert stored == job and stored.task == "send_email" and stored.queue == "emails"
         assert stored.args == ["a@example.com"] and stored.kwargs == {"subject": "Welcome"}
         assert (stored.priority, stored.max_attempts, stored.attempt) == (3, 5, 0)
-        by_name = await app.aenqueue("send_email", args=["b"], queue="other", priority=7)
+        by_name = await app.aenqueue("send_email", args=["b", "hi"], queue="other", priority=7)
         assert ((await app.aget(by_name.id)).queue, (await by_name.arefresh()).priority) == ("other", 7)
         bound = await send_email.options(queue="q2").options(priority=1).aenqueue("c", "hi")
         assert (bound.queue, bound.priority) == ("q2", 1)
