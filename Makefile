@@ -6,7 +6,10 @@ CORE   := $(VENV)/.core-installed
 DEV    := $(VENV)/.dev-installed
 PEERS  := .venv-peers
 # Django 6 needs Python 3.12+: its tests run in a second venv on pyenv's CPython 3.12.
-DJANGO_PYTHON ?= $(shell PYENV_VERSION=3.12.1 command -v python3.12 2>/dev/null || ls ~/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | head -1)
+# Django 6 needs Python 3.12+: pyenv's interpreter if present (called directly, not through its shim,
+# which needs PYENV_VERSION), else any python3.13/python3.12 on PATH that really runs.
+DJANGO_PYTHON ?= $(shell for p in $$HOME/.pyenv/versions/3.12*/bin/python3.12 $$(command -v python3.13 python3.12 2>/dev/null); do \
+	if [ -x "$$p" ] && "$$p" -c 'import sys; assert sys.version_info >= (3, 12)' 2>/dev/null; then echo "$$p"; break; fi; done)
 DJANGO_VENV := .venv-django
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
