@@ -624,6 +624,7 @@ class MemoryBackend(MemoryMaintenance):
             matched = self._matching(query)
             doomed = [job for job in matched if job.state != "processing"]
             self._forget(doomed)
+        self._store.finishes.finished([job.id for job in doomed])  # as delete: waiters learn they are gone
         return BulkDeletion([job.id for job in doomed], len(matched) - len(doomed))
 
     def _forget(self, jobs: list[_Job]) -> None:
