@@ -27,6 +27,8 @@ from .attempt import Attempt, encode_result, outcome_for_error, timed_out
 log = logging.getLogger("conveyor.worker")
 
 OnOutcome = Callable[[Attempt, Outcome], None]
+#: Told (job id, task) when a task ran out of memory; None: MemoryError is the job's error.
+OnMemoryError = Callable[[str, str], None]
 
 _STOP = object()
 
@@ -38,10 +40,18 @@ def _raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> None:
 class Executor:
     """Runs Attempts; reports each decided Outcome through ``on_outcome``."""
 
-    def __init__(self, concurrency: int, worker_id: str, on_outcome: OnOutcome) -> None:
+    def __init__(
+        self,
+        concurrency: int,
+        worker_id: str,
+        on_outcome: OnOutcome,
+        *,
+        on_memory_error: OnMemoryError | None = None,
+    ) -> None:
         self.concurrency = concurrency
         self.worker_id = worker_id
         self.on_outcome = on_outcome
+        self.on_memory_error = on_memory_error
         self._work: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._threads: set[threading.Thread] = set()
         self._abandoned: set[int] = set()
@@ -135,6 +145,10 @@ class Executor:
             args, kwargs = decode_payload(attempt.job.payload)
             value = task.fn(*args, **kwargs)
             result = encode_result(value)
+        except MemoryError as exc:
+            if self.on_memory_error is not None:
+                self.on_memory_error(attempt.job.id, attempt.job.task)
+            self._finish(attempt, error=exc)
         except BaseException as exc:  # noqa: BLE001 - every failure is the job's outcome
             self._finish(attempt, error=exc)
         else:
@@ -232,6 +246,10 @@ class Executor:
             coro = task.fn(*args, **kwargs)
             value = await (asyncio.wait_for(coro, timeout) if timeout is not None else coro)
             result = encode_result(value)
+        except MemoryError as exc:
+            if self.on_memory_error is not None:
+                self.on_memory_error(attempt.job.id, attempt.job.task)
+            self._finish(attempt, error=exc)
         except asyncio.CancelledError:
             self._finish(attempt, error=JobCancelled(f"job {attempt.job.id} was cancelled while running"))
         except TimeoutError:

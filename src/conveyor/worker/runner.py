@@ -26,6 +26,7 @@ from ..task import check_name
 from .attempt import Attempt
 from .completer import Completer, Written
 from .executor import Executor
+from .faults import exit_on_memory_error, fault_point_from_environment, limit_memory
 from .recovery import RetryDelay, error_line
 from .services import Heartbeat, PeriodicService, Reaper
 
@@ -73,6 +74,7 @@ class Worker:
         idle_wait: float = 1.0,
         install_signal_handlers: bool = True,
         max_retry_delay: float | None = None,
+        max_memory: int | None = None,
     ) -> None:
         if max_retry_delay is not None and max_retry_delay < 0:
             raise ValueError(f"max_retry_delay must be None or >= 0 seconds, got {max_retry_delay!r}")
@@ -103,9 +105,13 @@ class Worker:
         #: Seconds a retry waits at most, whatever its backoff or RetryAfter asked (None:
         #: as asked). 0 makes retries due at once: ``conveyor.testing.drain`` uses it.
         self.max_retry_delay = max_retry_delay
+        #: Bytes of address space this process may use while it runs (``--max-memory``), or None.
+        self.max_memory = max_memory
+        #: Where this worker fails on purpose (``CONVEYOR_FAULT_POINT``, read once), or None.
+        self.fault = fault_point_from_environment()
         self.id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
         self.backend = app.backend
-        self.executor = Executor(self.concurrency, self.id, self._report)
+        self.executor = self._new_executor()
         self.completer = Completer(self.backend, self._written)
         self.inflight: dict[str, Attempt] = {}
         self._busy = 0  # claimed jobs not yet decided
@@ -133,6 +139,8 @@ class Worker:
     def run(self, *, burst: bool = False) -> None:
         """Work until ``stop()`` or SIGTERM/SIGINT; with ``burst``, until nothing is due."""
         self._install_signals()
+        if self.max_memory is not None:
+            limit_memory(self.max_memory)
         self._start()
         log.info(
             "worker %s serving %s (concurrency %d, lease %gs)",
@@ -211,12 +219,16 @@ class Worker:
         if self._started:
             return
         self._started = True
-        self.executor = Executor(self.concurrency, self.id, self._report)
+        self.executor = self._new_executor()
         self.executor.start()
         self.completer.start()
         if services:
             for service in self.services:
                 service.start()
+
+    def _new_executor(self) -> Executor:
+        on_memory_error = exit_on_memory_error if self.max_memory is not None else None
+        return Executor(self.concurrency, self.id, self._report, on_memory_error=on_memory_error)
 
     def _shutdown(self) -> None:
         grace = 0.0 if self._force.is_set() else self.settings.grace
@@ -300,6 +312,8 @@ class Worker:
                 self._stopping.wait(delay)
                 continue
             if jobs:
+                if self.fault is not None:
+                    self.fault.passed("after-claim")
                 self._dispatch(jobs)
 
     def _dispatch(self, jobs: list[ClaimedJob]) -> None:
@@ -315,6 +329,8 @@ class Worker:
     # -- outcomes ------------------------------------------------------------------
     def _report(self, attempt: Attempt, outcome: Outcome) -> None:
         """Hand a decided outcome, with the jobs the App stores alongside it, to the completer."""
+        if self.fault is not None and outcome.kind == "completed":
+            self.fault.passed("after-run")
         if self.max_retry_delay is not None and outcome.retry_delay > self.max_retry_delay:
             outcome = replace(outcome, retry_delay=self.max_retry_delay)
         try:
