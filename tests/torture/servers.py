@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -97,13 +98,14 @@ def _pg_bin() -> Path | None:
 class PrivatePostgres:
     """A PostgreSQL cluster of the test's own (trust auth, fsync on), restartable."""
 
-    def __init__(self, directory: Path, listen: tuple[str, ...] = ("127.0.0.1",)) -> None:
+    def __init__(self, listen: tuple[str, ...] = ("127.0.0.1",)) -> None:
         bindir = _pg_bin()
         if bindir is None:
             pytest.skip("PostgreSQL server binaries (/usr/lib/postgresql/*/bin) are not installed")
         self.bindir = bindir
-        self.directory = directory
-        self.data = directory / "pgdata"
+        # Not under pytest's tmp_path: that is private to root, and the server runs as postgres.
+        self.directory = Path(tempfile.mkdtemp(prefix="conveyor-torture-pg-"))
+        self.data = self.directory / "pgdata"
         self.listen = listen
         self.port = free_port()
         self.user: str | None = None
@@ -149,3 +151,4 @@ class PrivatePostgres:
     def stop(self) -> None:
         if self.data.exists():
             self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop", check=False)
+        shutil.rmtree(self.directory, ignore_errors=True)
