@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent.parent
@@ -30,6 +31,18 @@ class Workers:
     concurrency: int = 5
     lease: float = 2.0
     extra: Sequence[str] = ()
+
+    #: Every process any Workers started, so a failed scenario leaves none behind.
+    started: ClassVar[list[subprocess.Popen[bytes]]] = []
+
+    @classmethod
+    def kill_strays(cls) -> None:
+        """SIGKILL every process started by any Workers that still runs (or is stopped)."""
+        for proc in cls.started:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        cls.started.clear()
 
     def __post_init__(self) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -60,9 +73,12 @@ class Workers:
             *self.extra, *extra,
         ]  # fmt: skip
         log = open(self.log_dir / f"stderr-{len(self.procs)}.txt", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(cmd, env=self.env(env), cwd=str(TESTS), stderr=log)
+        proc = subprocess.Popen(
+            cmd, env=self.env(env), cwd=str(TESTS), stdout=subprocess.DEVNULL, stderr=log
+        )
         log.close()
         self.procs.append(proc)
+        Workers.started.append(proc)
         return proc
 
     def alive(self) -> list[subprocess.Popen[bytes]]:

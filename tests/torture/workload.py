@@ -20,6 +20,15 @@ import time
 
 import conveyor
 
+#: The clock-skew scenario's offset (seconds) added to this process's wall clock. libfaketime
+#: would be the faithful tool, but its sleep interposition fails (EINVAL) under Python 3.11's
+#: clock_nanosleep, so the offset is injected here, before the worker reads any time.
+CLOCK_OFFSET = float(os.environ.get("TORTURE_CLOCK_OFFSET", "0"))
+if CLOCK_OFFSET:
+    _real_time, _real_time_ns = time.time, time.time_ns
+    time.time = lambda: _real_time() + CLOCK_OFFSET
+    time.time_ns = lambda: _real_time_ns() + int(CLOCK_OFFSET * 1e9)
+
 app = conveyor.App(
     os.environ["CONVEYOR_URL"],
     lease=float(os.environ.get("TORTURE_LEASE", "2")),
