@@ -9,8 +9,8 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
 from pathlib import Path
+from typing import ClassVar
 
 TESTS = Path(__file__).resolve().parent.parent
 SRC = TESTS.parent / "src"
@@ -68,14 +68,21 @@ class Workers:
     ) -> subprocess.Popen[bytes]:
         """One more worker process; ``prefix`` wraps the command (e.g. ``ip netns exec NS``)."""
         cmd = [
-            *prefix, sys.executable, "-m", "conveyor", "worker", "torture.workload:app",
-            "--concurrency", str(concurrency or self.concurrency), "--log-level", "warning",
-            *self.extra, *extra,
-        ]  # fmt: skip
+            *prefix,
+            sys.executable,
+            "-m",
+            "conveyor",
+            "worker",
+            "torture.workload:app",
+            "--concurrency",
+            str(concurrency or self.concurrency),
+            "--log-level",
+            "warning",
+            *self.extra,
+            *extra,
+        ]
         log = open(self.log_dir / f"stderr-{len(self.procs)}.txt", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(
-            cmd, env=self.env(env), cwd=str(TESTS), stdout=subprocess.DEVNULL, stderr=log
-        )
+        proc = subprocess.Popen(cmd, env=self.env(env), cwd=str(TESTS), stdout=subprocess.DEVNULL, stderr=log)
         log.close()
         self.procs.append(proc)
         Workers.started.append(proc)

@@ -58,10 +58,24 @@ class PrivateRedis:
         import redis
 
         cmd = [
-            self.binary, "--port", str(self.port), "--bind", *self.bind, "--dir", str(self.directory),
-            "--save", "", "--appendonly", "yes", "--appendfsync", "always",
-            "--logfile", str(self.directory / "redis.log"),
-        ]  # fmt: skip
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            *self.bind,
+            "--dir",
+            str(self.directory),
+            "--save",
+            "",
+            "--protected-mode",
+            "no",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--logfile",
+            str(self.directory / "redis.log"),
+        ]
         self.proc = subprocess.Popen(cmd)
         client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
 
@@ -131,6 +145,10 @@ class PrivatePostgres:
             entry = pwd.getpwnam(self.user)
             os.chown(self.directory, entry.pw_uid, entry.pw_gid)
         self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust", "-N")
+        with open(self.data / "pg_hba.conf", "a") as hba:
+            for address in self.listen:  # the namespace hosts of a listen address's /24
+                if address != "127.0.0.1":
+                    hba.write(f"host all all {address.rsplit('.', 1)[0]}.0/24 trust\n")
         self.start()
 
     def start(self) -> None:
@@ -139,9 +157,18 @@ class PrivatePostgres:
             "-c max_connections=60 -c shared_buffers=16MB"
         )
         self._run(
-            str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.directory / "pg.log"),
-            "-o", options, "-w", "-t", "60", "start",
-        )  # fmt: skip
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.directory / "pg.log"),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
 
     def restart(self, mode: str = "immediate") -> None:
         """``immediate``: every server process quits at once, crash recovery on start."""
@@ -150,5 +177,7 @@ class PrivatePostgres:
 
     def stop(self) -> None:
         if self.data.exists():
-            self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop", check=False)
+            self._run(
+                str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop", check=False
+            )
         shutil.rmtree(self.directory, ignore_errors=True)

@@ -31,9 +31,35 @@ from conveyor.cli import main as cli
 from torture.checker import check
 from torture.harness import scale
 
-META = ["'", '"', ";", "--", "/*", "*/", "\\", "%", "_", "{", "}", "[", "]", "(", ")", "\x00", "$1",
-        "' OR '1'='1", "'; DROP TABLE jobs; --", "]]..redis.call('FLUSHALL')..[[", "\n", "\u202e", "é", " "]
-names = st.lists(st.sampled_from(META) | st.text(max_size=8), min_size=1, max_size=6).map("".join).filter(bool)
+META = [
+    "'",
+    '"',
+    ";",
+    "--",
+    "/*",
+    "*/",
+    "\\",
+    "%",
+    "_",
+    "{",
+    "}",
+    "[",
+    "]",
+    "(",
+    ")",
+    "\x00",
+    "$1",
+    "' OR '1'='1",
+    "'; DROP TABLE jobs; --",
+    "]]..redis.call('FLUSHALL')..[[",
+    "\n",
+    "\u202e",
+    "é",
+    " ",
+]
+names = (
+    st.lists(st.sampled_from(META) | st.text(max_size=8), min_size=1, max_size=6).map("".join).filter(bool)
+)
 EXAMPLES = int(scale(25, 400))
 TYPED = (errors.ConveyorError, ValueError, LookupError)
 LIMIT = 1024 * 1024
@@ -60,10 +86,13 @@ def shape(backend_name: str, url: str, app: conveyor.App) -> Any:
         with psycopg.connect(POSTGRES_URL) as conn:
             columns = conn.execute(
                 "SELECT table_name, column_name, data_type FROM information_schema.columns "
-                "WHERE table_schema = %s ORDER BY 1, 2", [schema]).fetchall()  # fmt: skip
+                "WHERE table_schema = %s ORDER BY 1, 2",
+                [schema],
+            ).fetchall()
             routines = conn.execute(
                 "SELECT routine_name FROM information_schema.routines WHERE routine_schema = %s ORDER BY 1",
-                [schema]).fetchall()  # fmt: skip
+                [schema],
+            ).fetchall()
             schemas = conn.execute("SELECT count(*) FROM pg_namespace").fetchone()
         return columns, routines, schemas
     if backend_name == "redis":
@@ -105,7 +134,16 @@ def test_bad_input_through_every_door(backend_name: str, backend_url: str, tmp_p
             refused["api"] += 1
 
     api_names()
-    for bad in (math.nan, math.inf, -math.inf, object(), b"bytes", {1, 2}, nested(100_000), "x" * (LIMIT + 1)):
+    for bad in (
+        math.nan,
+        math.inf,
+        -math.inf,
+        object(),
+        b"bytes",
+        {1, 2},
+        nested(100_000),
+        "x" * (LIMIT + 1),
+    ):
         with pytest.raises((errors.InvalidPayload, errors.PayloadTooLarge)):
             app.enqueue("step", args=[bad])
         refused["api"] += 1
@@ -118,19 +156,29 @@ def test_bad_input_through_every_door(backend_name: str, backend_url: str, tmp_p
     with TestClient(create_app(app, api_keys=["torture-key"])) as http:
         headers = {"x-api-key": "torture-key", "content-type": "application/json"}
         bodies = [
-            b"\xff\xfe\x00{", b'{"task": "step", "args": [NaN]}', b'{"task": "step", "args": [Infinity]}',
-            b"[" * 100_000 + b"]" * 100_000, b'{"task": "step"', b"null", b'{"task": 42}',
+            b"\xff\xfe\x00{",
+            b'{"task": "step", "args": [NaN]}',
+            b'{"task": "step", "args": [Infinity]}',
+            b"[" * 100_000 + b"]" * 100_000,
+            b'{"task": "step"',
+            b"null",
+            b'{"task": 42}',
             json.dumps({"task": "step", "args": ["x" * (LIMIT + 1)]}).encode(),
             b'{"task": "step", "args": [' + b"[" * 10_000 + b"]" * 10_000 + b"]}",
-        ]  # fmt: skip
+        ]
 
         @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
         @given(name=names)
         def http_names(name: str) -> None:
             for method, path, body in (
                 ("POST", "/api/jobs", json.dumps({"task": name})),
-                ("POST", "/api/jobs", json.dumps({"task": "step", "queue": name})
-                 if not conveyor_name(name) else json.dumps({"task": name + "?"})),
+                (
+                    "POST",
+                    "/api/jobs",
+                    json.dumps({"task": "step", "queue": name})
+                    if not conveyor_name(name)
+                    else json.dumps({"task": name + "?"}),
+                ),
                 ("GET", "/api/queue", None),
             ):
                 params = {"status": name} if method == "GET" else None

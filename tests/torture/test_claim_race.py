@@ -65,7 +65,9 @@ def _reap(app: conveyor.App, rng: random.Random) -> list[ClaimedJob]:
     return []
 
 
-def test_fifty_claimers_claim_each_job_attempt_once(backend_name: str, backend_url: str, tmp_path: Path) -> None:
+def test_fifty_claimers_claim_each_job_attempt_once(
+    backend_name: str, backend_url: str, tmp_path: Path
+) -> None:
     apps = [conveyor.App(backend_url) for _ in range(APPS)]
     app = apps[0]
     app.declare("step", max_attempts=5)
@@ -81,8 +83,9 @@ def test_fifty_claimers_claim_each_job_attempt_once(backend_name: str, backend_u
     assert not twice, f"{len(twice)} (job, attempt) pairs claimed more than once: {twice[:5]}"
     assert {job.id for job in first} == {job.id for job in second} == set(accepted)
     assert {job.attempt for job in first} == {1} and {job.attempt for job in second} == {2}
-    outcomes = [Outcome(job.id, job.lease_token, "completed", job.attempt, "racer", result="null")
-                for job in second]  # fmt: skip
+    outcomes = [
+        Outcome(job.id, job.lease_token, "completed", job.attempt, "racer", result="null") for job in second
+    ]
     assert all(app.backend.finish_many(outcomes))
     verdict = check(app, "claim race (50 claimers)", backend_name, accepted, None, started=started)
     verdict.notes["claims"] = len(first) + len(second)

@@ -59,13 +59,22 @@ def test_skewed_workers_neither_reclaim_early_nor_hold_forever(
     workers.kill(fast_again)
     killed = time.monotonic()
     workers.start(env=skewed("-5m"))
-    wait_until(lambda: app.stats()["counts"]["processing"] < JOBS, LEASE + 10, "the dead worker's leases to lapse")
+    wait_until(
+        lambda: app.stats()["counts"]["processing"] < JOBS, LEASE + 10, "the dead worker's leases to lapse"
+    )
     lapsed_after = time.monotonic() - killed
     wait_until(lambda: app.stats()["counts"]["completed"] == 2 * JOBS, 60, "the other worker to finish them")
     workers.stop_all()
     assert fast.poll() is not None
-    verdict = check(app, "clock skew (+5 min / -5 min workers)", backend_name, first + second,
-                    workers.log_dir, started=started, kills=1)  # fmt: skip
+    verdict = check(
+        app,
+        "clock skew (+5 min / -5 min workers)",
+        backend_name,
+        first + second,
+        workers.log_dir,
+        started=started,
+        kills=1,
+    )
     verdict.notes["early_reclaims"] = 0
     verdict.notes["lease_lapsed_after_kill_s"] = round(lapsed_after, 2)
     # Only part 2's killed jobs may run twice: none of them returned before the kill.

@@ -30,9 +30,12 @@ def test_crash_soak(backend_name: str, backend_url: str, tmp_path: Path) -> None
     app = conveyor.App(backend_url)
     app.declare("step", max_attempts=100)
     started = time.monotonic()
-    accepted = [job.id for job in app.enqueue_many(
-        [{"task": "step", "args": [i], "kwargs": {"work_ms": WORK_MS}} for i in range(JOBS)]
-    )]  # fmt: skip
+    accepted = [
+        job.id
+        for job in app.enqueue_many(
+            [{"task": "step", "args": [i], "kwargs": {"work_ms": WORK_MS}} for i in range(JOBS)]
+        )
+    ]
     workers = Workers(backend_url, tmp_path / "log", concurrency=CONCURRENCY)
     for _ in range(PROCESSES):
         workers.start()
@@ -48,8 +51,9 @@ def test_crash_soak(backend_name: str, backend_url: str, tmp_path: Path) -> None
     finally:
         survivors = workers.alive()
         workers.stop_all()
-    verdict = check(app, "crash soak", backend_name, accepted, workers.log_dir, started=started,
-                    kills=workers.kills)  # fmt: skip
+    verdict = check(
+        app, "crash soak", backend_name, accepted, workers.log_dir, started=started, kills=workers.kills
+    )
     assert workers.kills >= 3, "the scenario must really kill workers"
     # A killed worker held at most concurrency running + concurrency prefetched jobs.
     verdict.assert_valid(max_duplicated=workers.kills * CONCURRENCY * 2)

@@ -35,8 +35,15 @@ def test_kill_between_return_and_acknowledgement(backend_name: str, backend_url:
     workers.start()
     wait_until(lambda: app.stats()["counts"]["completed"] == jobs, 60, "the rest to complete")
     workers.stop_all()
-    verdict = check(app, "kill after return, before ack", backend_name, accepted, workers.log_dir,
-                    started=started, kills=1)  # fmt: skip
+    verdict = check(
+        app,
+        "kill after return, before ack",
+        backend_name,
+        accepted,
+        workers.log_dir,
+        started=started,
+        kills=1,
+    )
     verdict.assert_valid(max_duplicated=1)
     runs = collections.Counter(run.job for run in read_executions(workers.log_dir))
     (twice,) = [job for job, count in runs.items() if count == 2]
@@ -48,7 +55,9 @@ def test_kill_between_return_and_acknowledgement(backend_name: str, backend_url:
 
 
 @pytest.mark.processes
-def test_zombie_worker_resumes_and_changes_nothing(backend_name: str, backend_url: str, tmp_path: Path) -> None:
+def test_zombie_worker_resumes_and_changes_nothing(
+    backend_name: str, backend_url: str, tmp_path: Path
+) -> None:
     jobs = int(scale(5, 40))
     app = conveyor.App(backend_url)
     app.declare("step", max_attempts=5)
@@ -66,8 +75,11 @@ def test_zombie_worker_resumes_and_changes_nothing(backend_name: str, backend_ur
     rescuer.wait(30)
     before = {job_id: app.get(job_id).to_dict() for job_id in accepted}
     zombie.send_signal(signal.SIGCONT)
-    wait_until(lambda: len([r for r in read_executions(workers.log_dir) if r.worker == zombie.pid]) == jobs,
-               30, "the zombie's handlers to return")  # fmt: skip
+    wait_until(
+        lambda: len([r for r in read_executions(workers.log_dir) if r.worker == zombie.pid]) == jobs,
+        30,
+        "the zombie's handlers to return",
+    )
     zombie.send_signal(signal.SIGTERM)
     zombie.wait(30)  # a graceful stop writes (tries to write) every decided outcome
     after = {job_id: app.get(job_id).to_dict() for job_id in accepted}
@@ -75,8 +87,15 @@ def test_zombie_worker_resumes_and_changes_nothing(backend_name: str, backend_ur
     for job_id in accepted:
         outcomes = [a.outcome for a in app.get(job_id).attempts]
         assert outcomes == ["lost", "completed"], (job_id, outcomes)
-    verdict = check(app, "zombie (SIGSTOP past the lease)", backend_name, accepted, workers.log_dir,
-                    started=started, kills=1)  # fmt: skip
+    verdict = check(
+        app,
+        "zombie (SIGSTOP past the lease)",
+        backend_name,
+        accepted,
+        workers.log_dir,
+        started=started,
+        kills=1,
+    )
     verdict.notes["late_writes_applied"] = 0
     verdict.assert_valid(max_duplicated=jobs)
     app.close()

@@ -44,8 +44,14 @@ def test_sigterm_with_100_in_flight(backend_name: str, backend_url: str, tmp_pat
     workers.start("--burst")
     wait_until(lambda: app.stats()["counts"]["completed"] == IN_FLIGHT, 60, "a second worker to finish")
     workers.stop_all()
-    verdict = check(app, "graceful shutdown (SIGTERM, 100 in flight)", backend_name, accepted,
-                    workers.log_dir, started=started)  # fmt: skip
+    verdict = check(
+        app,
+        "graceful shutdown (SIGTERM, 100 in flight)",
+        backend_name,
+        accepted,
+        workers.log_dir,
+        started=started,
+    )
     verdict.notes["processing_zero_after_s"] = round(settled, 2)
     verdict.assert_valid(max_duplicated=0)
     app.close()

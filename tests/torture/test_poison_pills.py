@@ -59,9 +59,16 @@ def test_poison_pills_end_failed_worker_lost(backend_name: str, backend_url: str
         assert job.state == "failed" and job.attempt == 2, (job.task, job.state, job.attempt)
         assert WORKER_LOST in (job.error or ""), (job.task, job.error)
     codes = sorted({p.returncode for p in workers.procs if getattr(p, "counted", False)})
-    verdict = check(app, "poison pills (exit, segfault, memory)", backend_name, pills + ordinary,
-                    workers.log_dir, expected_state=dict.fromkeys(pills, "failed"), started=started,
-                    kills=deaths)  # fmt: skip
+    verdict = check(
+        app,
+        "poison pills (exit, segfault, memory)",
+        backend_name,
+        pills + ordinary,
+        workers.log_dir,
+        expected_state=dict.fromkeys(pills, "failed"),
+        started=started,
+        kills=deaths,
+    )
     verdict.notes["exit_codes"] = codes
     # os._exit(3), SIGSEGV, and the worker's own exit on MemoryError under --max-memory.
     assert codes == [-11, 3, MEMORY_EXIT_CODE], codes

@@ -37,8 +37,12 @@ def test_eight_processes_one_killed_mid_write(tmp_path: Path) -> None:
     out = tmp_path / "accepted.txt"
     env = {**workers.env(), "PYTHONPATH": f"{TESTS}:{SRC}"}
     producers = [
-        subprocess.Popen([sys.executable, "-m", "torture.producer", url, str(out), str(PER_PRODUCER)],
-                         env=env, cwd=str(TESTS), stderr=subprocess.PIPE)  # fmt: skip
+        subprocess.Popen(
+            [sys.executable, "-m", "torture.producer", url, str(out), str(PER_PRODUCER)],
+            env=env,
+            cwd=str(TESTS),
+            stderr=subprocess.PIPE,
+        )
         for _ in range(4)
     ]
     try:
@@ -58,8 +62,15 @@ def test_eight_processes_one_killed_mid_write(tmp_path: Path) -> None:
         workers.stop_all()
     with sqlite3.connect(tmp_path / "contended.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-    verdict = check(app, "sqlite: 8 processes, kill -9 mid-write", "sqlite", accepted, workers.log_dir,
-                    started=started, kills=workers.kills)  # fmt: skip
+    verdict = check(
+        app,
+        "sqlite: 8 processes, kill -9 mid-write",
+        "sqlite",
+        accepted,
+        workers.log_dir,
+        started=started,
+        kills=workers.kills,
+    )
     verdict.notes["integrity_check"] = "ok"
     verdict.assert_valid(max_duplicated=workers.kills * 10)
     app.close()

@@ -21,7 +21,9 @@ PRODUCERS = 20
 ROUNDS = int(scale(1, 10))
 
 
-def test_same_key_from_twenty_producers_makes_one_job(backend_name: str, backend_url: str, tmp_path: Path) -> None:
+def test_same_key_from_twenty_producers_makes_one_job(
+    backend_name: str, backend_url: str, tmp_path: Path
+) -> None:
     app = conveyor.App(backend_url)
     app.declare("step", max_attempts=1)
     app.stats()
@@ -49,9 +51,23 @@ def test_same_key_from_twenty_producers_makes_one_job(backend_name: str, backend
             at = time.time() + 3.0  # every process imported and connected by then
             env = {"PYTHONPATH": f"{TESTS}:{SRC}", "PATH": "/usr/bin:/bin"}
             procs = [
-                subprocess.Popen([sys.executable, "-m", "torture.producer", backend_url, str(out), "1",
-                                  "--key", key, "--at", str(at)], env=env, cwd=str(TESTS),
-                                 stderr=subprocess.PIPE)  # fmt: skip
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "torture.producer",
+                        backend_url,
+                        str(out),
+                        "1",
+                        "--key",
+                        key,
+                        "--at",
+                        str(at),
+                    ],
+                    env=env,
+                    cwd=str(TESTS),
+                    stderr=subprocess.PIPE,
+                )
                 for _ in range(PRODUCERS)
             ]
             errors = [p.communicate(timeout=60)[1].decode() for p in procs]
@@ -63,8 +79,15 @@ def test_same_key_from_twenty_producers_makes_one_job(backend_name: str, backend
     assert app.stats()["counts"]["pending"] == ROUNDS
     for job_id in accepted:
         app.cancel(job_id)  # settle them: the checker wants final states
-    verdict = check(app, "uniqueness race (20 producers, one key)", backend_name, accepted, None,
-                    expected_state=dict.fromkeys(accepted, "cancelled"), started=started)  # fmt: skip
+    verdict = check(
+        app,
+        "uniqueness race (20 producers, one key)",
+        backend_name,
+        accepted,
+        None,
+        expected_state=dict.fromkeys(accepted, "cancelled"),
+        started=started,
+    )
     verdict.notes["jobs_per_key"] = 1
     verdict.assert_valid()
     app.close()
