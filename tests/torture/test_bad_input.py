@@ -60,7 +60,7 @@ META = [
 names = (
     st.lists(st.sampled_from(META) | st.text(max_size=8), min_size=1, max_size=6).map("".join).filter(bool)
 )
-EXAMPLES = int(scale(25, 400))
+EXAMPLES = int(scale(15, 400))
 TYPED = (errors.ConveyorError, ValueError, LookupError)
 LIMIT = 1024 * 1024
 

@@ -51,9 +51,9 @@ def test_skewed_workers_neither_reclaim_early_nor_hold_forever(
     reclaimed = [job_id for job_id in first if app.get(job_id).attempt != 1]
     assert not reclaimed, f"{len(reclaimed)} jobs were reclaimed while their worker renewed the lease"
     # Part 2: the fast worker holds new jobs and is SIGKILLed; its leases must lapse on time.
-    second = [j.id for j in app.enqueue_many(slow)]
     behind.send_signal(15)
     behind.wait(30)
+    second = [j.id for j in app.enqueue_many(slow)]
     fast_again = workers.start("--prefetch", "0", env=skewed("+5m"))
     wait_until(lambda: app.stats()["counts"]["processing"] == JOBS, 30, "the fast worker to hold the rest")
     workers.kill(fast_again)

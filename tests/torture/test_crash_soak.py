@@ -16,7 +16,7 @@ import conveyor
 from torture.checker import check
 from torture.harness import Workers, scale, wait_until
 
-JOBS = int(scale(1000, 10_000))
+JOBS = int(scale(800, 10_000))
 PROCESSES = 4
 CONCURRENCY = 5
 KILL_EVERY = scale(1.0, 2.0)

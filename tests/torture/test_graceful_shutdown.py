@@ -27,7 +27,7 @@ def test_sigterm_with_100_in_flight(backend_name: str, backend_url: str, tmp_pat
     app = conveyor.App(backend_url)
     app.declare("step", max_attempts=5)
     started = time.monotonic()
-    items = [{"task": "step", "args": [i], "kwargs": {"work_ms": 6000}} for i in range(IN_FLIGHT)]
+    items = [{"task": "step", "args": [i], "kwargs": {"work_ms": 4000}} for i in range(IN_FLIGHT)]
     accepted = [j.id for j in app.enqueue_many(items)]
     workers = Workers(backend_url, tmp_path / "log", concurrency=IN_FLIGHT, lease=5.0)
     proc = workers.start("--prefetch", "0", "--grace", str(GRACE))

@@ -11,6 +11,7 @@ import collections
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,10 +24,20 @@ from torture.harness import scale
 JOBS = int(scale(1000, 10_000))
 
 
+@pytest.fixture
+def quiet_worker_log() -> Iterator[None]:
+    """A thousand expected failures need not be logged one by one."""
+    logger = logging.getLogger("conveyor.worker")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    yield
+    logger.setLevel(level)
+
+
+@pytest.mark.usefixtures("quiet_worker_log")
 def test_replay_twice_concurrently_runs_each_once(
-    backend_name: str, backend_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    backend_name: str, backend_url: str, tmp_path: Path
 ) -> None:
-    caplog.set_level(logging.ERROR, logger="conveyor.worker")  # a thousand expected failures
     app = conveyor.App(backend_url)
     failing = True
     runs: collections.Counter[int] = collections.Counter()
