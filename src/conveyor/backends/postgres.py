@@ -59,6 +59,13 @@ Conn = psycopg.Connection[Row]
 _INHERITED: list[tuple[object, object]] = []
 
 
+def _connect_failure(exc: psycopg.Error) -> str:
+    """The server's reason from libpq's first line (``connection to server at ... failed: why``)."""
+    lines = str(exc).strip().splitlines()
+    reason = lines[0].rsplit(" failed: ", 1)[-1] if lines else type(exc).__name__
+    return " ".join(reason.split()).removeprefix("FATAL: ")
+
+
 class PostgresBackend:
     """The Backend protocol on PostgreSQL (see module docstring and docs/postgres.md)."""
 
@@ -101,6 +108,7 @@ class PostgresBackend:
             with self._lock:
                 if self._pool is None:
                     opts = self.options
+                    self._first_connection()
                     created: ConnectionPool[Conn] = ConnectionPool(
                         opts.conninfo,
                         min_size=opts.pool_min,
@@ -115,6 +123,20 @@ class PostgresBackend:
                     self._pool = created
                 pool = self._pool
         return pool
+
+    def _first_connection(self) -> None:
+        """Connect once before the pool opens, so a refused first connection fails fast.
+
+        The pool would retry in the background, logging every failure, and the caller would
+        wait ``pool_timeout`` to learn only that no connection came: a wrong database name or
+        password is reported at once, in one line, with the server's reason.
+        """
+        try:
+            psycopg.connect(self.options.conninfo, autocommit=True).close()
+        except psycopg.OperationalError as exc:
+            raise BackendUnavailable(
+                f"cannot connect to PostgreSQL {redact(self.url)}: {_connect_failure(exc)}"
+            ) from exc
 
     @contextmanager
     def _raw_conn(self) -> Iterator[Conn]:
@@ -135,8 +157,7 @@ class PostgresBackend:
                 pool.putconn(conn)
         except PoolTimeout as exc:
             raise BackendUnavailable(
-                f"no PostgreSQL connection within {self.options.pool_timeout:g}s "
-                f"({redact(self.options.conninfo)}): {exc}"
+                f"no PostgreSQL connection within {self.options.pool_timeout:g}s ({redact(self.url)}): {exc}"
             ) from exc
         except psycopg.Error as exc:
             if is_connection_failure(exc):
@@ -175,6 +196,11 @@ class PostgresBackend:
         return rows[0]
 
     # -- life cycle --------------------------------------------------------------------
+    def ensure_schema(self) -> None:
+        """Check (or, on an empty database, install) the schema once; the async side calls this too."""
+        if not self._ready:
+            self._check_schema()
+
     def _check_schema(self) -> None:
         with self._schema_lock:
             if self._ready:
@@ -239,7 +265,7 @@ class PostgresBackend:
         if not jobs:
             return []
         keyed = any(job.key is not None for job in jobs)
-        params = self._enqueue_params(jobs, keyed)
+        params = self.enqueue_params(jobs, keyed)
         query = self.queries["enqueue_jobs" if keyed else "insert_jobs"]
         if connection is None:
             rows = self._execute(query, params)
@@ -253,7 +279,8 @@ class PostgresBackend:
             return [EnqueueResult(r[0], r[1], r[2]) for r in rows]
         return [EnqueueResult(job.id, "pending", True) for job in jobs]
 
-    def _enqueue_params(self, jobs: Sequence[NewJob], keyed: bool) -> dict[str, Any]:
+    def enqueue_params(self, jobs: Sequence[NewJob], keyed: bool) -> dict[str, Any]:
+        """The bound values of ``insert_jobs`` (no keys) or ``enqueue_jobs`` (keys), sync or async."""
         params: dict[str, Any] = {
             "ids": [j.id for j in jobs],
             "tasks": [j.task for j in jobs],
@@ -327,6 +354,7 @@ class PostgresBackend:
                 on_complete=r[8],
                 created_at=r[9],
                 run_at=r[10],
+                prior_attempts=r[11],
             )
             for r in rows
         ]
@@ -448,7 +476,7 @@ class PostgresBackend:
                     if jobs:
                         keyed = any(job.key is not None for job in jobs)
                         query = self.queries["enqueue_jobs" if keyed else "insert_jobs"]
-                        conn.execute(query, self._enqueue_params(jobs, keyed))
+                        conn.execute(query, self.enqueue_params(jobs, keyed))
                     return done
             except psycopg.errors.DeadlockDetected:
                 if attempt == 2:

@@ -248,6 +248,8 @@ def _config_value(client: Any, name: str) -> str | None:
 # -- the stored shapes of records -------------------------------------------------
 #: The fields of a stored attempt record, in order (Lua scripts write the same arrays).
 _STORED_ATTEMPT_FIELDS = kit.ATTEMPT_FIELDS[1:]
+#: What the client sends: all but the payload, which the finish script appends from the job.
+_SENT_ATTEMPT_FIELDS = tuple(name for name in _STORED_ATTEMPT_FIELDS if name != "payload")
 
 
 def decode_record(job_id: str, flat: list[str], attempts: list[str] | None = None) -> JobRecord | None:
@@ -266,11 +268,14 @@ def encode_attempt(o: Outcome) -> str:
     """An attempt's audit record as stored: a compact JSON array of the kit's ATTEMPT_FIELDS
     after ``job_id`` (the job id is the list's key); ``decode_attempt`` reads it back."""
     fields = kit.outcome_attempt(o)
-    return json.dumps([fields[name] for name in _STORED_ATTEMPT_FIELDS], separators=(",", ":"))
+    return json.dumps([fields[name] for name in _SENT_ATTEMPT_FIELDS], separators=(",", ":"))
 
 
 def decode_attempt(job_id: str, text: str) -> AttemptRecord:
     """An AttemptRecord from its stored JSON array (see ``encode_attempt``)."""
-    row = dict(zip(_STORED_ATTEMPT_FIELDS, json.loads(text), strict=True))
+    values = json.loads(text)
+    # Records written before the audit trail kept arguments end without the payload.
+    values += [None] * (len(_STORED_ATTEMPT_FIELDS) - len(values))
+    row = dict(zip(_STORED_ATTEMPT_FIELDS, values, strict=True))
     row["job_id"] = job_id
     return kit.attempt_record(row)

@@ -110,7 +110,7 @@ def _log_written(batch: Written, applied: list[bool]) -> None:
                 job.id,
                 job.task,
                 outcome.attempt,
-                job.max_attempts,
+                job.prior_attempts + job.max_attempts,  # the last attempt of this submission
                 "will retry" if outcome.kind == "retry" else "failed",
                 outcome.error,
             )

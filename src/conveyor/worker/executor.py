@@ -19,10 +19,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..backends.base import Outcome, decode_payload
+from ..backends.base import Outcome
 from ..context import enter_job, leave_job
 from ..errors import JobCancelled, TaskTimeout
-from .attempt import Attempt, encode_result, outcome_for_error, timed_out
+from .attempt import Attempt, call_arguments, encode_result, outcome_for_error, timed_out
 
 log = logging.getLogger("conveyor.worker")
 
@@ -142,7 +142,7 @@ class Executor:
         try:
             if task is None or task.fn is None:
                 raise LookupError(f"task {attempt.job.task!r} is not registered in this worker")
-            args, kwargs = decode_payload(attempt.job.payload)
+            args, kwargs = call_arguments(attempt)
             value = task.fn(*args, **kwargs)
             result = encode_result(value)
         except MemoryError as exc:
@@ -242,7 +242,7 @@ class Executor:
         timeout = task.defaults.timeout
         attempt.future = asyncio.current_task()
         try:
-            args, kwargs = decode_payload(attempt.job.payload)
+            args, kwargs = call_arguments(attempt)
             coro = task.fn(*args, **kwargs)
             value = await (asyncio.wait_for(coro, timeout) if timeout is not None else coro)
             result = encode_result(value)
