@@ -133,6 +133,15 @@ def main() -> None:
 )
 @click.option("--burst", is_flag=True, help="Exit when nothing is due (for scripts and tests).")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=0, max=65535),
+    envvar="CONVEYOR_METRICS_PORT",
+    help="Serve Prometheus metrics at :PORT/metrics (one port for all --processes).",
+)
+@click.option(
+    "--metrics-host", default="0.0.0.0", show_default=True, help="Address the metrics port binds to."
+)
 @url_option
 @clean_errors
 def worker(
@@ -145,20 +154,50 @@ def worker(
     prefetch: int | None,
     burst: bool,
     log_level: str,
+    metrics_port: int | None,
+    metrics_host: str,
     url: str | None,
 ) -> None:
     """Run a worker for APP until SIGTERM/SIGINT."""
     setup_logging(log_level)
-    from .worker.supervisor import is_child, supervise
+    from .worker.supervisor import is_child
 
     if processes > 1 and not is_child():
-        sys.exit(supervise(sys.argv[1:], processes, grace if grace is not None else 30.0))
+        sys.exit(_supervise(processes, grace, metrics_port, metrics_host))
     app = open_app(app_path, url)
     queue_list = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
+    metrics = None
+    if metrics_port is not None:
+        from .worker.metrics import WorkerMetrics, recording_for_supervisor, serve
+
+        metrics = WorkerMetrics()
+        if not recording_for_supervisor():
+            serve(metrics, metrics_port, metrics_host)
     worker = Worker(
-        app, queues=queue_list, concurrency=concurrency, lease=lease, grace=grace, prefetch=prefetch
+        app,
+        queues=queue_list,
+        concurrency=concurrency,
+        lease=lease,
+        grace=grace,
+        prefetch=prefetch,
+        metrics=metrics,
     )
     worker.run(burst=burst)
+
+
+def _supervise(processes: int, grace: float | None, metrics_port: int | None, metrics_host: str) -> int:
+    """Run this command as ``processes`` children; with a metrics port, serve their sum on it."""
+    from .worker.supervisor import supervise
+
+    if metrics_port is None:
+        return supervise(sys.argv[1:], processes, grace if grace is not None else 30.0)
+    from .worker.metrics import MultiprocessMetrics
+
+    metrics = MultiprocessMetrics(metrics_port, metrics_host)
+    try:
+        return supervise(sys.argv[1:], processes, grace if grace is not None else 30.0, metrics)
+    finally:
+        metrics.close()
 
 
 @main.command()

@@ -27,6 +27,8 @@ from .attempt import Attempt, encode_result, outcome_for_error, timed_out
 log = logging.getLogger("conveyor.worker")
 
 OnOutcome = Callable[[Attempt, Outcome], None]
+#: Told when an attempt starts running (worker metrics); must be cheap.
+OnStart = Callable[[Attempt], None]
 
 _STOP = object()
 
@@ -38,10 +40,13 @@ def _raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> None:
 class Executor:
     """Runs Attempts; reports each decided Outcome through ``on_outcome``."""
 
-    def __init__(self, concurrency: int, worker_id: str, on_outcome: OnOutcome) -> None:
+    def __init__(
+        self, concurrency: int, worker_id: str, on_outcome: OnOutcome, on_start: OnStart | None = None
+    ) -> None:
         self.concurrency = concurrency
         self.worker_id = worker_id
         self.on_outcome = on_outcome
+        self.on_start = on_start
         self._work: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._threads: set[threading.Thread] = set()
         self._abandoned: set[int] = set()
@@ -126,6 +131,8 @@ class Executor:
                 return  # released or cancelled before it started
             attempt.thread_id = threading.get_ident()
             attempt.started_at = time.time()
+        if self.on_start is not None:
+            self.on_start(attempt)
         token = enter_job(attempt.context)
         if task is not None and task.defaults.timeout is not None:
             self._watch(attempt, time.monotonic() + task.defaults.timeout)
@@ -224,6 +231,8 @@ class Executor:
             if attempt.decided:
                 return  # released or cancelled before it started
             attempt.started_at = time.time()
+        if self.on_start is not None:
+            self.on_start(attempt)
         enter_job(attempt.context)
         timeout = task.defaults.timeout
         attempt.future = asyncio.current_task()

@@ -26,8 +26,9 @@ from ..task import check_name
 from .attempt import Attempt
 from .completer import Completer, Written
 from .executor import Executor
+from .metrics import WorkerMetrics
 from .recovery import RetryDelay, error_line
-from .services import Heartbeat, PeriodicService, Reaper
+from .services import Heartbeat, MetricsService, PeriodicService, Reaper
 
 if TYPE_CHECKING:
     from ..app import App
@@ -73,6 +74,7 @@ class Worker:
         idle_wait: float = 1.0,
         install_signal_handlers: bool = True,
         max_retry_delay: float | None = None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         if max_retry_delay is not None and max_retry_delay < 0:
             raise ValueError(f"max_retry_delay must be None or >= 0 seconds, got {max_retry_delay!r}")
@@ -105,7 +107,9 @@ class Worker:
         self.max_retry_delay = max_retry_delay
         self.id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
         self.backend = app.backend
-        self.executor = Executor(self.concurrency, self.id, self._report)
+        #: Prometheus metrics (``--metrics-port``), or None: nothing is recorded.
+        self.metrics = metrics
+        self.executor = self._new_executor()
         self.completer = Completer(self.backend, self._written)
         self.inflight: dict[str, Attempt] = {}
         self._busy = 0  # claimed jobs not yet decided
@@ -124,6 +128,9 @@ class Worker:
         self.reaper = Reaper(self.backend, self.settings.reaper_interval)
         #: Everything ``run`` starts beside the fetch loop; a new service is one more entry.
         self.services: tuple[PeriodicService, ...] = (self.heartbeat, self.reaper)
+        if metrics is not None:
+            metrics.set_slots(self.concurrency)
+            self.services += (MetricsService(metrics, self._running_count),)
         self._started = False
 
     def __repr__(self) -> str:
@@ -188,6 +195,10 @@ class Worker:
         )
 
     # -- start and stop ------------------------------------------------------------
+    def _new_executor(self) -> Executor:
+        on_start = None if self.metrics is None else self.metrics.attempt_started
+        return Executor(self.concurrency, self.id, self._report, on_start)
+
     def _install_signals(self) -> None:
         if not self.install_signal_handlers or threading.current_thread() is not threading.main_thread():
             return
@@ -211,7 +222,7 @@ class Worker:
         if self._started:
             return
         self._started = True
-        self.executor = Executor(self.concurrency, self.id, self._report)
+        self.executor = self._new_executor()
         self.executor.start()
         self.completer.start()
         if services:
@@ -340,13 +351,21 @@ class Worker:
                 if ok:
                     self.counts[outcome.kind] += 1
             self._cv.notify_all()
+        if self.metrics is not None:
+            self.metrics.outcomes_written(batch, applied)
 
     # -- what the heartbeat learns -----------------------------------------------------
     def _held_attempts(self) -> list[Attempt]:
         with self._cv:
             return list(self.inflight.values())
 
+    def _running_count(self) -> int:
+        with self._cv:
+            return sum(1 for a in self.inflight.values() if a.started_at is not None and not a.decided)
+
     def _lease_lost(self, attempt: Attempt) -> None:
+        if self.metrics is not None and not attempt.lost:
+            self.metrics.lease_lost(attempt.job.queue)
         attempt.lost = True
         log.warning(
             "job %s: lease lost (taken over after expiry); its result will be discarded", attempt.job.id

@@ -6,6 +6,7 @@ the Worker's ``services`` tuple.
 
 from .base import PeriodicService
 from .heartbeat import Heartbeat
+from .metrics import MetricsService
 from .reaper import Reaper
 
-__all__ = ["Heartbeat", "PeriodicService", "Reaper"]
+__all__ = ["Heartbeat", "MetricsService", "PeriodicService", "Reaper"]
