@@ -168,10 +168,10 @@ def worker(
     queue_list = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
     metrics = None
     if metrics_port is not None:
-        from .worker.metrics import WorkerMetrics, recording_for_supervisor, serve
+        from .worker.metrics import WorkerMetrics, serve, supervisor_run_dir
 
         metrics = WorkerMetrics()
-        if not recording_for_supervisor():
+        if supervisor_run_dir() is None:  # a supervised child writes snapshots its supervisor serves
             serve(metrics, metrics_port, metrics_host)
     worker = Worker(
         app,
@@ -191,9 +191,9 @@ def _supervise(processes: int, grace: float | None, metrics_port: int | None, me
 
     if metrics_port is None:
         return supervise(sys.argv[1:], processes, grace if grace is not None else 30.0)
-    from .worker.metrics import MultiprocessMetrics
+    from .worker.metrics import SupervisorMetrics
 
-    metrics = MultiprocessMetrics(metrics_port, metrics_host)
+    metrics = SupervisorMetrics(metrics_port, metrics_host)
     try:
         return supervise(sys.argv[1:], processes, grace if grace is not None else 30.0, metrics)
     finally:

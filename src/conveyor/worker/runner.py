@@ -26,7 +26,7 @@ from ..task import check_name
 from .attempt import Attempt
 from .completer import Completer, Written
 from .executor import Executor
-from .metrics import WorkerMetrics
+from .metrics import WorkerMetrics, supervisor_run_dir
 from .recovery import RetryDelay, error_line
 from .services import Heartbeat, MetricsService, PeriodicService, Reaper
 
@@ -128,9 +128,11 @@ class Worker:
         self.reaper = Reaper(self.backend, self.settings.reaper_interval)
         #: Everything ``run`` starts beside the fetch loop; a new service is one more entry.
         self.services: tuple[PeriodicService, ...] = (self.heartbeat, self.reaper)
+        self.metrics_service: MetricsService | None = None
         if metrics is not None:
             metrics.set_slots(self.concurrency)
-            self.services += (MetricsService(metrics, self._running_count),)
+            self.metrics_service = MetricsService(metrics, self._running_count, run_dir=supervisor_run_dir())
+            self.services += (self.metrics_service,)
         self._started = False
 
     def __repr__(self) -> str:
@@ -240,6 +242,8 @@ class Worker:
             service.join()
         self.completer.stop()
         self.executor.close()
+        if self.metrics_service is not None:
+            self.metrics_service.run_once()  # the last outcomes, and a child's final snapshot
         self._started = False
         log.info("worker %s stopped: %s", self.id, self.counts)
 

@@ -15,7 +15,7 @@ import sys
 import time
 from types import FrameType
 
-from .metrics import MultiprocessMetrics
+from .metrics import SupervisorMetrics
 
 log = logging.getLogger("conveyor.supervisor")
 
@@ -28,9 +28,7 @@ def is_child() -> bool:
     return os.environ.get(CHILD_ENV) == "1"
 
 
-def supervise(
-    argv: list[str], processes: int, grace: float, metrics: MultiprocessMetrics | None = None
-) -> int:
+def supervise(argv: list[str], processes: int, grace: float, metrics: SupervisorMetrics | None = None) -> int:
     """Run ``conveyor <argv>`` as ``processes`` children until signalled; returns the exit code.
 
     With ``metrics``, the children record into its run directory and it serves their sum.
@@ -72,8 +70,6 @@ def supervise(
         else:
             for slot, child in children.items():
                 if child.poll() is not None and slot not in alive:
-                    if metrics is not None:
-                        metrics.process_exited(child.pid)
                     delay = min(30.0, max(1.0, restarts.get(slot, 0.5) * 2))
                     restarts[slot] = delay
                     log.warning(
