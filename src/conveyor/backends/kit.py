@@ -38,9 +38,13 @@ from .base import (
     NewJob,
     Outcome,
     OutcomeKind,
+    ProgressUpdate,
     Stats,
+    WorkerBeat,
+    WorkerRecord,
     decode_payload,
     from_ts,
+    trace_id_of,
 )
 
 #: Every outcome kind of ``finish_many``, in the protocol's order.
@@ -68,6 +72,8 @@ JOB_FIELDS: Final = (
     "lease_expires_at",
     "cancel_requested",
     "on_complete",
+    "progress",
+    "trace_context",
 )
 
 #: The columns of an attempt row, in order.
@@ -82,6 +88,7 @@ ATTEMPT_FIELDS: Final = (
     "traceback",
     "status_code",
     "response_excerpt",
+    "trace_id",
 )
 
 #: The error recorded on a waiting job cancelled before any worker took it.
@@ -193,6 +200,8 @@ def job_record(row: Fields, attempts: Iterable[AttemptRecord] = ()) -> JobRecord
         cancel_requested=bool(row["cancel_requested"]),
         on_complete=row["on_complete"],
         attempts=list(attempts),
+        progress=progress_of(row["progress"]),
+        trace_id=trace_id_of(row["trace_context"]),
     )
 
 
@@ -210,6 +219,7 @@ def attempt_record(row: Fields) -> AttemptRecord:
         traceback=row["traceback"],
         status_code=None if status_code is None else int(status_code),
         response_excerpt=row["response_excerpt"],
+        trace_id=row["trace_id"],
     )
 
 
@@ -226,6 +236,7 @@ def outcome_attempt(outcome: Outcome) -> dict[str, Any]:
         "traceback": outcome.traceback,
         "status_code": outcome.status_code,
         "response_excerpt": outcome.response_excerpt,
+        "trace_id": outcome.trace_id,
     }
 
 
@@ -244,12 +255,71 @@ def reaped_attempt(
         "traceback": None,
         "status_code": None,
         "response_excerpt": None,
+        "trace_id": None,
     }
 
 
 def by_position(names: tuple[str, ...], row: Iterable[Any]) -> dict[str, Any]:
     """A positional row as a mapping of ``names`` (engines that return tuples)."""
     return dict(zip(names, row, strict=True))
+
+
+# -- observability -------------------------------------------------------------------
+#: How long a worker stays listed after its last beat, in heartbeats: three missed beats.
+MISSED_BEATS_ALLOWED: Final = 3
+
+
+def progress_text(update: ProgressUpdate, now: float) -> str:
+    """The stored JSON of a progress update, stamped with the backend's ``now``."""
+    return json.dumps(
+        {"fraction": update.fraction, "message": update.message, "updated_at": now}, separators=(",", ":")
+    )
+
+
+def progress_of(stored: str | None) -> dict[str, Any] | None:
+    """The job JSON's ``progress`` from its stored text (``updated_at`` as ISO-8601)."""
+    if not stored:
+        return None
+    data = json.loads(stored)
+    moment = from_ts(data.get("updated_at"))
+    return {
+        "fraction": data.get("fraction"),
+        "message": data.get("message"),
+        "updated_at": None if moment is None else moment.isoformat(),
+    }
+
+
+def worker_info(beat: WorkerBeat) -> str:
+    """A worker's beat as the JSON text the registry stores."""
+    return json.dumps(
+        {
+            "id": beat.id,
+            "host": beat.host,
+            "pid": beat.pid,
+            "queues": list(beat.queues),
+            "concurrency": beat.concurrency,
+            "running": list(beat.running),
+            "started_at": beat.started_at,
+            "version": beat.version,
+        },
+        separators=(",", ":"),
+    )
+
+
+def worker_record(info: str, last_seen_at: float) -> WorkerRecord:
+    """A registry entry from its stored JSON and the backend's time of the last beat."""
+    data = json.loads(info)
+    beat = WorkerBeat(
+        id=data["id"],
+        host=data["host"],
+        pid=int(data["pid"]),
+        queues=tuple(data["queues"]),
+        concurrency=int(data["concurrency"]),
+        running=tuple(data["running"]),
+        started_at=float(data["started_at"]),
+        version=data["version"],
+    )
+    return WorkerRecord(beat, float(last_seen_at))
 
 
 # -- errors --------------------------------------------------------------------------

@@ -33,6 +33,10 @@ log = logging.getLogger("conveyor.redis")
 #: Every script file in ``backends/lua`` (``lib.lua`` is prepended to each).
 SCRIPT_NAMES = (
     "audits",
+    "progress",
+    "workers_beat",
+    "workers_live",
+    "workers_remove",
     "cancel",
     "claim",
     "clock",
@@ -271,6 +275,9 @@ def encode_attempt(o: Outcome) -> str:
 
 def decode_attempt(job_id: str, text: str) -> AttemptRecord:
     """An AttemptRecord from its stored JSON array (see ``encode_attempt``)."""
-    row = dict(zip(_STORED_ATTEMPT_FIELDS, json.loads(text), strict=True))
+    values = json.loads(text)
+    # Records written before a field existed (trace_id) are shorter: the rest are None.
+    values += [None] * (len(_STORED_ATTEMPT_FIELDS) - len(values))
+    row = dict(zip(_STORED_ATTEMPT_FIELDS, values, strict=True))
     row["job_id"] = job_id
     return kit.attempt_record(row)

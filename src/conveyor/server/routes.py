@@ -14,6 +14,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from ..states import PURGEABLE, parse_state
+from ..tracing import incoming
 from ..worker import Worker
 from .auth import same_loopback_origin
 from .errors import ApiError, bad_request, error_response, from_exception, json_response
@@ -95,7 +96,9 @@ async def create_jobs(request: Request, state: ServerState) -> Response:
     body = await read_body(request, state.max_body)
     items, batch = check_job_items(parse_json(body))
     try:
-        jobs = state.prepare(items)
+        # Jobs enqueued over HTTP join the caller's trace (its W3C traceparent header).
+        with incoming(request.headers.get("traceparent")):
+            jobs = state.prepare(items)
     except (TypeError, ValueError) as exc:
         # The model's own checks (key length, URL, payload size...) speak for the client's input.
         raise from_exception(exc, input_checks=True) or exc from None

@@ -22,6 +22,7 @@ from typing import Any
 from ..backends.base import Outcome, decode_payload
 from ..context import enter_job, leave_job
 from ..errors import JobCancelled, TaskTimeout
+from ..tracing import ConsumerSpan, start_consumer_span
 from .attempt import Attempt, encode_result, outcome_for_error, timed_out
 
 log = logging.getLogger("conveyor.worker")
@@ -136,18 +137,27 @@ class Executor:
         token = enter_job(attempt.context)
         if task is not None and task.defaults.timeout is not None:
             self._watch(attempt, time.monotonic() + task.defaults.timeout)
+        span = attempt.span = _span(attempt)
         try:
-            if task is None or task.fn is None:
-                raise LookupError(f"task {attempt.job.task!r} is not registered in this worker")
-            args, kwargs = decode_payload(attempt.job.payload)
-            value = task.fn(*args, **kwargs)
-            result = encode_result(value)
+            if span is None:
+                result = self._call_sync(attempt)
+            else:
+                with span.activate():
+                    result = self._call_sync(attempt)
         except BaseException as exc:  # noqa: BLE001 - every failure is the job's outcome
             self._finish(attempt, error=exc)
         else:
             self._finish(attempt, result=result)
         finally:
             leave_job(token)
+
+    @staticmethod
+    def _call_sync(attempt: Attempt) -> str:
+        task = attempt.task
+        if task is None or task.fn is None:
+            raise LookupError(f"task {attempt.job.task!r} is not registered in this worker")
+        args, kwargs = decode_payload(attempt.job.payload)
+        return encode_result(task.fn(*args, **kwargs))
 
     # -- the end of every attempt -------------------------------------------------------
     def _finish(
@@ -164,6 +174,8 @@ class Executor:
             outcome = attempt.outcome("completed", self.worker_id, result=result)
         else:
             outcome = outcome_for_error(attempt, error, self.worker_id)
+        if attempt.span is not None:
+            attempt.span.end(outcome.kind, error)
         self.on_outcome(attempt, outcome)
         return True
 
@@ -236,10 +248,16 @@ class Executor:
         enter_job(attempt.context)
         timeout = task.defaults.timeout
         attempt.future = asyncio.current_task()
+        span = attempt.span = _span(attempt)
         try:
             args, kwargs = decode_payload(attempt.job.payload)
             coro = task.fn(*args, **kwargs)
-            value = await (asyncio.wait_for(coro, timeout) if timeout is not None else coro)
+            awaited = asyncio.wait_for(coro, timeout) if timeout is not None else coro
+            if span is None:
+                value = await awaited
+            else:
+                with span.activate():  # the task's own spans are children of this one
+                    value = await awaited
             result = encode_result(value)
         except asyncio.CancelledError:
             self._finish(attempt, error=JobCancelled(f"job {attempt.job.id} was cancelled while running"))
@@ -249,3 +267,9 @@ class Executor:
             self._finish(attempt, error=exc)
         else:
             self._finish(attempt, result=result)
+
+
+def _span(attempt: Attempt) -> ConsumerSpan | None:
+    """The attempt's consumer span, or None (always None without OpenTelemetry)."""
+    job = attempt.job
+    return start_consumer_span(job.task, job.id, job.queue, job.attempt, job.max_attempts, job.trace_context)

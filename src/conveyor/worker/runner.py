@@ -320,7 +320,9 @@ class Worker:
     def _dispatch(self, jobs: list[ClaimedJob]) -> None:
         tasks = self.app.tasks
         for job in jobs:
-            context = JobContext(job.id, job.task, job.queue, job.attempt, job.max_attempts)
+            context = JobContext(
+                job.id, job.task, job.queue, job.attempt, job.max_attempts, trace_context=job.trace_context
+            )
             attempt = Attempt(job, tasks.get(job.task), context)
             with self._cv:
                 self.inflight[job.id] = attempt

@@ -26,7 +26,7 @@ for i = 3, #ARGV do
   end
   if code == 'ok' then
     redis.call('HSET', jk, 'state', 'pending', 'attempt', '0', 'run_at', now_s, 'cancel_requested', '0')
-    redis.call('HDEL', jk, 'finished_at', 'started_at', 'error', 'traceback', 'result', 'worker')
+    redis.call('HDEL', jk, 'finished_at', 'started_at', 'error', 'traceback', 'result', 'worker', 'progress')
     if ARGV[1] == '1' then
       redis.call('HSET', jk, 'payload', ARGV[2])
     end
