@@ -19,7 +19,7 @@ from .app import App
 from .durations import parse_duration
 from .errors import ConveyorError
 from .loader import load_app
-from .render import console, job_panel, jobs_table, stats_table
+from .render import console, job_panel, jobs_table, stats_table, workers_table
 from .states import ALL_STATES, PURGEABLE, RESUBMITTABLE
 from .worker import Worker
 
@@ -304,6 +304,20 @@ def stats(app_path: str | None, url: str | None, as_json: bool) -> None:
         emit(data)
     else:
         console().print(stats_table(data))
+
+
+@main.command()
+@app_option
+@url_option
+@json_option
+@clean_errors
+def workers(app_path: str | None, url: str | None, as_json: bool) -> None:
+    """The live workers: each one's host, pid, queues, busy slots, running jobs and last heartbeat."""
+    data = open_app(app_path, url).workers()
+    if as_json:
+        emit(data)
+    else:
+        console().print(workers_table(data))
 
 
 @main.group()

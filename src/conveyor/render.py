@@ -100,6 +100,10 @@ def job_panel(job: Job) -> Panel:
     ]
     if job.cancel_requested:
         rows.append(("cancel", "requested"))
+    if job.progress is not None:
+        rows.append(("progress", progress_text(job.progress)))
+    if job.trace_id is not None:
+        rows.append(("trace id", job.trace_id))
     for name, value in rows:
         info.add_row(name, value)
     attempts = Table(title="attempts", title_justify="left")
@@ -118,6 +122,37 @@ def job_panel(job: Job) -> Panel:
     if job.traceback:
         parts.append(Panel(job.traceback.rstrip(), title="traceback", border_style="red"))
     return Panel(Group(*parts), title=f"job {job.id}")
+
+
+def progress_text(progress: dict[str, Any]) -> str:
+    """``40% 40 of 100 rows (09:30:01)``: a job's reported progress in one line."""
+    fraction, message = progress.get("fraction"), progress.get("message")
+    parts = [] if fraction is None else [f"{fraction:.0%}"]
+    if message:
+        parts.append(str(message))
+    updated = progress.get("updated_at")
+    if updated:
+        parts.append(f"({_when(datetime.fromisoformat(updated))})")
+    return " ".join(parts) or "-"
+
+
+def workers_table(workers: list[dict[str, Any]]) -> Table:
+    """The live workers, one row each."""
+    table = Table(title=f"Live workers ({len(workers)})", title_justify="left")
+    for column in ("id", "host", "pid", "queues", "busy", "started", "last seen", "version"):
+        table.add_column(column)
+    for w in workers:
+        table.add_row(
+            w["id"],
+            w["host"],
+            str(w["pid"]),
+            ",".join(w["queues"]),
+            f"{len(w['running'])}/{w['concurrency']}",
+            _when(datetime.fromisoformat(w["started_at"])),
+            _when(datetime.fromisoformat(w["last_seen_at"])),
+            w["version"],
+        )
+    return table
 
 
 def console(stderr: bool = False) -> Console:

@@ -15,6 +15,11 @@ NAME = {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,128}$"}
 STATUS = {"type": "string", "enum": list(ALL_STATES)}
 TIME = {"type": "string", "format": "date-time"}
 NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+TRACE_ID = {
+    "type": ["string", "null"],
+    "pattern": "^[0-9a-f]{32}$",
+    "description": "OpenTelemetry trace id (32 hex digits), null when none.",
+}
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
@@ -125,6 +130,16 @@ SCHEMAS: dict[str, Any] = {
             "worker": {"type": ["string", "null"]},
             "cancel_requested": {"type": "boolean"},
             "on_complete": {"type": ["string", "null"]},
+            "progress": {
+                "type": ["object", "null"],
+                "description": "What the task last reported through current_job().progress().",
+                "properties": {
+                    "fraction": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+                    "message": {"type": ["string", "null"]},
+                    "updated_at": NULLABLE_TIME,
+                },
+            },
+            "trace_id": TRACE_ID,
         },
     },
     "Attempt": {
@@ -141,6 +156,7 @@ SCHEMAS: dict[str, Any] = {
             "traceback": {"type": ["string", "null"]},
             "status_code": {"type": ["integer", "null"]},
             "response_excerpt": {"type": ["string", "null"]},
+            "trace_id": TRACE_ID,
         },
     },
     "Job": {
@@ -189,6 +205,31 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "status": {"type": "string", "enum": ["completed", "failed", "cancelled"]},
             "olderThan": TIME,
+        },
+    },
+    "Worker": {
+        "type": "object",
+        "required": [
+            "id",
+            "host",
+            "pid",
+            "queues",
+            "concurrency",
+            "running",
+            "started_at",
+            "last_seen_at",
+            "version",
+        ],
+        "properties": {
+            "id": {"type": "string"},
+            "host": {"type": "string"},
+            "pid": {"type": "integer"},
+            "queues": {"type": "array", "items": {"type": "string"}},
+            "concurrency": {"type": "integer"},
+            "running": {"type": "array", "items": {"type": "string"}, "description": "Ids of running jobs."},
+            "started_at": TIME,
+            "last_seen_at": TIME,
+            "version": {"type": "string"},
         },
     },
     "Audits": {
@@ -337,6 +378,22 @@ PATHS: dict[str, Any] = {
             "summary": "Attempt records, newest first",
             "parameters": [_query("job_id", {"type": "string"}, "Only this job's attempts."), LIMIT, OFFSET],
             "responses": {"200": _json(_ref("Audits"), "Attempt records"), **_errors(*API_ERRORS, 404)},
+        }
+    },
+    "/api/workers": {
+        "get": {
+            "summary": "Live workers (three missed heartbeats and a worker drops off)",
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["items"],
+                        "properties": {"items": {"type": "array", "items": _ref("Worker")}},
+                    },
+                    "The live workers, the longest-running first",
+                ),
+                **_errors(*API_ERRORS),
+            },
         }
     },
     "/healthz": {

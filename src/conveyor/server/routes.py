@@ -233,6 +233,13 @@ async def audits(request: Request, state: ServerState) -> Response:
     return json_response({"items": [r.to_dict() for r in records], "limit": limit, "offset": offset})
 
 
+@endpoint("/api/workers")
+async def workers(request: Request, state: ServerState) -> Response:
+    """The live workers: id, host, pid, queues, concurrency, running jobs, started and last seen."""
+    Query(request, ())  # no parameters: an unknown one is a 400
+    return json_response({"items": await run_in_threadpool(state.app.workers)})
+
+
 # -- no key needed -----------------------------------------------------------------------------------
 @endpoint("/healthz", auth=False)
 async def healthz(request: Request, state: ServerState) -> Response:
@@ -295,4 +302,5 @@ ROUTES = [
     Route("/api/queue/{job_id}/cancel", cancel_job, methods=["POST"]),
     Route("/api/queue/{job_id}", delete_job, methods=["DELETE"]),
     Route("/api/audits", audits, methods=["GET"]),
+    Route("/api/workers", workers, methods=["GET"]),
 ]

@@ -8,6 +8,7 @@ loop.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
@@ -20,7 +21,7 @@ from dataclasses import dataclass, replace
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from ..backends.base import ClaimedJob, ClaimRequest, Outcome
+from ..backends.base import ClaimedJob, ClaimRequest, Outcome, WorkerBeat
 from ..context import JobContext
 from ..task import check_name
 from .attempt import Attempt
@@ -28,7 +29,7 @@ from .completer import Completer, Written
 from .executor import Executor
 from .metrics import WorkerMetrics, supervisor_run_dir
 from .recovery import RetryDelay, error_line
-from .services import Heartbeat, MetricsService, PeriodicService, Reaper
+from .services import Heartbeat, MetricsService, PeriodicService, ProgressWriter, Reaper, WorkerRegistry
 
 if TYPE_CHECKING:
     from ..app import App
@@ -126,8 +127,17 @@ class Worker:
             on_cancel_requested=self._cancel_requested,
         )
         self.reaper = Reaper(self.backend, self.settings.reaper_interval)
+        #: Lists this worker in the backend (``conveyor workers``), renewed with the heartbeat.
+        self.registry = WorkerRegistry(self.backend, self.settings.heartbeat_interval, self._describe)
+        self.progress = ProgressWriter(self.backend, self._held_attempts)
+        self.started_at = time.time()
         #: Everything ``run`` starts beside the fetch loop; a new service is one more entry.
-        self.services: tuple[PeriodicService, ...] = (self.heartbeat, self.reaper)
+        self.services: tuple[PeriodicService, ...] = (
+            self.heartbeat,
+            self.reaper,
+            self.registry,
+            self.progress,
+        )
         self.metrics_service: MetricsService | None = None
         if metrics is not None:
             metrics.set_slots(self.concurrency)
@@ -240,6 +250,7 @@ class Worker:
             service.request_stop()
         for service in self.services:
             service.join()
+        self._leave_registry()
         self.completer.stop()
         self.executor.close()
         if self.metrics_service is not None:
@@ -280,6 +291,27 @@ class Worker:
                     return False
                 self._cv.wait(0.1 if left is None else min(left, 0.1))
         return True
+
+    def _leave_registry(self) -> None:
+        try:
+            self.registry.leave()
+        except Exception as exc:  # noqa: BLE001 - the entry expires by itself anyway
+            log.warning("could not take worker %s off the registry (%s)", self.id, error_line(exc))
+
+    def _describe(self) -> WorkerBeat:
+        """What the registry says about this worker now."""
+        with self._cv:
+            running = tuple(a.job.id for a in self.inflight.values() if a.started_at is not None)
+        return WorkerBeat(
+            id=self.id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            queues=self.queues,
+            concurrency=self.concurrency,
+            running=running,
+            started_at=self.started_at,
+            version=_version(),
+        )
 
     # -- fetching ------------------------------------------------------------------
     def _request(self, limit: int) -> ClaimRequest:
@@ -398,3 +430,14 @@ class Worker:
     def stats(self) -> dict[str, Any]:
         """This worker's counters."""
         return {"id": self.id, "queues": list(self.queues), "busy": self._busy, **self.counts}
+
+
+@functools.cache
+def _version() -> str:
+    """This Conveyor's version, as installed (``unknown`` from a bare source tree)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("conveyor")
+    except PackageNotFoundError:
+        return "unknown"
