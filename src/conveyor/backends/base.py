@@ -332,6 +332,27 @@ class ProgressUpdate:
     message: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class QueueGauges:
+    """What ``/metrics`` exports for one queue: jobs by state, and its oldest due pending job's age."""
+
+    counts: dict[str, int]
+    #: Seconds since the oldest due ``pending`` job of the queue fell due (None: none waits).
+    oldest_pending_age_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Gauges:
+    """Every queue's gauges, read cheaply enough for a scrape every few seconds.
+
+    ``estimated`` names the states whose counts are estimates rather than exact
+    (PostgreSQL's finished states on a large table; see docs/observability.md).
+    """
+
+    queues: dict[str, QueueGauges]
+    estimated: frozenset[str] = frozenset()
+
+
 @runtime_checkable
 class Backend(Protocol):
     """The storage contract. Implementations are safe to call from several threads."""
@@ -434,6 +455,10 @@ class Backend(Protocol):
 
     def jobs_progress(self, updates: Sequence[ProgressUpdate]) -> None:
         """Store each running job's progress with the backend's now, fenced by its lease token."""
+        ...
+
+    def queue_gauges(self) -> Gauges:
+        """Per queue: jobs by state and the oldest due pending job's age, without a pass over every row."""
         ...
 
 

@@ -33,12 +33,14 @@ from ..states import ALL_STATES, State
 from .base import (
     WORKER_LOST,
     AttemptRecord,
+    Gauges,
     JobQuery,
     JobRecord,
     NewJob,
     Outcome,
     OutcomeKind,
     ProgressUpdate,
+    QueueGauges,
     Stats,
     WorkerBeat,
     WorkerRecord,
@@ -267,6 +269,24 @@ def by_position(names: tuple[str, ...], row: Iterable[Any]) -> dict[str, Any]:
 # -- observability -------------------------------------------------------------------
 #: How long a worker stays listed after its last beat, in heartbeats: three missed beats.
 MISSED_BEATS_ALLOWED: Final = 3
+
+
+def gauges_from(
+    groups: Iterable[tuple[str, str, int]],
+    oldest_ages: Iterable[tuple[str, float | None]],
+    estimated: frozenset[str] = frozenset(),
+) -> Gauges:
+    """Gauges from ``(queue, state, count)`` groups and ``(queue, oldest due pending age)`` pairs."""
+    counts: dict[str, dict[str, int]] = {}
+    for queue, state, n in groups:
+        per_state = counts.setdefault(queue, dict.fromkeys(ALL_STATES, 0))
+        per_state[state] += int(n)
+    ages = {queue: None if age is None else max(0.0, float(age)) for queue, age in oldest_ages}
+    queues = {
+        queue: QueueGauges(counts.get(queue, dict.fromkeys(ALL_STATES, 0)), ages.get(queue))
+        for queue in sorted(set(counts) | set(ages))
+    }
+    return Gauges(queues, estimated)
 
 
 def progress_text(update: ProgressUpdate, now: float) -> str:

@@ -32,6 +32,7 @@ from .base import (
     ClaimedJob,
     ClaimRequest,
     EnqueueResult,
+    Gauges,
     JobQuery,
     JobRecord,
     Lease,
@@ -530,6 +531,23 @@ class MemoryBackend:
             entries = list(workers.values())
         records = [kit.worker_record(info, seen) for info, seen, _ in entries]
         return sorted(records, key=lambda r: (r.beat.started_at, r.beat.id))
+
+    def queue_gauges(self) -> Gauges:
+        """Counts by queue and state, and each queue's oldest due pending job's age."""
+        counts: dict[tuple[str, str], int] = {}
+        oldest: dict[str, float] = {}
+        with self._store.lock:
+            now = time.time()
+            for job in self._store.jobs.values():
+                counts[job.queue, job.state] = counts.get((job.queue, job.state), 0) + 1
+                if (
+                    job.state == "pending"
+                    and job.run_at <= now
+                    and job.run_at < oldest.get(job.queue, now + 1)
+                ):
+                    oldest[job.queue] = job.run_at
+        groups = [(queue, state, n) for (queue, state), n in counts.items()]
+        return kit.gauges_from(groups, [(queue, now - due) for queue, due in oldest.items()])
 
     def jobs_progress(self, updates: Sequence[ProgressUpdate]) -> None:
         """Store progress on the jobs whose lease the update still holds."""

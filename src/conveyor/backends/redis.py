@@ -36,6 +36,7 @@ from .base import (
     ClaimedJob,
     ClaimRequest,
     EnqueueResult,
+    Gauges,
     JobQuery,
     JobRecord,
     Lease,
@@ -446,6 +447,20 @@ class RedisBackend:
         flat = self._run("workers_live", [], retry=True)
         records = [kit.worker_record(flat[i + 1], float(flat[i + 2])) for i in range(0, len(flat), 3)]
         return sorted(records, key=lambda r: (r.beat.started_at, r.beat.id))
+
+    @translate_errors
+    def queue_gauges(self) -> Gauges:
+        """Counts by queue and state (index cardinalities) and each queue's oldest due pending age."""
+        flat = self._run("gauges", ALL_STATES, retry=True)
+        now = float(flat[0])
+        width = 2 + len(ALL_STATES)
+        groups: list[tuple[str, str, int]] = []
+        oldest: list[tuple[str, float | None]] = []
+        for i in range(1, len(flat), width):
+            queue, due = flat[i], flat[i + 1]
+            groups += [(queue, s, int(n)) for s, n in zip(ALL_STATES, flat[i + 2 : i + width], strict=True)]
+            oldest.append((queue, None if due is None else now - float(due)))
+        return kit.gauges_from(groups, oldest)
 
     @translate_errors
     def jobs_progress(self, updates: Sequence[ProgressUpdate]) -> None:

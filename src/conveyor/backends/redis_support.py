@@ -44,6 +44,7 @@ SCRIPT_NAMES = (
     "enqueue",
     "extend",
     "finish",
+    "gauges",
     "get",
     "list",
     "next_due",

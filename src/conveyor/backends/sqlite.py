@@ -27,6 +27,7 @@ from .base import (
     ClaimedJob,
     ClaimRequest,
     EnqueueResult,
+    Gauges,
     JobQuery,
     JobRecord,
     Lease,
@@ -488,6 +489,14 @@ class SQLiteBackend:
         rows = self._conn().execute(SQL["workers_live"], {"now": time.time()}).fetchall()
         records = [kit.worker_record(r["info"], r["last_seen_at"]) for r in rows]
         return sorted(records, key=lambda r: (r.beat.started_at, r.beat.id))
+
+    def queue_gauges(self) -> Gauges:
+        """Counts by queue and state (the state index), and each queue's oldest due pending job."""
+        conn = self._conn()
+        groups = conn.execute(SQL["stats"]).fetchall()
+        now = time.time()
+        oldest = conn.execute(SQL["oldest_pending_by_queue"], {"now": now}).fetchall()
+        return kit.gauges_from(groups, [(queue, now - due) for queue, due in oldest])
 
     def jobs_progress(self, updates: Sequence[ProgressUpdate]) -> None:
         """Store progress on the jobs whose lease the update still holds, in one transaction."""

@@ -254,6 +254,11 @@ CREATE TABLE {schema}.workers (
     last_seen_at timestamptz NOT NULL,
     expires_at   timestamptz NOT NULL
 );
+-- The joint frequencies of (queue, state) that ANALYZE keeps: /metrics estimates the counts
+-- of finished jobs on a large table from them instead of counting every row (gauge_estimates).
+-- 1000 entries hold every combination of up to 166 queues.
+CREATE STATISTICS {schema}.jobs_queue_state (mcv) ON queue, state FROM {schema}.jobs;
+ALTER STATISTICS {schema}.jobs_queue_state SET STATISTICS 1000;
 
 -- ---------------------------------------------------------------------------------------
 -- Life cycle
@@ -760,3 +765,46 @@ FROM unnest(%(ids)b::text[], %(tokens)b::text[], %(fractions)b::float8[], %(mess
      AS p(id, token, fraction, message)
 WHERE j.id = p.id AND j.lease_token = p.token
 RETURNING j.id
+
+-- name: gauge_table_rows
+-- The planner's row count of the job table (-1 before its first ANALYZE).
+SELECT c.reltuples::float8
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %(schema)s AND c.relname = 'jobs'
+
+-- name: gauge_exact_counts
+-- Waiting and running jobs through the claim and lease indexes, and the failure table through
+-- jobs_finished: what a person acts on is always exact. With %(finished)s, completed and
+-- cancelled are counted too (a small table).
+SELECT j.queue, j.state, count(*)
+FROM {schema}.jobs j
+WHERE j.state IN ('pending', 'retry') OR j.state = 'processing'
+GROUP BY j.queue, j.state
+UNION ALL
+SELECT j.queue, j.state, count(*)
+FROM {schema}.jobs j
+WHERE j.state = 'failed' OR (%(finished)s AND j.state IN ('completed', 'cancelled'))
+GROUP BY j.queue, j.state
+
+-- name: gauge_estimates
+-- The (queue, state) pairs and their frequencies from the last ANALYZE (autovacuum re-analyses
+-- the table after 5 % of its rows change); the caller multiplies by the row count.
+SELECT s.most_common_vals, s.most_common_freqs
+FROM pg_stats_ext s
+WHERE s.schemaname = %(schema)s AND s.statistics_name = 'jobs_queue_state'
+
+-- name: gauge_oldest_pending
+-- Each queue's oldest due pending job: per (queue, priority) level (waiting_levels), the first
+-- due pending job along the claim index, then the oldest per queue.
+WITH RECURSIVE {waiting_levels}
+SELECT l.queue, extract(epoch FROM now() - min(n.run_at))::float8
+FROM levels l
+CROSS JOIN LATERAL (
+    SELECT j.run_at FROM {schema}.jobs j
+    WHERE j.queue = l.queue AND j.priority = l.priority AND j.state IN ('pending', 'retry')
+      AND j.run_at <= now() AND j.state = 'pending'
+    ORDER BY j.run_at
+    LIMIT 1
+) AS n
+WHERE l.priority IS NOT NULL
+GROUP BY l.queue

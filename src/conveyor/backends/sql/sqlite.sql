@@ -294,3 +294,6 @@ SELECT info, last_seen_at FROM conveyor_workers WHERE expires_at >= :now ORDER B
 -- Fenced like every write after a claim: only while the update's lease still holds the job.
 UPDATE conveyor_jobs SET progress = :progress
 WHERE id = :id AND lease_token = :token AND state = 'processing'
+
+-- name: oldest_pending_by_queue
+SELECT queue, min(run_at) FROM conveyor_jobs WHERE state = 'pending' AND run_at <= :now GROUP BY queue

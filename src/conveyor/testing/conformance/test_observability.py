@@ -125,3 +125,37 @@ def test_trace_context_travels_from_enqueue_to_claim_and_trace_ids_reach_the_fai
     assert app.get(untraced.id).to_dict()["trace_id"] is None
     (newest,) = app.backend.audits(plain.id, limit=1)
     assert newest.trace_id == trace_id
+
+
+def test_queue_gauges_count_by_queue_and_state_with_each_queue_oldest_pending_age(app: conveyor.App) -> None:
+    @app.task(queue="mail")
+    def send() -> None: ...
+
+    @app.task(queue="batch")
+    def crunch() -> None: ...
+
+    assert app.backend.queue_gauges().queues == {}
+    send.enqueue()
+    send.enqueue()
+    send.options(delay=3600).enqueue()  # not due: waits, but is not late
+    crunch.enqueue()
+    time.sleep(0.05)
+    (claimed,) = app.backend.claim(ClaimRequest(("batch",), 1, 30, "w"))
+    now = time.time()
+    done = Outcome(claimed.id, claimed.lease_token, "completed", 1, "w", now, now, result="null")
+    assert app.backend.finish_many([done]) == [True]
+    gauges = app.backend.queue_gauges()
+    assert set(gauges.queues) == {"mail", "batch"}
+    mail, batch = gauges.queues["mail"], gauges.queues["batch"]
+    assert mail.counts == {
+        "pending": 3,
+        "processing": 0,
+        "retry": 0,
+        "completed": 0,
+        "failed": 0,
+        "cancelled": 0,
+    }
+    assert batch.counts["completed"] == 1 and sum(batch.counts.values()) == 1
+    assert mail.oldest_pending_age_s is not None and 0.04 <= mail.oldest_pending_age_s < 60
+    assert batch.oldest_pending_age_s is None, "nothing of batch waits"
+    assert not gauges.estimated, "a small store is counted exactly"
