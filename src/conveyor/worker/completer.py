@@ -122,7 +122,7 @@ def _log_written(batch: Written, applied: list[bool]) -> None:
             "outcome": kind,
             "duration": None if ran is None else round(ran, 6),
         }
-        timing = "" if ran is None else f" in {ran:.3f}s"
+        timing = "" if ran is None else f" (ran {ran:.3f}s)"
         if not ok:
             log.info(
                 "%s %s [%s] attempt %d/%d: lease was lost before its outcome (%s) was written; discarded",
@@ -136,7 +136,7 @@ def _log_written(batch: Written, applied: list[bool]) -> None:
             )
         elif outcome.kind in ("retry", "failed"):
             log.warning(
-                "%s %s [%s] attempt %d/%d %s%s: %s",
+                "%s %s [%s] attempt %d/%d: %s%s: %s",
                 job.task,
                 job.id,
                 job.queue,
@@ -149,7 +149,7 @@ def _log_written(batch: Written, applied: list[bool]) -> None:
             )
         else:
             log.info(
-                "%s %s [%s] attempt %d/%d %s%s",
+                "%s %s [%s] attempt %d/%d: %s%s",
                 job.task,
                 job.id,
                 job.queue,

@@ -148,6 +148,14 @@ class WorkerMetrics:
             lost = self._counters["conveyor_leases_lost"]
             lost[(queue,)] = lost.get((queue,), 0.0) + 1.0
 
+    def serve_queues(self, queues: Sequence[str]) -> None:
+        """Start the per-queue lease counter of each served queue at 0 (a series exists before
+        the first loss, so ``increase()`` and alerts see the first one)."""
+        with self._lock:
+            lost = self._counters["conveyor_leases_lost"]
+            for queue in queues:
+                lost.setdefault((queue,), 0.0)
+
     def set_slots(self, slots: int) -> None:
         """How many jobs the worker may run at once (its concurrency)."""
         self._gauges["conveyor_worker_slots"] = float(slots)

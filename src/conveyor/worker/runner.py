@@ -141,6 +141,7 @@ class Worker:
         self.metrics_service: MetricsService | None = None
         if metrics is not None:
             metrics.set_slots(self.concurrency)
+            metrics.serve_queues(self.queues)
             self.metrics_service = MetricsService(metrics, self._running_count, run_dir=supervisor_run_dir())
             self.services += (self.metrics_service,)
         self._started = False
