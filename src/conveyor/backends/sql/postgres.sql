@@ -788,7 +788,7 @@ GROUP BY j.queue, j.state
 
 -- name: gauge_estimates
 -- The (queue, state) pairs and their frequencies from the last ANALYZE (autovacuum re-analyses
--- the table after 5 % of its rows change); the caller multiplies by the row count.
+-- the table after 5 percent of its rows change); the caller multiplies by the row count.
 SELECT s.most_common_vals, s.most_common_freqs
 FROM pg_stats_ext s
 WHERE s.schemaname = %(schema)s AND s.statistics_name = 'jobs_queue_state'
