@@ -81,10 +81,10 @@ class PostgresObservability:
         if rows >= EXACT_COUNT_ROWS:
             estimates = self._estimated_finished(rows)
         exact = estimates is None
-        groups: list[tuple[str, str, int]] = [
-            (queue, state, int(n))
-            for queue, state, n in self._execute(self.queries["gauge_exact_counts"], {"finished": exact})
-        ]
+        rows_read = self._execute(self.queries["gauge_exact_counts"], {})
+        if exact:
+            rows_read += self._execute(self.queries["gauge_finished_counts"], {})
+        groups = [(queue, state, int(n)) for queue, state, n in rows_read]
         groups += estimates or []
         waiting = sorted({queue for queue, state, n in groups if state == "pending" and n})
         oldest = self._execute(self.queries["gauge_oldest_pending"], {"queues": waiting}) if waiting else []

@@ -774,8 +774,7 @@ WHERE n.nspname = %(schema)s AND c.relname = 'jobs'
 
 -- name: gauge_exact_counts
 -- Waiting and running jobs through the claim and lease indexes, and the failure table through
--- jobs_finished: what a person acts on is always exact. With %(finished)s, completed and
--- cancelled are counted too (a small table).
+-- jobs_finished (one range of it): what a person acts on is always exact.
 SELECT j.queue, j.state, count(*)
 FROM {schema}.jobs j
 WHERE j.state IN ('pending', 'retry') OR j.state = 'processing'
@@ -783,7 +782,14 @@ GROUP BY j.queue, j.state
 UNION ALL
 SELECT j.queue, j.state, count(*)
 FROM {schema}.jobs j
-WHERE j.state = 'failed' OR (%(finished)s AND j.state IN ('completed', 'cancelled'))
+WHERE j.state = 'failed'
+GROUP BY j.queue, j.state
+
+-- name: gauge_finished_counts
+-- Completed and cancelled jobs counted one by one: only while the table is small.
+SELECT j.queue, j.state, count(*)
+FROM {schema}.jobs j
+WHERE j.state IN ('completed', 'cancelled')
 GROUP BY j.queue, j.state
 
 -- name: gauge_estimates
