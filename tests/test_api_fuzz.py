@@ -23,7 +23,7 @@ from schemathesis.checks import (
 
 import conveyor
 from conveyor.server import create_app
-from conveyor.server.openapi import openapi_document
+from conveyor.server.routes import openapi_document
 from test_http_api import serving
 
 KEY = "fuzz-key-7d3f0b9a2c5e4f61"

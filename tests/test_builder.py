@@ -37,6 +37,7 @@ def test_options_override_and_none_means_the_default(app: conveyor.App) -> None:
         [
             {
                 "task": "send",
+                "args": ["a@example.com"],
                 "queue": "other",
                 "priority": -3,
                 "max_attempts": 1,
@@ -45,7 +46,7 @@ def test_options_override_and_none_means_the_default(app: conveyor.App) -> None:
                 "key_mode": "replace",
                 "on_complete": "https://example.com/done",
             },
-            {"task": "send", "queue": None, "priority": None, "run_at": None},
+            {"task": "send", "args": ["b@example.com"], "queue": None, "priority": None, "run_at": None},
         ]
     )
     assert (job.queue, job.priority, job.max_attempts, job.delay) == ("other", -3, 1, 60.0)
@@ -64,7 +65,7 @@ def test_one_run_at_rule(app: conveyor.App) -> None:
         moment.timestamp(),
         int(moment.timestamp()),
     ]
-    jobs = app.prepare([{"task": "send", "run_at": form} for form in forms])
+    jobs = app.prepare([{"task": "send", "args": ["a@example.com"], "run_at": form} for form in forms])
     assert {job.run_at for job in jobs} == {moment.timestamp()}
 
 

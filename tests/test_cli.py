@@ -148,6 +148,9 @@ def test_retry_of_a_completed_job_is_refused(project: Path) -> None:
 
 def test_real_entry_point_prints_one_line_not_a_traceback(tmp_path: Path) -> None:
     env = {**os.environ, "CONVEYOR_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    existing = conveyor.App(env["CONVEYOR_URL"])  # jobs show reads an existing database only
+    existing.backend.migrate()
+    existing.close()
     proc = subprocess.run(
         [sys.executable, "-m", "conveyor", "jobs", "show", "missing"],
         capture_output=True,

@@ -34,7 +34,7 @@ from conveyor.errors import ConfigurationError
 from conveyor.server import create_app, run_server
 from conveyor.server.auth import KeyChecker, load_api_keys
 from conveyor.server.metrics import Metrics
-from conveyor.server.openapi import openapi_document
+from conveyor.server.routes import openapi_document
 from conveyor.server.state import ServerState
 
 KEY = "test-key-5f2b9c0e4d7a41e8"
@@ -326,6 +326,43 @@ def test_process_retry_audits_cancel_delete_purge(client: httpx.Client) -> None:
     assert client.get("/api/queue/stats").json()["counts"]["completed"] == 0
 
 
+def test_purge_takes_a_time_or_an_age_under_either_spelling(client: httpx.Client) -> None:
+    for i in range(3):
+        enqueue(client, task="add", args=[i, i])
+    assert process(client)["completed"] == 3
+    old = {"status": "completed", "older_than": "7d"}
+    assert client.post("/api/queue/purge", json=old).json() == {"purged": 0}, "none is a week old"
+    assert client.post("/api/queue/purge", json={"status": "completed", "olderThan": "12h"}).json() == {
+        "purged": 0
+    }
+    assert client.post("/api/queue/purge", json={"status": "completed", "older_than": "30m"}).json() == {
+        "purged": 0
+    }
+    time.sleep(1.1)
+    assert client.post("/api/queue/purge", json={"status": "completed", "older_than": "1s"}).json() == {
+        "purged": 3
+    }
+    enqueue(client, task="add", args=[9, 9])
+    process(client)
+    # A time without an offset is UTC; POSIX seconds are a time too.
+    soon = (datetime.now(UTC) + timedelta(minutes=1)).replace(tzinfo=None).isoformat()
+    assert client.post("/api/queue/purge", json={"status": "completed", "older_than": 0}).json() == {
+        "purged": 0
+    }
+    assert client.post("/api/queue/purge", json={"status": "completed", "older_than": soon}).json() == {
+        "purged": 1
+    }
+
+
+def test_process_takes_batch_size_under_either_spelling(client: httpx.Client) -> None:
+    for i in range(3):
+        enqueue(client, task="add", args=[i, i])
+    first = client.post("/api/queue/process", params={"batch_size": 2})
+    assert first.status_code == 200 and first.json()["processed"] == 2
+    second = client.post("/api/queue/process", params={"batchSize": 5})
+    assert second.status_code == 200 and second.json()["processed"] == 1
+
+
 def test_delete_a_running_job_is_a_409(client: httpx.Client, tasks: conveyor.App) -> None:
     job_id = enqueue(client, task="slow", args=[0])
     claimed = tasks.backend.claim(ClaimRequest(("default",), 1, 30, "test-worker"))
@@ -395,6 +432,45 @@ def test_openapi_document_lists_exactly_the_served_routes(tasks: conveyor.App) -
             declared = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
             assert declared == ({"job_id"} if "{job_id}" in path else set()), path
             assert "responses" in op and op.get("summary")
+
+
+def test_openapi_document_describes_every_input_and_answer() -> None:
+    document = openapi_document(["add"])
+    schemas = document["components"]["schemas"]
+    assert schemas["JobRequest"]["properties"]["task"]["enum"] == ["add"]
+    assert schemas["JobRequest"]["additionalProperties"] is False, "unknown fields are refused"
+    for path, ops in document["paths"].items():
+        for method, op in ops.items():
+            answers = op["responses"]
+            for status, answer in answers.items():
+                assert answer["description"] and answer["content"], (method, path, status)
+                for media in answer["content"].values():
+                    assert media["schema"], (method, path, status)
+            if path.startswith("/api/"):
+                assert {"400", "401", "403"} <= set(answers), (method, path)
+                assert "security" not in op, "the document-wide key requirement applies"
+            else:
+                assert op["security"] == [], path
+            if method in ("post", "put", "patch") and "requestBody" in op:
+                assert op["requestBody"]["content"]["application/json"]["schema"], path
+                assert "413" in answers, path
+    purge = document["paths"]["/api/queue/purge"]["post"]
+    assert purge["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/PurgeRequest"
+    }
+    assert set(schemas["PurgeRequest"]["required"]) == {"status", "older_than"}
+    assert "olderThan" in purge["requestBody"]["description"]
+    parameters = {p["name"]: p for p in document["paths"]["/api/queue/process"]["post"]["parameters"]}
+    assert parameters["batch_size"]["schema"] == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 500,
+        "default": 10,
+    }
+    assert parameters["batchSize"]["deprecated"] is True
+    listing = {p["name"]: p for p in document["paths"]["/api/queue"]["get"]["parameters"]}
+    assert set(listing) == {"status", "queue", "task", "limit", "offset", "created_after", "created_before"}
+    assert set(listing["status"]["schema"]["enum"]) == STATES
 
 
 def test_docs_page_has_a_curl_example_for_every_route() -> None:
@@ -586,6 +662,13 @@ BAD_ENQUEUES: list[tuple[Any, int, str, str]] = [
     ),
     ([{"task": "add"}, {"task": "nope"}], 422, "unknown_task", "'nope'"),
     ([{"task": "add"}, "x"], 400, "invalid_request", "item 1"),
+    (
+        [{"task": "add"}, {"task": "add", "priority": "x"}],
+        400,
+        "invalid_request",
+        "item 1: priority must be an integer from -2147483648 to 2147483647, got 'x'",
+    ),
+    ([{"task": "add"}] * 1001, 400, "invalid_request", "1 to 1000 items, got 1001"),
 ]
 
 
@@ -638,6 +721,9 @@ BAD_QUERIES: list[tuple[str, dict[str, str], int, str, str]] = [
     ("/api/audits", {"job_id": INJECTION}, 404, "not_found", "DROP TABLE"),
     ("/api/queue/process", {"batchSize": "0"}, 400, "invalid_request", "batchSize"),
     ("/api/queue/process", {"batchSize": "100000"}, 400, "invalid_request", "batchSize"),
+    ("/api/queue/process", {"batch_size": "0"}, 400, "invalid_request", "batch_size must be an integer"),
+    ("/api/queue/process", {"batch_size": "2", "batchSize": "3"}, 400, "invalid_request", "not both"),
+    ("/api/queue/stats", {"verbose": "1"}, 400, "invalid_request", "'verbose'; valid: none"),
 ]
 
 
@@ -699,6 +785,16 @@ BAD_ADMIN_BODIES: list[tuple[str, Any, int, str, str]] = [
         "all",
     ),
     ("/api/queue/purge", [1], 400, "invalid_request", "JSON object"),
+    ("/api/queue/purge", {"status": "failed", "older_than": "7x"}, 400, "invalid_request", '"7d"'),
+    ("/api/queue/purge", {"status": "failed", "older_than": "-1d"}, 400, "invalid_request", "older_than"),
+    (
+        "/api/queue/purge",
+        {"status": "failed", "older_than": "7d", "olderThan": "1d"},
+        400,
+        "invalid_request",
+        "give older_than or olderThan, not both",
+    ),
+    ("/api/queue/purge", {"status": "failed"}, 400, "invalid_request", "'older_than' (or 'olderThan')"),
     ("/api/queue/purge", b"{", 400, "malformed_json", ""),
     ("/api/queue/{failed}/retry", {"args": "x"}, 400, "invalid_request", "args"),
     ("/api/queue/{failed}/retry", {"kwargs": [1]}, 400, "invalid_request", "kwargs"),

@@ -33,6 +33,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "conveyor=",  # the package itself (exactly): the composition root that plugs built-ins in
             "conveyor.__main__",
             "conveyor.cli",
+            "conveyor.cli_backend",
+            "conveyor.cli_errors",
+            "conveyor.cli_logging",
             "conveyor.render",
             "conveyor.demo",
             "conveyor.loader",
@@ -47,6 +50,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "model",
         (
             "conveyor.app",
+            "conveyor.arguments",
             "conveyor.builder",
             "conveyor.task",
             "conveyor.job",

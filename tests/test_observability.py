@@ -371,3 +371,20 @@ def test_one_log_line_per_attempt_outcome_without_arguments_or_results(
         assert fields["duration"] is not None and fields["duration"] >= 0
         assert "SECRET" not in record.getMessage() and "receipt" not in record.getMessage()
     assert [r.attempt_outcome["attempt"] for r in lines] == [1, 2]
+
+
+def test_the_json_log_format_carries_the_attempt_fields() -> None:
+    import logging
+
+    from conveyor.cli_logging import JsonLogFormatter
+
+    record = logging.LogRecord("conveyor.worker", logging.INFO, __file__, 1, "send 01a [mail] ok", None, None)
+    record.attempt_outcome = {
+        "task": "send",
+        "id": "01a",
+        "queue": "mail",
+        "attempt": 1,
+        "outcome": "completed",
+    }
+    line = json.loads(JsonLogFormatter().format(record))
+    assert line["job"]["outcome"] == "completed" and line["message"] == "send 01a [mail] ok"

@@ -9,6 +9,7 @@ import logging
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -73,3 +74,20 @@ def test_killed_connections_during_a_drain_lose_nothing(
     assert len(kills) >= 3 and min(kills) >= 1, f"the test must really kill connections: {kills}"
     retries = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
     print(f"kills {kills}, re-runs {sum(runs.values()) - JOBS}, {len(retries)} retried backend calls")
+
+
+def test_a_refused_first_connection_fails_fast_with_the_server_reason(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    require_or_skip("postgres")
+    caplog.set_level(logging.DEBUG)
+    url = urlsplit(POSTGRES_URL)._replace(path="/conveyor_no_such_database").geturl()
+    app = conveyor.App(url)
+    started = time.monotonic()
+    with pytest.raises(
+        conveyor.errors.BackendUnavailable, match='"conveyor_no_such_database" does not exist'
+    ):
+        app.stats()
+    assert time.monotonic() - started < 2  # not pool_timeout (5 s) of background retries
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("psycopg")] == []
+    app.close()

@@ -3,6 +3,8 @@
 This package is where the parts meet: the built-in features plug into the App here.
 """
 
+from typing import Any
+
 from . import backoff
 from .app import App
 from .backends.base import AttemptRecord
@@ -12,6 +14,7 @@ from .errors import (
     ConfigurationError,
     ConveyorError,
     DuplicateTask,
+    InvalidArguments,
     InvalidName,
     InvalidPayload,
     InvalidState,
@@ -34,6 +37,16 @@ from .worker import Worker
 
 App.add_built_in(WEBHOOKS)
 
+
+def _asgi(app: App, api_keys: Any = None, *, api_key_file: str | None = None) -> Any:
+    """``App.asgi()``: the server package (and Starlette) are imported only when asked for."""
+    from .server.mount import asgi_app
+
+    return asgi_app(app, api_keys, api_key_file=api_key_file)
+
+
+App.asgi_factory = _asgi
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -44,6 +57,7 @@ __all__ = [
     "ConfigurationError",
     "ConveyorError",
     "DuplicateTask",
+    "InvalidArguments",
     "InvalidName",
     "InvalidPayload",
     "InvalidSignature",

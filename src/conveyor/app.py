@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, TypeVar, overload
 
-from .backends import open_backend
+from .backends import open_async_backend, open_backend
+from .backends.aio import AsyncBackend
 from .backends.base import Backend, ClaimedJob, JobQuery, NewJob, Outcome
 from .backoff import BackoffPolicy
 from .builder import (
@@ -54,12 +57,18 @@ class App:
 
     #: The built-in features every App gets (their tasks, their follow-up jobs).
     built_ins: ClassVar[list[BuiltIn]] = []
+    #: Builds ``asgi()``'s application; the package plugs the HTTP server in (the model never imports it).
+    asgi_factory: ClassVar[Callable[..., Any] | None] = None
 
     def __init__(self, url: str | None = None, **settings: Any) -> None:
         self.settings: Settings = load_settings(url=url, **settings)
         self.tasks: dict[str, Task[Any, Any]] = {}
         self._backend: Backend | None = None
         self._backend_lock = threading.Lock()
+        #: One async side per event loop: async drivers' pools belong to the loop that opened them.
+        self._async_backends: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncBackend] = (
+            weakref.WeakKeyDictionary()
+        )
         for built_in in self.built_ins:
             built_in.install(self)
 
@@ -85,8 +94,36 @@ class App:
                     self._backend = open_backend(self.url, key_retention=self.settings.key_retention)
         return self._backend
 
+    def asgi(self, api_keys: Iterable[str] | None = None, *, api_key_file: str | None = None) -> Any:
+        """The HTTP API and dashboard as one ASGI app, to mount in a Starlette or FastAPI app.
+
+        ``fastapi_app.mount("/queue", app.asgi())``; keys as in ``conveyor serve``
+        (``CONVEYOR_API_KEYS``, or ``api_keys``/``api_key_file``). Needs ``conveyor[server]``.
+        """
+        factory = type(self).asgi_factory
+        if factory is None:
+            raise RuntimeError("the HTTP server is not plugged in: import conveyor, not conveyor.app")
+        return factory(self, api_keys, api_key_file=api_key_file)
+
+    @property
+    def async_backend(self) -> AsyncBackend:
+        """The backend's async side for the running event loop, opened on first use there."""
+        loop = asyncio.get_running_loop()
+        found = self._async_backends.get(loop)
+        if found is None:
+            found = self._async_backends[loop] = open_async_backend(self.backend)
+        return found
+
+    async def aclose(self) -> None:
+        """Close this loop's async connections, then the backend's (as ``close``)."""
+        found = self._async_backends.pop(asyncio.get_running_loop(), None)
+        if found is not None:
+            await found.aclose()
+        await asyncio.to_thread(self.close)
+
     def close(self) -> None:
-        """Close the backend's connections."""
+        """Close the backend's connections (async sides of other loops are dropped)."""
+        self._async_backends.clear()
         if self._backend is not None:
             self._backend.close()
             self._backend = None
@@ -258,12 +295,17 @@ class App:
         if args is None and kwargs is None:
             return None
         job = self.get(job_id)
-        return encode_payload(
-            job.task,
-            job.args if args is None else args,
-            job.kwargs if kwargs is None else kwargs,
-            self.settings.max_payload_bytes,
-        )
+        args = job.args if args is None else args
+        kwargs = job.kwargs if kwargs is None else kwargs
+        payload = encode_payload(job.task, args, kwargs, self.settings.max_payload_bytes)
+        self._check_arguments(job.task, args, kwargs)
+        return payload
+
+    def _check_arguments(self, task_name: str | None, args: Any, kwargs: Any) -> None:
+        """InvalidArguments if edited arguments do not fit a task whose code this App has."""
+        task = self.tasks.get(task_name) if task_name is not None else None
+        if task is not None and task.arguments is not None:
+            task.arguments.check(args, kwargs)
 
     def resubmit(self, job_id: str, *, args: Any = None, kwargs: Any = None) -> Job:
         """A failed (or cancelled) job back to pending with a fresh attempt budget."""
@@ -284,6 +326,7 @@ class App:
         if args is not None or kwargs is not None:
             limit = self.settings.max_payload_bytes
             payload = encode_payload(task or "resubmit", args or [], kwargs or {}, limit)
+            self._check_arguments(task, args or [], kwargs or {})
         return self.backend.resubmit_many(self._query(status, queue, task), payload)
 
     def delete(self, job_id: str) -> None:
@@ -324,3 +367,78 @@ class App:
         once when it stops cleanly.
         """
         return [record.to_dict() for record in self.backend.workers_live()]
+
+    # -- async producers (same builder, same checks; the backend's async side) ----------
+    async def aenqueue(
+        self,
+        task: str,
+        args: list[Any] | tuple[Any, ...] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        connection: Any = None,
+        **options: Any,
+    ) -> Job:
+        """``enqueue``, awaited without blocking the event loop.
+
+        ``connection``: a ``psycopg.AsyncConnection`` (PostgreSQL) whose open transaction
+        the job joins.
+        """
+        check_option_names(options)
+        item = {"task": task, "args": args, "kwargs": kwargs, **options}
+        (job,) = await self.aenqueue_many((item,), connection=connection)
+        return job
+
+    async def aenqueue_many(self, items: Iterable[Mapping[str, Any]], *, connection: Any = None) -> list[Job]:
+        """``enqueue_many``, awaited: every item checked first, then one round trip."""
+        jobs = self.prepare(items)
+        if not jobs:
+            return []
+        stored = await self.async_backend.enqueue_many(jobs, connection)
+        return [Job(self, r.id, r.state) for r in stored]
+
+    async def aget(self, job_id: str) -> Job:
+        """``get``, awaited."""
+        record = await self.async_backend.get(job_id)
+        if record is None:
+            raise JobNotFound(f"no job with id {job_id!r}")
+        return Job.loaded(self, record)
+
+    async def ajobs(
+        self,
+        status: str | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        created_after: datetime | float | str | None = None,
+        created_before: datetime | float | str | None = None,
+    ) -> JobPage:
+        """``jobs``, awaited."""
+        query = self._query(status, queue, task, limit, offset, created_after, created_before)
+        page = await self.async_backend.list_jobs(query)
+        return JobPage([Job.loaded(self, record) for record in page.items], page.total)
+
+    async def astats(self) -> dict[str, Any]:
+        """``stats``, awaited."""
+        return (await self.async_backend.stats()).to_dict()
+
+    async def acancel(self, job_id: str) -> Job:
+        """``cancel``, awaited."""
+        return Job.loaded(self, await self.async_backend.cancel(job_id))
+
+    async def aresubmit(self, job_id: str, *, args: Any = None, kwargs: Any = None) -> Job:
+        """``resubmit``, awaited (edited arguments are checked as in ``resubmit``)."""
+        payload = None
+        if args is not None or kwargs is not None:
+            job = await self.aget(job_id)
+            payload = encode_payload(
+                job.task,
+                job.args if args is None else args,
+                job.kwargs if kwargs is None else kwargs,
+                self.settings.max_payload_bytes,
+            )
+        return Job.loaded(self, await self.async_backend.resubmit(job_id, payload))
+
+    async def adelete(self, job_id: str) -> None:
+        """``delete``, awaited."""
+        await self.async_backend.delete(job_id)

@@ -1,5 +1,9 @@
 """The one job builder: enqueue items to the NewJobs a backend stores, every check written once.
 
+When the producer has the task's function, the arguments are bound to its signature
+(:mod:`conveyor.arguments`), so a missing or misspelt argument is refused here with
+InvalidArguments instead of failing every attempt on a worker.
+
 An item has the fields of ``POST /api/jobs`` (:data:`ITEM_FIELDS`). ``App.prepare``,
 ``App.enqueue``, ``App.enqueue_many``, ``Task.enqueue``, the HTTP API and the built-in
 callbacks all come through :func:`build_jobs`, so a rule (a name pattern, a priority
@@ -25,6 +29,7 @@ from .ids import new_job_ids
 from .tracing import current_traceparent
 
 if TYPE_CHECKING:
+    from .arguments import ArgumentCheck
     from .task import Task
 
 #: The payload fields of an item; an item with only these takes the task's defaults.
@@ -196,6 +201,8 @@ def build_jobs(
     ids = new_job_ids(len(items))
     jobs: list[NewJob] = []
     append = jobs.append
+    # Bound after every other check, so a bad field or an unknown task is named first.
+    bind_later: list[tuple[ArgumentCheck, Sequence[Any], Mapping[str, Any]]] = []
     for index, item in enumerate(items):
         if not isinstance(item, Mapping):
             raise InvalidPayload(f"item {index} is not an object: {_shown(item)}")
@@ -205,7 +212,10 @@ def build_jobs(
         task = tasks.get(name) if isinstance(name, str) else None
         if task is None:
             raise unknown_task(name, tasks)
-        payload = encode_payload(name, item.get("args") or (), item.get("kwargs") or {}, max_payload_bytes)
+        args, kwargs = item.get("args") or (), item.get("kwargs") or {}
+        payload = encode_payload(name, args, kwargs, max_payload_bytes)
+        if task.arguments is not None:  # a declared task has no signature to check against
+            bind_later.append((task.arguments, args, kwargs))
         d = task.defaults
         if item.keys() <= PAYLOAD_FIELDS:  # the bulk fast path: the task's checked defaults
             append(NewJob(ids[index], name, d.queue, payload, d.max_attempts, d.priority))
@@ -215,6 +225,8 @@ def build_jobs(
             valid = ", ".join(sorted(ITEM_FIELDS))
             raise InvalidPayload(f"item {index} has unknown field(s) {sorted(unknown)}; valid: {valid}")
         append(_with_options(ids[index], name, payload, item, task))
+    for check, args, kwargs in bind_later:
+        check.check(args, kwargs)
     trace_context = current_traceparent()  # once per call: every item is enqueued in one context
     if trace_context is not None:
         return [job._replace(trace_context=trace_context) for job in jobs]

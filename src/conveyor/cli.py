@@ -1,6 +1,7 @@
 """The ``conveyor`` command: worker, process, migrate, serve, enqueue, stats, jobs, demo.
 
-Errors are one line on stderr and a non-zero exit; ``--json`` prints machine output.
+Errors are one line on stderr and a non-zero exit (2 for bad usage); ``--json`` prints
+machine output. Human output shows times in local time with the zone, JSON in UTC.
 """
 
 from __future__ import annotations
@@ -8,25 +9,34 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
+from datetime import UTC, datetime
 from functools import wraps
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from .app import App
+from .cli_backend import backend_label, check_backend, mask_url, require_existing_database, wait_for_backend
+from .cli_errors import error_line, full_traceback
+from .cli_logging import setup_logging
 from .durations import parse_duration
-from .errors import ConveyorError
 from .loader import load_app
 from .render import console, job_panel, jobs_table, stats_table, workers_table
 from .states import ALL_STATES, PURGEABLE, RESUBMITTABLE
-from .worker import Worker
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: Exit codes: 1 for an error the user can fix, 2 for bad usage (click's own).
 EXIT_ERROR = 1
+
+
+#: Keys of the click context's ``meta`` this module keeps per invocation.
+_SHOW_TRACEBACK = "conveyor.traceback"
+_BACKEND_URL = "conveyor.url"
 
 
 def fail(message: str) -> None:
@@ -36,23 +46,66 @@ def fail(message: str) -> None:
 
 
 def clean_errors(fn: F) -> F:
-    """Turn expected errors into one line and an exit code, never a traceback."""
+    """Turn any error into one line and exit code 1; the traceback only when asked for.
+
+    Usage errors stay click's (usage text, exit 2). ``conveyor --traceback`` or
+    ``--log-level debug`` print the whole traceback before the line.
+    """
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (ConveyorError, ValueError, TypeError, LookupError, OSError) as exc:
-            fail(str(exc) or type(exc).__name__)
-        except Exception as exc:  # noqa: BLE001 - a driver error (database down, ...): one line
-            fail(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:  # noqa: BLE001 - every error becomes one line, never a traceback storm
+            meta = click.get_current_context().meta
+            show = bool(meta.get(_SHOW_TRACEBACK)) or kwargs.get("log_level") == "debug"
+            if show:
+                click.echo(full_traceback(exc), err=True, nl=False)
+            fail(error_line(exc, url=meta.get(_BACKEND_URL), traceback_shown=show))
 
     return wrapper  # type: ignore[return-value]
 
 
+@contextmanager
+def _quiet_server_checks() -> Iterator[None]:
+    # The Redis server's settings (persistence, eviction) concern the workers, which log them
+    # at start; a one-off admin command does not repeat them every time it runs.
+    checks = logging.getLogger("conveyor.redis")
+    level = checks.level
+    checks.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        checks.setLevel(level)
+
+
+def admin_command(fn: F) -> F:
+    """A one-off command: server-settings warnings are left to the workers."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with _quiet_server_checks():
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    return str(value)
+
+
 def emit(data: Any) -> None:
-    """Print JSON for scripts."""
-    click.echo(json.dumps(data, indent=2, default=str))
+    """Print JSON for scripts (times in ISO-8601 UTC)."""
+    click.echo(json.dumps(data, indent=2, default=_json_default))
+
+
+def say_backend(url: str) -> None:
+    """Human output first names the backend it read, so a wrong directory shows at once."""
+    click.secho(f"backend {backend_label(url)}", dim=True)
 
 
 def duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
@@ -82,28 +135,33 @@ def json_value(kind: type) -> Callable[[click.Context, click.Parameter, str | No
     return parse
 
 
-def open_app(app_path: str | None, url: str | None) -> App:
-    """The App at APP (with ``--url`` overriding its URL), or a bare App on the URL."""
+def _url_source(app_path: str | None) -> str:
+    ctx = click.get_current_context()
+    source = ctx.get_parameter_source("url")
+    if source is ParameterSource.COMMANDLINE:
+        return "--url"
+    if source is ParameterSource.ENVIRONMENT:
+        return "CONVEYOR_URL"
+    return f"APP {app_path}" if app_path else "the default"
+
+
+def open_app(app_path: str | None, url: str | None, *, existing: bool = False) -> App:
+    """The App at APP (with ``--url`` overriding its URL), or a bare App on the URL.
+
+    With ``existing`` (read-only and admin commands), a SQLite file that does not exist is
+    refused instead of created.
+    """
     if app_path:
         app = load_app(app_path)
         if url and url != app.url:
             app.close()
             app.settings = replace(app.settings, url=url)
-        return app
-    return App(url)
-
-
-def setup_logging(level: str) -> None:
-    """Log lines to stderr: rich when it is a terminal, plain otherwise."""
-    if sys.stderr.isatty():
-        from rich.logging import RichHandler
-
-        handler: logging.Handler = RichHandler(show_path=False, rich_tracebacks=False)
-        fmt = "%(message)s"
     else:
-        handler = logging.StreamHandler()
-        fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    logging.basicConfig(level=level.upper(), format=fmt, handlers=[handler], force=True)
+        app = App(url)
+    click.get_current_context().meta[_BACKEND_URL] = app.url
+    if existing:
+        require_existing_database(app.url, _url_source(app_path))
+    return app
 
 
 url_option = click.option(
@@ -115,8 +173,17 @@ app_option = click.option("--app", "app_path", metavar="APP", help="module:attri
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="conveyor")
-def main() -> None:
+@click.option(
+    "--traceback",
+    "show_traceback",
+    is_flag=True,
+    envvar="CONVEYOR_TRACEBACK",
+    help="On an error, print the whole traceback, not only its one-line summary.",
+)
+@click.pass_context
+def main(ctx: click.Context, show_traceback: bool) -> None:
     """Conveyor: a background job queue that does not drop work."""
+    ctx.meta[_SHOW_TRACEBACK] = show_traceback
 
 
 @main.command()
@@ -143,6 +210,7 @@ def main() -> None:
     "--metrics-host", default="0.0.0.0", show_default=True, help="Address the metrics port binds to."
 )
 @url_option
+@click.option("--json", "as_json", is_flag=True, help="Log one JSON object a line (time in UTC).")
 @clean_errors
 def worker(
     app_path: str,
@@ -157,9 +225,15 @@ def worker(
     metrics_port: int | None,
     metrics_host: str,
     url: str | None,
+    as_json: bool,
 ) -> None:
-    """Run a worker for APP until SIGTERM/SIGINT."""
-    setup_logging(log_level)
+    """Run a worker for APP until SIGTERM/SIGINT.
+
+    A backend that does not answer at start is waited for (one log line per attempt);
+    with --burst it is an error instead.
+    """
+    setup_logging(log_level, as_json=as_json)
+    from .worker import Worker
     from .worker.supervisor import is_child
 
     if processes > 1 and not is_child():
@@ -182,6 +256,7 @@ def worker(
         prefetch=prefetch,
         metrics=metrics,
     )
+    wait_for_backend(app, retry=not burst)
     worker.run(burst=burst)
 
 
@@ -207,8 +282,11 @@ def _supervise(processes: int, grace: float | None, metrics_port: int | None, me
 @url_option
 @json_option
 @clean_errors
+@admin_command
 def process(app_path: str, batch_size: int, queues: str | None, url: str | None, as_json: bool) -> None:
     """Process at most --batch-size due jobs, then exit (for cron)."""
+    from .worker import Worker
+
     app = open_app(app_path, url)
     queue_list = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
     result = Worker(app, queues=queue_list, install_signal_handlers=False).process_batch(batch_size)
@@ -227,14 +305,15 @@ def process(app_path: str, batch_size: int, queues: str | None, url: str | None,
 @url_option
 @json_option
 @clean_errors
+@admin_command
 def migrate(app_path: str | None, url: str | None, as_json: bool) -> None:
     """Create or upgrade the backend's schema (idempotent; safe from several machines)."""
     app = open_app(app_path, url)
     app.backend.migrate()
     if as_json:
-        emit({"migrated": True, "url": _redact(app.url)})
+        emit({"migrated": True, "url": mask_url(app.url)})
     else:
-        click.echo(f"schema up to date at {_redact(app.url)}")
+        click.echo(f"schema up to date at {backend_label(app.url)}")
 
 
 @main.command()
@@ -256,7 +335,9 @@ def serve(
         from .server import run_server
     except ImportError as exc:
         fail(f"serve needs the server extra: pip install 'conveyor[server]' ({exc})")
-    run_server(open_app(app_path, url), host=host, port=port, api_key_file=api_key_file, log_level=log_level)
+    app = open_app(app_path, url)
+    check_backend(app)  # a backend that does not answer is one line here, not a failed startup
+    run_server(app, host=host, port=port, api_key_file=api_key_file, log_level=log_level)
 
 
 @main.command()
@@ -271,6 +352,7 @@ def serve(
 @url_option
 @json_option
 @clean_errors
+@admin_command
 def enqueue(
     app_path: str,
     task: str,
@@ -297,12 +379,15 @@ def enqueue(
 @url_option
 @json_option
 @clean_errors
+@admin_command
 def stats(app_path: str | None, url: str | None, as_json: bool) -> None:
     """Counts by state, overall and per queue (same shape as GET /api/queue/stats)."""
-    data = open_app(app_path, url).stats()
+    app = open_app(app_path, url, existing=True)
+    data = app.stats()
     if as_json:
         emit(data)
     else:
+        say_backend(app.url)
         console().print(stats_table(data))
 
 
@@ -322,7 +407,11 @@ def workers(app_path: str | None, url: str | None, as_json: bool) -> None:
 
 @main.group()
 def jobs() -> None:
-    """Inspect and act on jobs: the failure table lives here."""
+    """Inspect and act on jobs: the failure table lives here.
+
+    These commands never create a database: pointed at a SQLite file that does not
+    exist, they say so.
+    """
 
 
 @jobs.command("list")
@@ -335,6 +424,7 @@ def jobs() -> None:
 @url_option
 @json_option
 @clean_errors
+@admin_command
 def jobs_list(
     status: str | None,
     queue: str | None,
@@ -345,8 +435,9 @@ def jobs_list(
     url: str | None,
     as_json: bool,
 ) -> None:
-    """List jobs, newest first (``--status failed`` is the failure table)."""
-    page = open_app(app_path, url).jobs(status=status, queue=queue, task=task, limit=limit, offset=offset)
+    """List jobs, newest first (--status failed is the failure table)."""
+    app = open_app(app_path, url, existing=True)
+    page = app.jobs(status=status, queue=queue, task=task, limit=limit, offset=offset)
     if as_json:
         emit(
             {
@@ -358,6 +449,7 @@ def jobs_list(
         )
     else:
         title = "Failure table" if status == "failed" else "Jobs"
+        say_backend(app.url)
         console().print(jobs_table(page.items, title, page.total))
 
 
@@ -367,12 +459,15 @@ def jobs_list(
 @url_option
 @json_option
 @clean_errors
+@admin_command
 def jobs_show(job_id: str, app_path: str | None, url: str | None, as_json: bool) -> None:
     """Show one job with its attempts and traceback."""
-    job = open_app(app_path, url).get(job_id)
+    app = open_app(app_path, url, existing=True)
+    job = app.get(job_id)
     if as_json:
         emit(job.to_dict())
     else:
+        say_backend(app.url)
         console().print(job_panel(job))
 
 
@@ -389,6 +484,7 @@ def jobs_show(job_id: str, app_path: str | None, url: str | None, as_json: bool)
 @url_option
 @json_option
 @clean_errors
+@admin_command
 def jobs_retry(
     job_id: str | None,
     status: str | None,
@@ -401,9 +497,9 @@ def jobs_retry(
     as_json: bool,
 ) -> None:
     """Resubmit a failed (or cancelled) job, or all of them with --status."""
-    app = open_app(app_path, url)
     if (job_id is None) == (status is None):
         raise click.UsageError("give a job ID or --status (not both)")
+    app = open_app(app_path, url, existing=True)
     if job_id is not None:
         job = app.resubmit(job_id, args=args_, kwargs=kwargs)
         emit({"id": job.id, "status": job.state}) if as_json else click.echo(f"{job.id} {job.state}")
@@ -419,9 +515,10 @@ def jobs_retry(
 @url_option
 @json_option
 @clean_errors
+@admin_command
 def jobs_cancel(job_id: str, app_path: str | None, url: str | None, as_json: bool) -> None:
     """Cancel a job (waiting: at once; running: asked to stop)."""
-    job = open_app(app_path, url).cancel(job_id)
+    job = open_app(app_path, url, existing=True).cancel(job_id)
     note = " (cancel requested)" if job.state == "processing" else ""
     emit({"id": job.id, "status": job.state}) if as_json else click.echo(f"{job.id} {job.state}{note}")
 
@@ -432,9 +529,10 @@ def jobs_cancel(job_id: str, app_path: str | None, url: str | None, as_json: boo
 @url_option
 @json_option
 @clean_errors
+@admin_command
 def jobs_delete(job_id: str, app_path: str | None, url: str | None, as_json: bool) -> None:
     """Delete a job that is not running, with its audit records."""
-    open_app(app_path, url).delete(job_id)
+    open_app(app_path, url, existing=True).delete(job_id)
     emit({"id": job_id, "deleted": True}) if as_json else click.echo(f"{job_id} deleted")
 
 
@@ -445,9 +543,10 @@ def jobs_delete(job_id: str, app_path: str | None, url: str | None, as_json: boo
 @url_option
 @json_option
 @clean_errors
+@admin_command
 def jobs_purge(status: str, older_than: float, app_path: str | None, url: str | None, as_json: bool) -> None:
     """Delete finished jobs in a state that finished longer ago than --older-than."""
-    app = open_app(app_path, url)
+    app = open_app(app_path, url, existing=True)
     if as_json:
         emit({"purged": app.purge(status, older_than)})
         return
@@ -470,16 +569,6 @@ def demo(job_count: int, path: str | None) -> None:
     from .demo import run_demo
 
     run_demo(job_count=job_count, path=path)
-
-
-def _redact(url: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -18,8 +18,12 @@ class JobContext:
     id: str
     task: str
     queue: str
+    #: The attempt number, as the audit trail counts it (it keeps counting across resubmits).
     attempt: int
     max_attempts: int
+    #: Attempts run before the latest resubmit: ``attempt - prior_attempts`` is this
+    #: submission's run, and the last one is ``prior_attempts + max_attempts``.
+    prior_attempts: int = 0
     # A plain flag, not an Event: one is made per job, and a bool is set atomically.
     _cancel: bool = field(default=False, repr=False)
     #: What the far side of an HTTP-style task answered; kept in this attempt's audit record.

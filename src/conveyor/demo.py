@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
+import shutil
+import sys
 import threading
 import time
 from pathlib import Path
@@ -84,6 +87,22 @@ def enqueue_burst(app: App, job_count: int) -> int:
     return len(items)
 
 
+def conveyor_command() -> str:
+    """How to type ``conveyor`` here: the bare name only when PATH finds this installation's.
+
+    After ``make demo`` the virtualenv is not active, so a bare ``conveyor`` would be
+    "command not found": then the script's path (``.venv/bin/conveyor``) is given instead.
+    """
+    script = Path(sys.executable).parent / "conveyor"
+    if not script.exists():
+        return f"{sys.executable} -m conveyor"
+    found = shutil.which("conveyor")
+    if found is not None and Path(found).resolve() == script.resolve():
+        return "conveyor"
+    relative = os.path.relpath(script, Path.cwd())
+    return relative if not relative.startswith("..") else str(script)
+
+
 def run_demo(job_count: int = 240, path: str | None = None) -> None:
     """Run the scenario and print the stats and the failure table."""
     out = console()
@@ -141,10 +160,8 @@ def run_demo(job_count: int = 240, path: str | None = None) -> None:
         out.print(stats_table(app.stats()))
         failed = app.jobs(status="failed", limit=20)
         out.print(jobs_table(failed.items, "Failure table (what still needs a person)", failed.total))
-        out.print(
-            f"\ndone in {time.monotonic() - started:.1f}s. Look around: "
-            f"conveyor jobs list --status failed --url {url}"
-        )
+        out.print(f"\ndone in {time.monotonic() - started:.1f}s. Look around:")
+        out.print(f"  {conveyor_command()} jobs list --status failed --url {url}", markup=False)
     finally:
         conveyor_log.removeHandler(handler)
         app.close()

@@ -23,6 +23,14 @@ class PayloadTooLarge(InvalidPayload):
     """A payload larger than the configured limit (default 1 MiB)."""
 
 
+class InvalidArguments(ConveyorError, TypeError):
+    """Arguments that do not fit the task's function (a missing, extra or misspelt argument).
+
+    Raised at enqueue when the producer has the task's code; a job whose stored
+    arguments do not fit the worker's function fails at once, without retries.
+    """
+
+
 class UnknownTask(ConveyorError, LookupError):
     """A task name that no ``@app.task`` or ``app.declare`` registered."""
 

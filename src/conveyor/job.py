@@ -7,6 +7,7 @@ and ``app.resubmit`` return Jobs already loaded.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -85,13 +86,18 @@ class Job:
 
     @property
     def attempt(self) -> int:
-        """Attempts started so far."""
+        """Attempts started so far, counting those before any resubmit."""
         return self._stored().attempt
 
     @property
     def max_attempts(self) -> int:
-        """The attempt budget."""
+        """The attempt budget (of each submission: a resubmit restarts it)."""
         return self._stored().max_attempts
+
+    @property
+    def prior_attempts(self) -> int:
+        """Attempts run before the latest resubmit: numbers go on from there, the budget restarts."""
+        return self._stored().prior_attempts
 
     @property
     def priority(self) -> int:
@@ -208,6 +214,44 @@ class Job:
     def cancel(self) -> Job:
         """Cancel the job (see ``App.cancel``); returns self refreshed."""
         return self._load(self.app.backend.cancel(self.id))
+
+    # -- awaited (nothing here blocks the event loop) -------------------------------------------
+    async def arefresh(self) -> Job:
+        """``refresh``, awaited."""
+        record = await self.app.async_backend.get(self.id)
+        if record is None:
+            raise JobNotFound(f"no job with id {self.id!r}")
+        return self._load(record)
+
+    async def aresult(self, timeout: float | None = None) -> Any:
+        """``result``, awaited: the return value, ``JobFailed``, or ``TimeoutError``.
+
+        Between reads it awaits the backend's ``wait_for_change`` (an engine wake-up, or
+        a short pause on the loop growing to a cap), so a waiting handler costs the loop
+        nothing and other coroutines keep running.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        backend = self.app.async_backend
+        while True:
+            try:
+                await self.arefresh()
+            except JobNotFound:
+                raise JobFailed(self.id, "deleted", "the job was deleted", None) from None
+            if self.state in FINAL_STATES:
+                break
+            left = 60.0 if deadline is None else deadline - loop.time()
+            if left <= 0:
+                raise TimeoutError(f"job {self.id} still {self.state} after {timeout}s")
+            await backend.wait_for_change(self.id, left)
+        record = self._stored()
+        if record.state != "completed":
+            raise JobFailed(self.id, record.state, record.error, record.traceback)
+        return record.result
+
+    async def acancel(self) -> Job:
+        """``cancel``, awaited; returns self refreshed."""
+        return self._load(await self.app.async_backend.cancel(self.id))
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
+from .arguments import ArgumentCheck
 from .backoff import DEFAULT as DEFAULT_BACKOFF
 from .backoff import BackoffPolicy
 from .builder import check_max_attempts, check_name, check_option_names, check_priority
@@ -80,6 +81,8 @@ class Task(Generic[P, R]):
         self.defaults = defaults
         self.retry_policy = defaults.retry_policy
         self.is_async = fn is not None and inspect.iscoroutinefunction(fn)
+        #: The function's signature, bound once per call shape; None for a declared task.
+        self.arguments = ArgumentCheck.of(self.name, fn)
         if fn is not None:
             self.__doc__ = fn.__doc__
             self.__wrapped__ = fn
@@ -96,6 +99,10 @@ class Task(Generic[P, R]):
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         """Enqueue a run with these arguments; returns the Job at once."""
         return self.app.enqueue(self.name, args, kwargs)
+
+    async def aenqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
+        """``enqueue``, awaited without blocking the event loop."""
+        return await self.app.aenqueue(self.name, args, kwargs)
 
     def options(self, **options: Any) -> BoundTask[P, R]:
         """Override enqueue options: queue, priority, delay, run_at, key, key_mode, ..., connection."""
@@ -117,3 +124,7 @@ class BoundTask(Generic[P, R]):
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         """Enqueue with the bound options."""
         return self.task.app.enqueue(self.task.name, args, kwargs, **self.bound)
+
+    async def aenqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
+        """Enqueue with the bound options, awaited (``connection=`` an async connection)."""
+        return await self.task.app.aenqueue(self.task.name, args, kwargs, **self.bound)

@@ -14,6 +14,7 @@ from typing import cast
 from urllib.parse import urlsplit
 
 from ..errors import BadURL
+from .aio import AsyncBackend, ThreadedAsyncBackend
 from .base import Backend
 
 
@@ -30,6 +31,9 @@ class BackendEntry:
     example: str
     #: The pip extra that installs the engine's driver (None: nothing beyond Conveyor).
     extra: str | None = None
+    #: Module and class of its native AsyncBackend, built from the sync backend (None: threads).
+    async_module: str | None = None
+    async_class_name: str | None = None
 
     @property
     def install_hint(self) -> str:
@@ -46,9 +50,18 @@ REGISTRY: tuple[BackendEntry, ...] = (
         "PostgresBackend",
         "postgresql://user@host/db",
         extra="postgres",
+        async_module=".pg_async",
+        async_class_name="AsyncPostgresBackend",
     ),
     BackendEntry(
-        "redis", ("redis", "rediss", "valkey"), ".redis", "RedisBackend", "redis://host:6379/0", extra="redis"
+        "redis",
+        ("redis", "rediss", "valkey"),
+        ".redis",
+        "RedisBackend",
+        "redis://host:6379/0",
+        extra="redis",
+        async_module=".redis_async",
+        async_class_name="AsyncRedisBackend",
     ),
     BackendEntry("memory", ("memory",), ".memory", "MemoryBackend", "memory://NAME"),
 )
@@ -78,4 +91,22 @@ def open_backend(url: str, *, key_retention: float = 86400.0) -> Backend:
     return cast(Backend, factory(url, key_retention=key_retention))
 
 
-__all__ = ["REGISTRY", "SCHEMES", "Backend", "BackendEntry", "entry_for", "open_backend"]
+def open_async_backend(backend: Backend) -> AsyncBackend:
+    """The async side of an open backend: its engine's native one, else the thread hand-off."""
+    entry = entry_for(backend.url)
+    if entry.async_module is None or entry.async_class_name is None:
+        return ThreadedAsyncBackend(backend)
+    factory = getattr(import_module(entry.async_module, __name__), entry.async_class_name)
+    return cast(AsyncBackend, factory(backend))
+
+
+__all__ = [
+    "REGISTRY",
+    "SCHEMES",
+    "AsyncBackend",
+    "Backend",
+    "BackendEntry",
+    "entry_for",
+    "open_async_backend",
+    "open_backend",
+]

@@ -88,8 +88,16 @@ class ClaimedJob:
     on_complete: str | None
     created_at: float
     run_at: float
+    #: Attempts run before the latest resubmit; this submission's budget is spent when
+    #: ``attempt - prior_attempts`` reaches ``max_attempts``.
+    prior_attempts: int = 0
     #: The W3C ``traceparent`` stored at enqueue (None: no trace).
     trace_context: str | None = None
+
+    @property
+    def run_in_submission(self) -> int:
+        """Which run of the current submission this is (1 for the first after a resubmit)."""
+        return self.attempt - self.prior_attempts
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +180,9 @@ class AttemptRecord:
     traceback: str | None = None
     status_code: int | None = None
     response_excerpt: str | None = None
+    #: The arguments this attempt ran with (None: recorded before the audit trail kept them).
+    args: list[Any] | None = None
+    kwargs: dict[str, Any] | None = None
     trace_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -187,6 +198,8 @@ class AttemptRecord:
             "traceback": self.traceback,
             "status_code": self.status_code,
             "response_excerpt": self.response_excerpt,
+            "args": self.args,
+            "kwargs": self.kwargs,
             "trace_id": self.trace_id,
         }
 
@@ -217,6 +230,8 @@ class JobRecord:
     cancel_requested: bool = False
     on_complete: str | None = None
     attempts: list[AttemptRecord] = field(default_factory=list)
+    #: Attempts run before the latest resubmit: numbers keep counting, the budget restarts.
+    prior_attempts: int = 0
     #: ``{"fraction", "message", "updated_at"}`` as the task last reported it, or None.
     progress: dict[str, Any] | None = None
     #: The trace the job was enqueued in (32 hex digits), or None.
@@ -238,6 +253,7 @@ class JobRecord:
             "kwargs": self.kwargs,
             "attempt": self.attempt,
             "max_attempts": self.max_attempts,
+            "prior_attempts": self.prior_attempts,
             "priority": self.priority,
             "run_at": _iso(self.run_at),
             "created_at": _iso(self.created_at),
@@ -417,7 +433,11 @@ class Backend(Protocol):
         ...
 
     def resubmit(self, job_id: str, payload: str | None = None) -> JobRecord:
-        """A failed or cancelled job back to pending with a fresh attempt budget."""
+        """A failed or cancelled job back to pending with a fresh attempt budget.
+
+        Attempt numbers keep counting (``prior_attempts`` becomes ``attempt``); the
+        attempt records keep the arguments each attempt ran with.
+        """
         ...
 
     def resubmit_many(self, query: JobQuery, payload: str | None = None) -> int:

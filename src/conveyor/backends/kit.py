@@ -8,8 +8,18 @@ The reap verdict (a lease lapsed: the worker died or hung):
 
 1. cancellation was requested  -> ``cancelled`` (finished now, audit outcome ``cancelled``);
 2. else the attempts are spent -> ``failed`` with :data:`~conveyor.backends.base.WORKER_LOST`
-   (finished now, audit outcome ``lost``): a poison pill never loops;
+   (this submission's, see the resubmit history rule; finished now, audit outcome ``lost``):
+   a poison pill never loops;
 3. else                        -> ``pending``, due now, the attempt counted (audit outcome ``lost``).
+
+The resubmit history rule: a resubmit keeps the attempt number and sets
+``prior_attempts`` to it, so numbers keep counting (a job of 3 attempts that failed
+and was resubmitted runs attempts 4, 5, 6 at most) while the budget restarts: a
+submission's attempts are spent when ``attempt - prior_attempts >= max_attempts``
+(the reap verdict and the worker's retry decision both count this way). Every
+attempt record stores the payload the job held when the attempt was recorded (a
+payload never changes while a job is processing), so edited arguments never
+rewrite what an earlier attempt ran with.
 
 The idempotency key rule (enqueue with a ``key``): the job that answers for a
 key is the newest waiting (``pending``/``retry``) job with it, else the newest
@@ -74,6 +84,7 @@ JOB_FIELDS: Final = (
     "lease_expires_at",
     "cancel_requested",
     "on_complete",
+    "prior_attempts",
     "progress",
     "trace_context",
 )
@@ -90,6 +101,7 @@ ATTEMPT_FIELDS: Final = (
     "traceback",
     "status_code",
     "response_excerpt",
+    "payload",
     "trace_id",
 )
 
@@ -106,13 +118,20 @@ class Fields(Protocol):
 
 
 # -- rules ---------------------------------------------------------------------------
-def reap_verdict(cancel_requested: bool, attempt: int, max_attempts: int) -> ReapVerdict:
+def reap_verdict(
+    cancel_requested: bool, attempt: int, max_attempts: int, prior_attempts: int = 0
+) -> ReapVerdict:
     """Where a job whose lease lapsed goes (the reap verdict of the module docstring)."""
     if cancel_requested:
         return "cancelled"
-    if attempt >= max_attempts:
+    if attempts_spent(attempt, max_attempts, prior_attempts):
         return "failed"
     return "pending"
+
+
+def attempts_spent(attempt: int, max_attempts: int, prior_attempts: int) -> bool:
+    """Whether the current submission has run its ``max_attempts`` (the resubmit history rule)."""
+    return attempt - prior_attempts >= max_attempts
 
 
 def reap_audit_outcome(verdict: ReapVerdict) -> str:
@@ -202,6 +221,7 @@ def job_record(row: Fields, attempts: Iterable[AttemptRecord] = ()) -> JobRecord
         cancel_requested=bool(row["cancel_requested"]),
         on_complete=row["on_complete"],
         attempts=list(attempts),
+        prior_attempts=int(row["prior_attempts"] or 0),  # a Redis hash omits it until a resubmit
         progress=progress_of(row["progress"]),
         trace_id=trace_id_of(row["trace_context"]),
     )
@@ -210,6 +230,8 @@ def job_record(row: Fields, attempts: Iterable[AttemptRecord] = ()) -> JobRecord
 def attempt_record(row: Fields) -> AttemptRecord:
     """An AttemptRecord from a row with the :data:`ATTEMPT_FIELDS` (times as POSIX seconds)."""
     status_code = row["status_code"]
+    payload = row["payload"]
+    args, kwargs = (None, None) if payload is None else decode_payload(payload)
     return AttemptRecord(
         job_id=row["job_id"],
         attempt=int(row["attempt"]),
@@ -221,12 +243,18 @@ def attempt_record(row: Fields) -> AttemptRecord:
         traceback=row["traceback"],
         status_code=None if status_code is None else int(status_code),
         response_excerpt=row["response_excerpt"],
+        args=args,
+        kwargs=kwargs,
         trace_id=row["trace_id"],
     )
 
 
-def outcome_attempt(outcome: Outcome) -> dict[str, Any]:
-    """The audit row an applied outcome records, by :data:`ATTEMPT_FIELDS`."""
+def outcome_attempt(outcome: Outcome, payload: str | None = None) -> dict[str, Any]:
+    """The audit row an applied outcome records, by :data:`ATTEMPT_FIELDS`.
+
+    ``payload``: the job's payload, for engines that store the row as given; SQL
+    engines copy it from the job's row in the same statement instead.
+    """
     return {
         "job_id": outcome.job_id,
         "attempt": outcome.attempt,
@@ -238,12 +266,19 @@ def outcome_attempt(outcome: Outcome) -> dict[str, Any]:
         "traceback": outcome.traceback,
         "status_code": outcome.status_code,
         "response_excerpt": outcome.response_excerpt,
+        "payload": payload,
         "trace_id": outcome.trace_id,
     }
 
 
 def reaped_attempt(
-    job_id: str, attempt: int, worker: str | None, started_at: float | None, now: float, verdict: ReapVerdict
+    job_id: str,
+    attempt: int,
+    worker: str | None,
+    started_at: float | None,
+    now: float,
+    verdict: ReapVerdict,
+    payload: str | None = None,
 ) -> dict[str, Any]:
     """The audit row of an attempt whose lease lapsed, by :data:`ATTEMPT_FIELDS`."""
     return {
@@ -257,6 +292,7 @@ def reaped_attempt(
         "traceback": None,
         "status_code": None,
         "response_excerpt": None,
+        "payload": payload,
         "trace_id": None,
     }
 

@@ -89,6 +89,7 @@ class _Job:
     lease_token: str | None = None
     lease_expires_at: float | None = None
     cancel_requested: bool = False
+    prior_attempts: int = 0
     progress: str | None = None  # JSON text, as the other engines store it
     trace_context: str | None = None
 
@@ -314,7 +315,7 @@ class MemoryBackend:
                     continue
                 self._apply(job, outcome, now)
                 if outcome.started_at is not None:
-                    self._audit(kit.attempt_record(kit.outcome_attempt(outcome)))
+                    self._audit(kit.attempt_record(kit.outcome_attempt(outcome, job.payload)))
                 for follow_up in outcome.follow_ups:
                     self._enqueue_one(follow_up, now)
             store.changed.notify_all()
@@ -356,7 +357,9 @@ class MemoryBackend:
             ]
             expired.sort(key=lambda job: job.lease_expires_at or 0.0)
             for job in expired[:limit]:
-                verdict = kit.reap_verdict(job.cancel_requested, job.attempt, job.max_attempts)
+                verdict = kit.reap_verdict(
+                    job.cancel_requested, job.attempt, job.max_attempts, job.prior_attempts
+                )
                 job.release_lease()
                 job.error = WORKER_LOST
                 if verdict == "pending":
@@ -367,7 +370,9 @@ class MemoryBackend:
                     job.state, job.finished_at, job.traceback = verdict, now, None
                     if verdict == "failed":
                         failed += 1
-                audit = kit.reaped_attempt(job.id, job.attempt, job.worker, job.started_at, now, verdict)
+                audit = kit.reaped_attempt(
+                    job.id, job.attempt, job.worker, job.started_at, now, verdict, job.payload
+                )
                 self._audit(kit.attempt_record(audit))
             if requeued:
                 store.changed.notify_all()
@@ -429,7 +434,8 @@ class MemoryBackend:
             return kit.job_record(job, self._store.attempts.get(job_id, ()))
 
     def _resubmit(self, job: _Job, payload: str | None, now: float) -> None:
-        job.state, job.attempt, job.run_at = "pending", 0, now
+        # The kit's resubmit history rule: numbers go on, the budget restarts.
+        job.state, job.prior_attempts, job.run_at = "pending", job.attempt, now
         job.payload = job.payload if payload is None else payload
         job.started_at = job.finished_at = None
         job.error = job.traceback = job.result = job.worker = job.progress = None
@@ -573,6 +579,7 @@ def _claimed(job: _Job, token: str) -> ClaimedJob:
         on_complete=job.on_complete,
         created_at=job.created_at,
         run_at=job.run_at,
+        prior_attempts=job.prior_attempts,
         trace_context=job.trace_context,
     )
 

@@ -60,6 +60,13 @@ Conn = psycopg.Connection[Row]
 _INHERITED: list[tuple[object, object]] = []
 
 
+def _connect_failure(exc: psycopg.Error) -> str:
+    """The server's reason from libpq's first line (``connection to server at ... failed: why``)."""
+    lines = str(exc).strip().splitlines()
+    reason = lines[0].rsplit(" failed: ", 1)[-1] if lines else type(exc).__name__
+    return " ".join(reason.split()).removeprefix("FATAL: ")
+
+
 class PostgresBackend(PostgresObservability):
     """The Backend protocol on PostgreSQL (see module docstring and docs/postgres.md)."""
 
@@ -102,6 +109,7 @@ class PostgresBackend(PostgresObservability):
             with self._lock:
                 if self._pool is None:
                     opts = self.options
+                    self._first_connection()
                     created: ConnectionPool[Conn] = ConnectionPool(
                         opts.conninfo,
                         min_size=opts.pool_min,
@@ -116,6 +124,20 @@ class PostgresBackend(PostgresObservability):
                     self._pool = created
                 pool = self._pool
         return pool
+
+    def _first_connection(self) -> None:
+        """Connect once before the pool opens, so a refused first connection fails fast.
+
+        The pool would retry in the background, logging every failure, and the caller would
+        wait ``pool_timeout`` to learn only that no connection came: a wrong database name or
+        password is reported at once, in one line, with the server's reason.
+        """
+        try:
+            psycopg.connect(self.options.conninfo, autocommit=True).close()
+        except psycopg.OperationalError as exc:
+            raise BackendUnavailable(
+                f"cannot connect to PostgreSQL {redact(self.url)}: {_connect_failure(exc)}"
+            ) from exc
 
     @contextmanager
     def _raw_conn(self) -> Iterator[Conn]:
@@ -136,8 +158,7 @@ class PostgresBackend(PostgresObservability):
                 pool.putconn(conn)
         except PoolTimeout as exc:
             raise BackendUnavailable(
-                f"no PostgreSQL connection within {self.options.pool_timeout:g}s "
-                f"({redact(self.options.conninfo)}): {exc}"
+                f"no PostgreSQL connection within {self.options.pool_timeout:g}s ({redact(self.url)}): {exc}"
             ) from exc
         except psycopg.Error as exc:
             if is_connection_failure(exc):
@@ -176,6 +197,11 @@ class PostgresBackend(PostgresObservability):
         return rows[0]
 
     # -- life cycle --------------------------------------------------------------------
+    def ensure_schema(self) -> None:
+        """Check (or, on an empty database, install) the schema once; the async side calls this too."""
+        if not self._ready:
+            self._check_schema()
+
     def _check_schema(self) -> None:
         with self._schema_lock:
             if self._ready:
@@ -240,7 +266,7 @@ class PostgresBackend(PostgresObservability):
         if not jobs:
             return []
         keyed = any(job.key is not None for job in jobs)
-        params = self._enqueue_params(jobs, keyed)
+        params = self.enqueue_params(jobs, keyed)
         query = self.queries["enqueue_jobs" if keyed else "insert_jobs"]
         traced = keyed and any(job.trace_context for job in jobs)
         if connection is None and not traced:
@@ -248,7 +274,7 @@ class PostgresBackend(PostgresObservability):
         elif connection is None:
             with self._conn() as conn, conn.transaction():
                 rows = conn.execute(query, params).fetchall()
-                conn.execute(self.queries["set_trace_contexts"], self._trace_params(jobs, rows))
+                conn.execute(self.queries["set_trace_contexts"], self.trace_params(jobs, rows))
         else:
             caller = self._caller_connection(connection)
             if not self._ready:
@@ -256,12 +282,13 @@ class PostgresBackend(PostgresObservability):
             with caller.cursor(row_factory=tuple_row) as cur:
                 rows = cur.execute(query, params).fetchall()
                 if traced:
-                    cur.execute(self.queries["set_trace_contexts"], self._trace_params(jobs, rows))
+                    cur.execute(self.queries["set_trace_contexts"], self.trace_params(jobs, rows))
         if keyed:
             return [EnqueueResult(r[0], r[1], r[2]) for r in rows]
         return [EnqueueResult(job.id, "pending", True) for job in jobs]
 
-    def _enqueue_params(self, jobs: Sequence[NewJob], keyed: bool) -> dict[str, Any]:
+    def enqueue_params(self, jobs: Sequence[NewJob], keyed: bool) -> dict[str, Any]:
+        """The bound values of ``insert_jobs`` (no keys) or ``enqueue_jobs`` (keys), sync or async."""
         params: dict[str, Any] = {
             "ids": [j.id for j in jobs],
             "tasks": [j.task for j in jobs],
@@ -283,8 +310,8 @@ class PostgresBackend(PostgresObservability):
         return params
 
     @staticmethod
-    def _trace_params(jobs: Sequence[NewJob], rows: Sequence[Any]) -> dict[str, Any]:
-        """The trace contexts of the keyed jobs that were created (a matched key keeps its own)."""
+    def trace_params(jobs: Sequence[NewJob], rows: Sequence[Any]) -> dict[str, Any]:
+        """Values of ``set_trace_contexts``: the keyed jobs created (a matched key keeps its own)."""
         created = {r[0] for r in rows if r[2]}
         traced = [j for j in jobs if j.trace_context and j.id in created]
         return {"ids": [j.id for j in traced], "trace_contexts": [j.trace_context for j in traced]}
@@ -343,7 +370,8 @@ class PostgresBackend(PostgresObservability):
                 on_complete=r[8],
                 created_at=r[9],
                 run_at=r[10],
-                trace_context=r[11],
+                prior_attempts=r[11],
+                trace_context=r[12],
             )
             for r in rows
         ]
@@ -465,7 +493,7 @@ class PostgresBackend(PostgresObservability):
                     if jobs:
                         keyed = any(job.key is not None for job in jobs)
                         query = self.queries["enqueue_jobs" if keyed else "insert_jobs"]
-                        conn.execute(query, self._enqueue_params(jobs, keyed))
+                        conn.execute(query, self.enqueue_params(jobs, keyed))
                     return done
             except psycopg.errors.DeadlockDetected:
                 if attempt == 2:

@@ -74,6 +74,26 @@ def _num(value: float) -> str:
     return repr(float(value))
 
 
+def enqueue_args(jobs: Sequence[NewJob]) -> list[Any]:
+    """The enqueue script's arguments for ``jobs`` (four per job), sync or async."""
+    args: list[Any] = []
+    for job in jobs:
+        run_at = "" if job.run_at is None else _num(job.run_at)
+        meta = (
+            f"{job.id}|{job.task}|{job.queue}|{job.priority}|{run_at}|{_num(job.delay)}|"
+            f"{job.max_attempts}|{job.key_mode}|{job.trace_context or ''}"
+        )
+        if meta.count("|") != 8:
+            raise InvalidName(f"job {job.id!r}: id, task and queue may not contain '|' ({meta!r})")
+        args += (meta, job.payload, job.key or "", job.on_complete or "")
+    return args
+
+
+def enqueue_results(flat: Sequence[Any]) -> list[EnqueueResult]:
+    """The enqueue script's reply (id, state, created per job) as EnqueueResults."""
+    return [EnqueueResult(flat[i], flat[i + 1], flat[i + 2] == 1) for i in range(0, len(flat), 3)]
+
+
 class RedisBackend:
     """The Backend protocol on Redis 6.2+ or Valkey (see module docstring).
 
@@ -168,22 +188,13 @@ class RedisBackend:
             )
         if not jobs:
             return []
-        args: list[Any] = []
-        for job in jobs:
-            run_at = "" if job.run_at is None else _num(job.run_at)
-            meta = (
-                f"{job.id}|{job.task}|{job.queue}|{job.priority}|{run_at}|{_num(job.delay)}|"
-                f"{job.max_attempts}|{job.key_mode}|{job.trace_context or ''}"
-            )
-            if meta.count("|") != 8:
-                raise InvalidName(f"job {job.id!r}: id, task and queue may not contain '|' ({meta!r})")
-            args += (meta, job.payload, job.key or "", job.on_complete or "")
+        args = enqueue_args(jobs)
         step = ENQUEUE_CHUNK * 4
         if len(args) <= step:
             flat = self._run("enqueue", args, retry=True)
         else:
             flat = self._enqueue_chunks([args[i : i + step] for i in range(0, len(args), step)])
-        return [EnqueueResult(flat[i], flat[i + 1], flat[i + 2] == 1) for i in range(0, len(flat), 3)]
+        return enqueue_results(flat)
 
     def _enqueue_chunks(self, chunks: list[list[Any]]) -> list[Any]:
         """Several enqueue scripts in one MULTI/EXEC: all chunks or none, one round trip."""
@@ -232,9 +243,10 @@ class RedisBackend:
                 on_complete=flat[i + 8],
                 created_at=float(flat[i + 9]),
                 run_at=float(flat[i + 10]),
-                trace_context=flat[i + 11],
+                prior_attempts=int(flat[i + 11] or 0),
+                trace_context=flat[i + 12],
             )
-            for i in range(0, len(flat), 12)
+            for i in range(0, len(flat), 13)
         ]
 
     @translate_errors

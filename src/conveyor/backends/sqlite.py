@@ -43,7 +43,7 @@ from .base import (
 )
 
 SQL = sqlfile.load("sqlite.sql")
-MIGRATIONS = {1: SQL["migration_001"], 2: SQL["migration_002"]}
+MIGRATIONS = {1: SQL["migration_001"], 2: SQL["migration_002"], 3: SQL["migration_003"]}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 _FINISH = {
@@ -287,6 +287,7 @@ class SQLiteBackend:
                 on_complete=r["on_complete"],
                 created_at=r["created_at"],
                 run_at=r["run_at"],
+                prior_attempts=r["prior_attempts"],
                 trace_context=r["trace_context"],
             )
             for r in rows
@@ -364,7 +365,9 @@ class SQLiteBackend:
             rows = conn.execute(SQL["expired_leases"], {"now": now, "limit": limit}).fetchall()
             for r in rows:
                 # The kit's reap verdict (backends/kit.py).
-                verdict = kit.reap_verdict(bool(r["cancel_requested"]), r["attempt"], r["max_attempts"])
+                verdict = kit.reap_verdict(
+                    bool(r["cancel_requested"]), r["attempt"], r["max_attempts"], r["prior_attempts"]
+                )
                 base = {"id": r["id"], "token": r["lease_token"], "now": now, "error": WORKER_LOST}
                 if verdict == "pending":
                     conn.execute(SQL["reap_requeue"], base)
@@ -403,7 +406,7 @@ class SQLiteBackend:
         return kit.stats_from_counts(groups, None if oldest is None else now - oldest)
 
     def resubmit(self, job_id: str, payload: str | None = None) -> JobRecord:
-        """A failed or cancelled job back to pending, attempts reset."""
+        """A failed or cancelled job back to pending: a fresh budget, attempt numbers go on."""
         with self._write() as conn:
             self._resubmit_one(conn, job_id, payload)
         record = self.get(job_id)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import msgspec
 from starlette.responses import Response
 
 from ..errors import (
+    InvalidArguments,
     InvalidName,
     InvalidPayload,
     InvalidState,
@@ -33,10 +34,12 @@ def bad_request(message: str) -> ApiError:
     return ApiError(400, "invalid_request", message)
 
 
+_ENCODER = msgspec.json.Encoder()
+
+
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """Compact JSON (stored payloads are already NaN-free, so ``allow_nan=False`` never trips)."""
-    body = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
-    return Response(body, status, headers, media_type="application/json")
+    """Compact UTF-8 JSON of dicts, lists and declared shapes (stored payloads are already NaN-free)."""
+    return Response(_ENCODER.encode(data), status, headers, media_type="application/json")
 
 
 def error_response(error: ApiError, headers: dict[str, str] | None = None) -> Response:
@@ -62,6 +65,8 @@ def from_exception(exc: BaseException, *, input_checks: bool = False) -> ApiErro
         return ApiError(422, "unknown_task", str(exc))
     if isinstance(exc, InvalidStatus):
         return ApiError(422, "unknown_status", str(exc))
+    if isinstance(exc, InvalidArguments):
+        return ApiError(422, "invalid_arguments", str(exc))
     if isinstance(exc, InvalidName):
         return ApiError(422, "invalid_name", str(exc))
     if isinstance(exc, InvalidPayload):

@@ -9,9 +9,9 @@ import traceback as tb
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..backends.base import ClaimedJob, Lease, Outcome, OutcomeKind
+from ..backends.base import ClaimedJob, Lease, Outcome, OutcomeKind, decode_payload
 from ..context import JobContext
-from ..errors import JobCancelled, TaskTimeout
+from ..errors import InvalidArguments, JobCancelled, TaskTimeout
 from ..task import Task
 from ..tracing import ConsumerSpan
 
@@ -101,6 +101,27 @@ def encode_result(value: Any) -> str:
         raise ResultNotJSON(f"the task's return value is not JSON-serialisable: {exc}") from None
 
 
+class ArgumentsDoNotBind(InvalidArguments):
+    """The stored arguments cannot bind to this worker's function: no retry can change that.
+
+    Only the check before the call raises this, so a TypeError (or InvalidArguments)
+    raised inside the task is still an ordinary, retried error.
+    """
+
+
+def call_arguments(attempt: Attempt) -> tuple[list[Any], dict[str, Any]]:
+    """The job's args and kwargs, bound to the task's signature before the call.
+
+    Raises ArgumentsDoNotBind when they do not fit (a job enqueued by a producer that
+    only declared the task, or stored before the function's signature changed).
+    """
+    args, kwargs = decode_payload(attempt.job.payload)
+    check = attempt.task.arguments if attempt.task is not None else None
+    if check is not None and (problem := check.problem(args, kwargs)) is not None:
+        raise ArgumentsDoNotBind(str(check.error(problem, args, kwargs)))
+    return args, kwargs
+
+
 def timed_out(attempt: Attempt) -> TaskTimeout:
     """The error recorded for an attempt that ran past its task's ``timeout``."""
     timeout = attempt.task.defaults.timeout if attempt.task is not None else None
@@ -112,18 +133,22 @@ def outcome_for_error(attempt: Attempt, exc: BaseException, worker_id: str) -> O
     if isinstance(exc, ResultNotJSON):
         # The side effects happened; a retry would only repeat them and fail again.
         return attempt.outcome("failed", worker_id, error=str(exc))
+    if isinstance(exc, ArgumentsDoNotBind):
+        # The function was never called: a traceback would only show the worker.
+        return attempt.outcome("failed", worker_id, error=f"InvalidArguments: {exc}")
     message, trace = describe_error(exc)
     if isinstance(exc, JobCancelled):
         return attempt.outcome("cancelled", worker_id, error=message, traceback=trace)
     kind: OutcomeKind
     if attempt.task is None:
         # Deployed code lacks the task: another worker may have it, so retry later.
-        kind = "retry" if attempt.job.attempt < attempt.job.max_attempts else "failed"
+        kind = "retry" if attempt.job.run_in_submission < attempt.job.max_attempts else "failed"
         delay = 5.0
     else:
         policy = attempt.task.retry_policy
         # The stored max_attempts wins: it was fixed when the job was enqueued.
         if policy.max_attempts != attempt.job.max_attempts:
             policy = replace(policy, max_attempts=attempt.job.max_attempts)
-        kind, delay = policy.classify(exc, attempt.job.attempt)
+        # Budget and backoff count this submission's runs: a resubmit starts both afresh.
+        kind, delay = policy.classify(exc, attempt.job.run_in_submission)
     return attempt.outcome(kind, worker_id, error=message, traceback=trace, retry_delay=delay)

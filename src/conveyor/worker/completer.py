@@ -141,7 +141,7 @@ def _log_written(batch: Written, applied: list[bool]) -> None:
                 job.id,
                 job.queue,
                 outcome.attempt,
-                job.max_attempts,
+                job.prior_attempts + job.max_attempts,  # the last attempt of this submission
                 "will retry" if outcome.kind == "retry" else "failed",
                 timing,
                 outcome.error,

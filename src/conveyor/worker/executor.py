@@ -19,11 +19,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..backends.base import Outcome, decode_payload
+from ..backends.base import Outcome
 from ..context import enter_job, leave_job
 from ..errors import JobCancelled, TaskTimeout
 from ..tracing import ConsumerSpan, start_consumer_span
-from .attempt import Attempt, encode_result, outcome_for_error, timed_out
+from .attempt import Attempt, call_arguments, encode_result, outcome_for_error, timed_out
 
 log = logging.getLogger("conveyor.worker")
 
@@ -156,7 +156,7 @@ class Executor:
         task = attempt.task
         if task is None or task.fn is None:
             raise LookupError(f"task {attempt.job.task!r} is not registered in this worker")
-        args, kwargs = decode_payload(attempt.job.payload)
+        args, kwargs = call_arguments(attempt)
         return encode_result(task.fn(*args, **kwargs))
 
     # -- the end of every attempt -------------------------------------------------------
@@ -250,7 +250,7 @@ class Executor:
         attempt.future = asyncio.current_task()
         span = attempt.span = _span(attempt)
         try:
-            args, kwargs = decode_payload(attempt.job.payload)
+            args, kwargs = call_arguments(attempt)
             coro = task.fn(*args, **kwargs)
             awaited = asyncio.wait_for(coro, timeout) if timeout is not None else coro
             if span is None:

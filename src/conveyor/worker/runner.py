@@ -354,7 +354,13 @@ class Worker:
         tasks = self.app.tasks
         for job in jobs:
             context = JobContext(
-                job.id, job.task, job.queue, job.attempt, job.max_attempts, trace_context=job.trace_context
+                job.id,
+                job.task,
+                job.queue,
+                job.attempt,
+                job.max_attempts,
+                job.prior_attempts,
+                trace_context=job.trace_context,
             )
             attempt = Attempt(job, tasks.get(job.task), context)
             with self._cv:

@@ -4,7 +4,9 @@
 --   traceback, record, where meta = "id|lease_token|kind|retry_delay|nulls"
 --   (hex ids and tokens, a kind word and numbers: no '|' in any),
 --   nulls = bit flags for the absent values (1 result, 2 error, 4 traceback),
---   record = the attempt's JSON audit record ('' = none: it never started).
+--   record = the attempt's JSON audit record ('' = none: it never started), an array
+--   without its last field, the payload: this script appends the job's own (the kit's
+--   resubmit history rule, backends/kit.py), so the arguments never travel twice.
 -- Returns 1 (applied) or 0 (the lease was lost) per outcome.
 
 local now, now_s = clock()
@@ -24,7 +26,7 @@ for i = 3, #ARGV, 5 do
   local id, token, kind, delay, nulls = string.match(ARGV[i], '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$')
   local jk = B .. 'j:' .. id
   local f = redis.call('HMGET', jk, 'state', 'lease_token', 'queue', 'priority', 'created_at', 'key',
-    'run_at')
+    'run_at', 'payload')
   if f[1] ~= 'processing' or f[2] ~= token then
     applied[#applied + 1] = 0
   else
@@ -67,8 +69,9 @@ for i = 3, #ARGV, 5 do
       index_add(kind, queue, created, id)
       key_release(f[6], id)
     end
-    if ARGV[i + 4] ~= '' then
-      audit(id, ARGV[i + 4])
+    local record = ARGV[i + 4]
+    if record ~= '' then
+      audit(id, string.sub(record, 1, -2) .. ',' .. cjson.encode(f[8]) .. ']')
     end
   end
 end

@@ -1,5 +1,6 @@
 -- resubmit: failed or cancelled jobs back to pending with a fresh attempt
--- budget (attempt 0, due now), optionally with new arguments.
+-- budget (due now), optionally with new arguments. Attempt numbers keep counting:
+-- prior_attempts takes the attempt number (the kit's resubmit history rule).
 -- ARGV: has_payload (1 | 0), payload, id...
 -- Returns one code per id: 'ok', 'missing', or the state that forbids it. A
 -- resubmitted job takes its idempotency key back unless a waiting job holds it
@@ -10,7 +11,7 @@ local out = {}
 for i = 3, #ARGV do
   local id = ARGV[i]
   local jk = B .. 'j:' .. id
-  local f = redis.call('HMGET', jk, 'state', 'queue', 'priority', 'created_at', 'key')
+  local f = redis.call('HMGET', jk, 'state', 'queue', 'priority', 'created_at', 'key', 'attempt')
   local code = 'ok'
   if not f[1] then
     code = 'missing'
@@ -25,7 +26,8 @@ for i = 3, #ARGV do
     end
   end
   if code == 'ok' then
-    redis.call('HSET', jk, 'state', 'pending', 'attempt', '0', 'run_at', now_s, 'cancel_requested', '0')
+    redis.call('HSET', jk, 'state', 'pending', 'prior_attempts', f[6] or '0', 'run_at', now_s,
+      'cancel_requested', '0')
     redis.call('HDEL', jk, 'finished_at', 'started_at', 'error', 'traceback', 'result', 'worker', 'progress')
     if ARGV[1] == '1' then
       redis.call('HSET', jk, 'payload', ARGV[2])

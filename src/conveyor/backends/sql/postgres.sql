@@ -242,7 +242,17 @@ BEGIN
 END
 $$;
 
+-- ---------------------------------------------------------------------------------------
+-- Life cycle
+-- ---------------------------------------------------------------------------------------
+
 -- name: migration_003
+-- Resubmit history (the kit's resubmit history rule, backends/kit.py): attempts run before
+-- the latest resubmit, and the arguments each attempt ran with.
+ALTER TABLE {schema}.jobs ADD COLUMN prior_attempts integer NOT NULL DEFAULT 0;
+ALTER TABLE {schema}.attempts ADD COLUMN payload text;
+
+-- name: migration_004
 -- Observability: a running job's progress (JSON text), the W3C trace context it was
 -- enqueued in, the trace id of each attempt, and the registry of live workers (one row per
 -- worker, renewed by its heartbeat; listed while expires_at is ahead of the database clock).
@@ -259,10 +269,6 @@ CREATE TABLE {schema}.workers (
 -- 1000 entries hold every combination of up to 166 queues.
 CREATE STATISTICS {schema}.jobs_queue_state (mcv) ON queue, state FROM {schema}.jobs;
 ALTER STATISTICS {schema}.jobs_queue_state SET STATISTICS 1000;
-
--- ---------------------------------------------------------------------------------------
--- Life cycle
--- ---------------------------------------------------------------------------------------
 
 -- name: migrate_lock
 -- Serialises migrations of one schema across every machine; released at commit.
@@ -340,6 +346,7 @@ FROM {schema}.enqueue_jobs(
 UPDATE {schema}.jobs j SET trace_context = t.trace_context
 FROM unnest(%(ids)b::text[], %(trace_contexts)b::text[]) AS t(id, trace_context)
 WHERE j.id = t.id AND t.trace_context IS NOT NULL
+RETURNING j.id
 
 -- name: waiting_levels
 -- The distinct priorities of the waiting jobs of each queue of the queues array, by a
@@ -388,7 +395,7 @@ SET state = 'processing', attempt = j.attempt + 1, lease_token = %(token)s,
     lease_expires_at = now() + %(lease)s * interval '1 second', worker = %(worker)s, started_at = now()
 WHERE j.id = ANY(ARRAY(SELECT c.id FROM candidates c))
 RETURNING j.id, j.task, j.queue, j.payload, j.attempt, j.max_attempts, j.priority, j.key, j.on_complete,
-          extract(epoch FROM j.created_at)::float8, extract(epoch FROM j.run_at)::float8,
+          extract(epoch FROM j.created_at)::float8, extract(epoch FROM j.run_at)::float8, j.prior_attempts,
           j.trace_context,
           set_config('synchronous_commit',
                      coalesce(%(commit)s::text, current_setting('synchronous_commit')), true)
@@ -422,7 +429,8 @@ RETURNING j.id, j.cancel_requested,
 -- Every outcome of a batch in one statement: one UPDATE per kind, each driven by that kind's
 -- parallel arrays (one primary-key lookup per outcome, ids unique within the statement) and
 -- fenced by the lease token; one INSERT of the audit rows of the outcomes that applied, from
--- what the UPDATEs return; and a NOTIFY for the queues of released and retried jobs (idle
+-- what the UPDATEs return (with the job's payload: the arguments the attempt ran with, the
+-- kit's resubmit history rule); and a NOTIFY for the queues of released and retried jobs (idle
 -- workers claim them, or learn when the retry falls due).
 WITH completed AS (
     UPDATE {schema}.jobs j
@@ -437,7 +445,7 @@ WITH completed AS (
               response_excerpt, value)
     WHERE j.id = o.id AND j.lease_token = o.token
     RETURNING j.id, j.queue, j.run_at, o.attempt, o.worker, o.started_at, o.finished_at, o.error, o.traceback,
-              o.status_code, o.response_excerpt
+              o.status_code, o.response_excerpt, j.payload
 ),
 retried AS (
     UPDATE {schema}.jobs j
@@ -451,7 +459,7 @@ retried AS (
               response_excerpt, value)
     WHERE j.id = o.id AND j.lease_token = o.token
     RETURNING j.id, j.queue, j.run_at, o.attempt, o.worker, o.started_at, o.finished_at, o.error, o.traceback,
-              o.status_code, o.response_excerpt
+              o.status_code, o.response_excerpt, j.payload
 ),
 failed AS (
     UPDATE {schema}.jobs j
@@ -465,7 +473,7 @@ failed AS (
               response_excerpt)
     WHERE j.id = o.id AND j.lease_token = o.token
     RETURNING j.id, j.queue, j.run_at, o.attempt, o.worker, o.started_at, o.finished_at, o.error, o.traceback,
-              o.status_code, o.response_excerpt
+              o.status_code, o.response_excerpt, j.payload
 ),
 cancelled AS (
     UPDATE {schema}.jobs j
@@ -480,7 +488,7 @@ cancelled AS (
               response_excerpt)
     WHERE j.id = o.id AND j.lease_token = o.token
     RETURNING j.id, j.queue, j.run_at, o.attempt, o.worker, o.started_at, o.finished_at, o.error, o.traceback,
-              o.status_code, o.response_excerpt
+              o.status_code, o.response_excerpt, j.payload
 ),
 released AS (
     -- Back in line where it was (run_at unchanged); the attempt did not count.
@@ -495,7 +503,7 @@ released AS (
               response_excerpt)
     WHERE j.id = o.id AND j.lease_token = o.token
     RETURNING j.id, j.queue, j.run_at, o.attempt, o.worker, o.started_at, o.finished_at, o.error, o.traceback,
-              o.status_code, o.response_excerpt
+              o.status_code, o.response_excerpt, j.payload
 ),
 applied AS (
     SELECT 'completed' AS kind, * FROM completed
@@ -507,9 +515,9 @@ applied AS (
 audited AS (
     INSERT INTO {schema}.attempts
         (job_id, attempt, worker, started_at, finished_at, outcome, error, traceback, status_code,
-         response_excerpt, trace_id)
+         response_excerpt, payload, trace_id)
     SELECT a.id, a.attempt, a.worker, to_timestamp(a.started_at), to_timestamp(a.finished_at), a.kind,
-           a.error, a.traceback, a.status_code, a.response_excerpt, t.trace_id
+           a.error, a.traceback, a.status_code, a.response_excerpt, a.payload, t.trace_id
     FROM applied a
     -- The trace ids of the attempts that ran in a span: one pair of arrays for every kind.
     LEFT JOIN unnest(%(traced_ids)b::text[], %(trace_ids)b::text[]) AS t(id, trace_id) ON t.id = a.id
@@ -525,8 +533,9 @@ SELECT ARRAY(SELECT id FROM applied), (SELECT count(*) FROM woken),
 
 -- name: reap
 -- Lapsed leases, oldest first, skipping rows a worker is writing right now, given the kit's
--- reap verdict (backends/kit.py): cancellation requested -> cancelled; attempts spent ->
--- failed as "worker lost"; else -> pending, the attempt counted. Each gets its audit row.
+-- reap verdict (backends/kit.py): cancellation requested -> cancelled; attempts of this
+-- submission spent (attempt - prior_attempts >= max_attempts) -> failed as "worker lost";
+-- else -> pending, the attempt counted. Each gets its audit row, with the job's arguments.
 WITH expired AS MATERIALIZED (
     SELECT j.id
     FROM {schema}.jobs j
@@ -538,22 +547,22 @@ WITH expired AS MATERIALIZED (
 reaped AS (
     UPDATE {schema}.jobs j
     SET state = CASE WHEN j.cancel_requested THEN 'cancelled'
-                     WHEN j.attempt >= j.max_attempts THEN 'failed'
+                     WHEN j.attempt - j.prior_attempts >= j.max_attempts THEN 'failed'
                      ELSE 'pending' END,
-        finished_at = CASE WHEN j.cancel_requested OR j.attempt >= j.max_attempts
+        finished_at = CASE WHEN j.cancel_requested OR j.attempt - j.prior_attempts >= j.max_attempts
                            THEN now() ELSE j.finished_at END,
-        run_at = CASE WHEN j.cancel_requested OR j.attempt >= j.max_attempts
+        run_at = CASE WHEN j.cancel_requested OR j.attempt - j.prior_attempts >= j.max_attempts
                       THEN j.run_at ELSE now() END,
-        traceback = CASE WHEN j.cancel_requested OR j.attempt >= j.max_attempts
+        traceback = CASE WHEN j.cancel_requested OR j.attempt - j.prior_attempts >= j.max_attempts
                          THEN NULL ELSE j.traceback END,
         error = %(error)s, lease_token = NULL, lease_expires_at = NULL
     WHERE j.id = ANY(ARRAY(SELECT e.id FROM expired e))
-    RETURNING j.id, j.state, j.queue, j.attempt, j.worker, j.started_at
+    RETURNING j.id, j.state, j.queue, j.attempt, j.worker, j.started_at, j.payload
 ),
 audited AS (
-    INSERT INTO {schema}.attempts (job_id, attempt, worker, started_at, finished_at, outcome, error)
+    INSERT INTO {schema}.attempts (job_id, attempt, worker, started_at, finished_at, outcome, error, payload)
     SELECT r.id, r.attempt, r.worker, r.started_at, now(),
-           CASE WHEN r.state = 'cancelled' THEN 'cancelled' ELSE 'lost' END, %(error)s
+           CASE WHEN r.state = 'cancelled' THEN 'cancelled' ELSE 'lost' END, %(error)s, r.payload
     FROM reaped r
 ),
 woken AS (
@@ -575,12 +584,12 @@ j.id, j.task, j.queue, j.state, j.payload, j.attempt, j.max_attempts, j.priority
 extract(epoch FROM j.run_at)::float8, extract(epoch FROM j.created_at)::float8,
 extract(epoch FROM j.started_at)::float8, extract(epoch FROM j.finished_at)::float8,
 j.result, j.error, j.traceback, j.key, j.worker, extract(epoch FROM j.lease_expires_at)::float8,
-j.cancel_requested, j.on_complete, j.progress, j.trace_context
+j.cancel_requested, j.on_complete, j.prior_attempts, j.progress, j.trace_context
 
 -- name: attempt_columns
 a.job_id, a.attempt, a.worker, extract(epoch FROM a.started_at)::float8,
 extract(epoch FROM a.finished_at)::float8, a.outcome, a.error, a.traceback, a.status_code,
-a.response_excerpt, a.trace_id
+a.response_excerpt, a.payload, a.trace_id
 
 -- name: get_job
 SELECT {job_columns} FROM {schema}.jobs j WHERE j.id = %(id)s
@@ -637,7 +646,8 @@ WHERE j.state = 'pending' AND j.run_at <= now()
 -- name: resubmit
 WITH resubmitted AS (
     UPDATE {schema}.jobs j
-    SET state = 'pending', attempt = 0, run_at = now(), payload = coalesce(%(payload)s, j.payload),
+    SET state = 'pending', prior_attempts = j.attempt, run_at = now(),
+        payload = coalesce(%(payload)s, j.payload),
         finished_at = NULL, started_at = NULL, error = NULL, traceback = NULL, result = NULL,
         cancel_requested = false, worker = NULL, progress = NULL
     WHERE j.id = %(id)s AND j.state IN ('failed', 'cancelled')
@@ -655,7 +665,8 @@ WITH candidates AS MATERIALIZED (
 ),
 resubmitted AS (
     UPDATE {schema}.jobs j
-    SET state = 'pending', attempt = 0, run_at = now(), payload = coalesce(%(payload)s, j.payload),
+    SET state = 'pending', prior_attempts = j.attempt, run_at = now(),
+        payload = coalesce(%(payload)s, j.payload),
         finished_at = NULL, started_at = NULL, error = NULL, traceback = NULL, result = NULL,
         cancel_requested = false, worker = NULL
     FROM candidates c

@@ -55,6 +55,12 @@ CREATE TABLE IF NOT EXISTS conveyor_attempts (
 CREATE INDEX IF NOT EXISTS conveyor_attempts_job ON conveyor_attempts (job_id, id);
 
 -- name: migration_002
+-- Resubmit history (the kit's resubmit history rule, backends/kit.py): attempts run before
+-- the latest resubmit, and the arguments each attempt ran with.
+ALTER TABLE conveyor_jobs ADD COLUMN prior_attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE conveyor_attempts ADD COLUMN payload TEXT;
+
+-- name: migration_003
 -- Observability: a running job's progress (JSON text), the W3C trace context it was
 -- enqueued in, the trace id of each attempt, and the registry of live workers.
 ALTER TABLE conveyor_jobs ADD COLUMN progress TEXT;
@@ -124,7 +130,7 @@ SET state = 'processing', attempt = attempt + 1, lease_token = :token,
     lease_expires_at = :now + :lease, worker = :worker, started_at = :now
 WHERE id IN (SELECT value FROM json_each(:ids)) AND +state IN ('pending', 'retry')  -- '+': look up by id, not by state
 RETURNING id, task, queue, payload, attempt, max_attempts, priority, key, on_complete,
-          created_at, run_at, trace_context
+          created_at, run_at, prior_attempts, trace_context
 
 -- name: extend_lease
 UPDATE conveyor_jobs SET lease_expires_at = :expires
@@ -166,16 +172,18 @@ SET state = 'pending', attempt = attempt - 1, lease_token = NULL, lease_expires_
 WHERE id = :id AND lease_token = :token AND state = 'processing'
 
 -- name: insert_attempt
+-- The arguments the attempt ran with come from the job's row (the kit's resubmit history
+-- rule): a payload never changes while its job is processing.
 INSERT INTO conveyor_attempts
     (job_id, attempt, worker, started_at, finished_at, outcome, error, traceback,
-     status_code, response_excerpt, trace_id)
-VALUES
-    (:job_id, :attempt, :worker, :started_at, :finished_at, :outcome, :error, :traceback,
-     :status_code, :response_excerpt, :trace_id)
+     status_code, response_excerpt, payload, trace_id)
+SELECT :job_id, :attempt, :worker, :started_at, :finished_at, :outcome, :error, :traceback,
+       :status_code, :response_excerpt, payload, :trace_id
+FROM conveyor_jobs WHERE id = :job_id
 
 -- name: expired_leases
 -- The caller applies the kit's reap verdict (backends/kit.py) to each row.
-SELECT id, attempt, max_attempts, worker, started_at, lease_token, cancel_requested
+SELECT id, attempt, max_attempts, prior_attempts, worker, started_at, lease_token, cancel_requested
 FROM conveyor_jobs
 WHERE state = 'processing' AND lease_expires_at < :now
 LIMIT :limit
@@ -227,7 +235,7 @@ SELECT min(run_at) FROM conveyor_jobs WHERE state = 'pending' AND run_at <= :now
 
 -- name: resubmit
 UPDATE conveyor_jobs
-SET state = 'pending', attempt = 0, run_at = :now, payload = coalesce(:payload, payload),
+SET state = 'pending', prior_attempts = attempt, run_at = :now, payload = coalesce(:payload, payload),
     finished_at = NULL, started_at = NULL, error = NULL, traceback = NULL, result = NULL,
     cancel_requested = 0, worker = NULL, progress = NULL
 WHERE id = :id AND state IN ('failed', 'cancelled')

@@ -70,7 +70,9 @@ def test_resubmit_a_failed_job_runs_it_with_a_fresh_budget(app: conveyor.App, fa
     again = app.resubmit(job.id, kwargs={"ok": True})
     assert again.id == job.id and again.state == "pending"
     record = app.get(job.id)
-    assert record.attempt == 0 and record.error is None and record.kwargs == {"ok": True}
+    # A fresh budget; the attempt number goes on from where it was (resubmit history).
+    assert (record.attempt, record.prior_attempts) == (1, 1)
+    assert record.error is None and record.kwargs == {"ok": True}
     assert record.args == ["a"], "args kept when only kwargs are edited"
     run_all(app)
     assert job.result(timeout=5) == "sent to a"

@@ -9,6 +9,12 @@ function fact(label, value) {
   return [h("dt", {}, label), h("dd", {}, value == null || value === "" ? h("span", { class: "muted" }, "—") : value)];
 }
 
+// The arguments an attempt ran with (they stay in its record when a resubmit edits them).
+function ranWith(attempt) {
+  if (attempt.args == null && attempt.kwargs == null) return null;
+  return h("code", { class: "ran-with" }, JSON.stringify({ args: attempt.args, kwargs: attempt.kwargs }));
+}
+
 function section(title, ...body) {
   return h("section", { class: "panel" }, h("h2", {}, title), ...body);
 }
@@ -22,6 +28,7 @@ function attemptView(attempt, ctx) {
       attempt.status_code != null ? h("span", { class: "http" }, " · HTTP " + attempt.status_code) : null),
     h("dl", { class: "facts" },
       fact("worker", attempt.worker), fact("started", when(attempt.started_at)), fact("finished", when(attempt.finished_at)),
+      fact("ran with", ranWith(attempt)),
       attempt.status_code != null ? fact("HTTP status", String(attempt.status_code)) : null),
     attempt.error ? [h("h3", {}, "Error"), pre(attempt.error, "code error-text")] : null,
     attempt.response_excerpt ? [h("h3", {}, "Response excerpt"), pre(attempt.response_excerpt)] : null,
@@ -112,7 +119,9 @@ export default {
       h("div", { class: "two" },
         section("Details", h("dl", { class: "facts" },
           fact("id", idCell(job.id)), fact("queue", h("a", { href: jobsHref({ queue: job.queue }) }, job.queue)),
-          fact("attempts", job.attempt + " of " + job.max_attempts), fact("priority", String(job.priority)),
+          fact("attempts", job.prior_attempts
+            ? job.attempt + " of " + (job.prior_attempts + job.max_attempts) + " (" + job.prior_attempts + " before the resubmit)"
+            : job.attempt + " of " + job.max_attempts), fact("priority", String(job.priority)),
           fact("created", when(job.created_at)), fact("run at", when(job.run_at)),
           fact("started", when(job.started_at)), fact("finished", when(job.finished_at)),
           fact("worker", job.worker), fact("key", job.key),

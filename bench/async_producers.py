@@ -1,0 +1,94 @@
+"""Async producers against sync ones, in the same run, per backend.
+
+``python -m bench.async_producers [--jobs 2000] [--backends sqlite,postgres,redis,memory]``:
+``aenqueue`` from 100 concurrent coroutines vs ``enqueue`` one at a time from 100
+threads, and ``aenqueue_many`` vs ``enqueue_many`` (batches of 500). Prints jobs/s and
+the ratios the targets are stated in (>= 50 % and within 20 %).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import conveyor
+
+URLS = {
+    "sqlite": lambda d: f"sqlite:///{d / 'bench.db'}",
+    "postgres": lambda d: f"postgresql://postgres@127.0.0.1:5432/test?schema=ab{uuid.uuid4().hex[:8]}",
+    "redis": lambda d: f"redis://127.0.0.1:6379/0?prefix=ab{uuid.uuid4().hex[:8]}",
+    "memory": lambda d: f"memory://ab{uuid.uuid4().hex[:8]}",
+}
+CONCURRENCY = 100
+BATCH = 500
+
+
+def measure(url: str, jobs: int) -> dict[str, float]:
+    app = conveyor.App(url)
+    app.declare("noop")
+    app.backend.migrate()
+    app.enqueue("noop")  # warm connections
+    started = time.perf_counter()
+    with ThreadPoolExecutor(CONCURRENCY) as pool:
+        list(pool.map(lambda i: app.enqueue("noop", args=[i]), range(jobs)))
+    sync_one = jobs / (time.perf_counter() - started)
+    items = [{"task": "noop", "args": [i]} for i in range(jobs)]
+    started = time.perf_counter()
+    for i in range(0, jobs, BATCH):
+        app.enqueue_many(items[i : i + BATCH])
+    sync_many = jobs / (time.perf_counter() - started)
+
+    async def run_async() -> tuple[float, float]:
+        await app.aenqueue("noop")  # warm the async side
+        queue = iter(range(jobs))
+
+        async def producer() -> None:
+            for i in queue:
+                await app.aenqueue("noop", args=[i])
+
+        started = time.perf_counter()
+        await asyncio.gather(*(producer() for _ in range(CONCURRENCY)))
+        async_one = jobs / (time.perf_counter() - started)
+        started = time.perf_counter()
+        for i in range(0, jobs, BATCH):
+            await app.aenqueue_many(items[i : i + BATCH])
+        async_many = jobs / (time.perf_counter() - started)
+        await app.aclose()
+        return async_one, async_many
+
+    async_one, async_many = asyncio.run(run_async())
+    app.close()
+    return {
+        "enqueue": sync_one,
+        "aenqueue": async_one,
+        "enqueue_many": sync_many,
+        "aenqueue_many": async_many,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--jobs", type=int, default=2000)
+    parser.add_argument("--backends", default="sqlite,postgres,redis,memory")
+    args = parser.parse_args()
+    header = ("backend", "enqueue/s", "aenqueue/s", "ratio", "many/s", "amany/s", "ratio")
+    print("{:9} {:>10} {:>11} {:>6} {:>9} {:>9} {:>6}".format(*header))
+    with tempfile.TemporaryDirectory() as folder:
+        for name in args.backends.split(","):
+            r = measure(URLS[name](Path(folder)), args.jobs)
+            one, many = r["aenqueue"] / r["enqueue"], r["aenqueue_many"] / r["enqueue_many"]
+            print(
+                f"{name:9} {r['enqueue']:10.0f} {r['aenqueue']:11.0f} {one:6.2f} "
+                f"{r['enqueue_many']:9.0f} {r['aenqueue_many']:9.0f} {many:6.2f}"
+            )
+
+
+if __name__ == "__main__":
+    main()

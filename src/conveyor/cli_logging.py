@@ -1,0 +1,70 @@
+"""Log lines of long-running commands (worker, serve): local time with its zone, or JSON.
+
+People read local time with the zone named; ``--json`` gives one JSON object per record
+with the time in ISO-8601 UTC, for log shippers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+
+from rich.text import Text
+
+from .render import local_time
+
+
+class LocalTimeFormatter(logging.Formatter):
+    """``2024-05-01 09:30:00.123 EDT WARNING conveyor.worker: message``."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        """The record's time in local time, with milliseconds and the zone."""
+        return local_time(datetime.fromtimestamp(record.created, UTC), millis=True)
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object a line: ``time`` (ISO-8601 UTC), ``level``, ``logger``, ``message``, ``traceback``.
+
+    A worker's line per attempt outcome also carries its fields (``task, id, queue,
+    attempt, max_attempts, outcome, duration``) under ``job``, for log shippers.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as one line of JSON."""
+        data: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            data["traceback"] = self.formatException(record.exc_info)
+        fields = getattr(record, "attempt_outcome", None)
+        if fields is not None:
+            data["job"] = fields
+        return json.dumps(data, default=str)
+
+
+def _rich_time(moment: datetime) -> Text:
+    return Text(local_time(moment))
+
+
+def setup_logging(level: str, *, as_json: bool = False) -> None:
+    """Log to stderr at ``level``: JSON lines, rich on a terminal, plain lines otherwise."""
+    handler: logging.Handler
+    if as_json:
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonLogFormatter())
+    elif sys.stderr.isatty():
+        from rich.logging import RichHandler
+
+        handler = RichHandler(show_path=False, rich_tracebacks=False, log_time_format=_rich_time)
+    else:
+        handler = logging.StreamHandler()
+        handler.setFormatter(LocalTimeFormatter())
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)

@@ -1,0 +1,1 @@
+"""Integrations with the frameworks users already run: ``conveyor.contrib.django`` (Django 6 Tasks)."""
