@@ -76,7 +76,7 @@ for i = 1, #picked, 3 do
   local id, queue, priority = picked[i], picked[i + 1], picked[i + 2]
   local jk = B .. 'j:' .. id
   local f = redis.call('HMGET', jk, 'state', 'task', 'payload', 'attempt', 'max_attempts', 'key',
-    'on_complete', 'created_at', 'run_at', 'prior_attempts')
+    'on_complete', 'created_at', 'run_at', 'prior_attempts', 'trace_context')
   wait_remove(queue, priority, id)
   if f[1] == 'pending' or f[1] == 'retry' then
     local attempt = tonumber(f[4]) + 1
@@ -97,6 +97,7 @@ for i = 1, #picked, 3 do
     out[#out + 1] = f[8]
     out[#out + 1] = f[9]
     out[#out + 1] = f[10] or '0'
+    out[#out + 1] = f[11]
   end
   -- (a waiting entry whose job is not waiting cannot happen; it is dropped above)
 end
