@@ -259,7 +259,7 @@ def _config_value(client: Any, name: str) -> str | None:
 _SENT_ATTEMPT_FIELDS = tuple(name for name in kit.ATTEMPT_FIELDS[1:] if name != "payload")
 #: The fields of a stored attempt record, in order: the payload last, as the scripts append it.
 _STORED_ATTEMPT_FIELDS = (*_SENT_ATTEMPT_FIELDS, "payload")
-#: Where ``trace_id`` sits; records from before it existed lack it (and reaped ones omit it).
+#: Where ``trace_id`` sits; records from before it existed lack it.
 _TRACE_AT = _STORED_ATTEMPT_FIELDS.index("trace_id")
 
 
@@ -287,8 +287,7 @@ def decode_attempt(job_id: str, text: str) -> AttemptRecord:
     values = json.loads(text)
     full = len(_STORED_ATTEMPT_FIELDS)
     if len(values) == full - 1:
-        # Written without a trace id (before it existed, or by the reap script): the
-        # payload is still last.
+        # Written before trace ids existed: the payload is still last.
         values.insert(_TRACE_AT, None)
     # Records from before the audit trail kept arguments are shorter still: None for the rest.
     values += [None] * (full - len(values))

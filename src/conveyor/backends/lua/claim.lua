@@ -1,8 +1,9 @@
 -- claim: lease up to `limit` due jobs of the given queues in the kit's claim order
 -- (backends/kit.py): highest priority first, then earliest due time, then id (FIFO).
 -- ARGV: limit, lease_seconds, worker, lease_token, queue...
--- Returns 12 fields per job: id, task, queue, payload, attempt, max_attempts,
--- priority, key, on_complete, created_at, run_at (a flat array).
+-- Returns 13 fields per job (a flat array): id, task, queue, payload, attempt,
+-- max_attempts, priority, key, on_complete, created_at, run_at, prior_attempts ('0'
+-- when absent), trace_context (nil when absent). docs/redis.md lists the layout.
 
 local now, now_s = clock()
 local limit = tonumber(ARGV[1])
