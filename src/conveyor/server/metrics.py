@@ -52,7 +52,8 @@ class JobCountsCollector(Collector):
             ages.add_metric([queue], age)
             oldest = max(oldest, age)
             # Queue settings (pause, limits) live with flow control; until a queue can be
-            # paused, every queue is reported as running.
+            # paused, every queue is reported as running. Once queue settings exist, this
+            # reads each queue's pause from them (docs/observability.md).
             paused.add_metric([queue], 0.0)
         yield jobs
         yield ages
