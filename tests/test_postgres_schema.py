@@ -222,6 +222,7 @@ def test_every_object_lives_in_the_configured_schema(url: str) -> None:
             "jobs",
             "keys",
             "schema_version",
+            "workers",
         ]
         assert [f[0] for f in functions] == ["enqueue", "enqueue_job", "enqueue_jobs"]
     finally:

@@ -461,6 +461,15 @@ class App:
         """Attempt records, newest first."""
         return self.backend.audits(job_id, limit, offset)
 
+    def workers(self) -> list[dict[str, Any]]:
+        """The live workers (the JSON of ``GET /api/workers``), the longest-running first.
+
+        Each: ``id, host, pid, queues, concurrency, running`` (job ids), ``started_at,
+        last_seen_at, version``. A worker drops off after three missed heartbeats, or at
+        once when it stops cleanly.
+        """
+        return [record.to_dict() for record in self.backend.workers_live()]
+
     # -- async producers (same builder, same checks; the backend's async side) ----------
     async def aenqueue(
         self,
