@@ -20,8 +20,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# The embedded default plus pytest, so `python -m conveyor.testing.conformance URL` runs from here too.
 $(CORE): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e '.[testing]'
 	touch $@
 
 $(DEV): $(BIN)/python pyproject.toml
