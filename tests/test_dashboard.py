@@ -24,6 +24,7 @@ from test_http_api import serving
 pytestmark = pytest.mark.timeout(120)
 
 KEY = "dashboard-key-7c1e52b9a04d"
+READ_KEY = "dashboard-read-key-51a0c3e2"
 
 
 @dataclass
@@ -102,11 +103,11 @@ def page(browser: Any) -> Iterator[Any]:
     assert not dialogs, f"a JavaScript dialog fired: {dialogs}"
 
 
-def sign_in(page: Any, site: Site) -> None:
+def sign_in(page: Any, site: Site, key: str = KEY) -> None:
     from playwright.sync_api import expect
 
     page.goto(site.url + "/")
-    page.get_by_label("API key").fill(KEY)
+    page.get_by_label("API key").fill(key)
     page.get_by_role("button", name="Use key").click()
     expect(page.locator(".cards")).to_be_visible()
 
@@ -289,3 +290,88 @@ def test_empty_states_and_a_banner_when_the_server_goes_away(tmp_path: Path, pag
     expect(page.locator("#banner")).to_contain_text("The server cannot be reached")
     expect(page.get_by_text("No failed jobs.")).to_be_visible()  # the last data stays on screen
     app.close()
+
+
+def test_bulk_resubmit_all_matching_an_error_group_counts_first(site: Site, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    charges = [failed_charge(site, -i, f"C-{i}") for i in range(1, 5)]
+    site.app.enqueue("send", ["ann"])
+    site.run_jobs()
+    sign_in(page, site)
+    page.goto(site.url + "/#/failures")
+    group = page.locator("details.group").filter(has_text="ValueError")
+    expect(group.get_by_test_id("group-count")).to_have_text("4")
+    group.locator("summary").click()
+    group.get_by_role("button", name="Resubmit all matching…").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Resubmit all 4 failed jobs matching?")
+    expect(dialog).to_contain_text("ValueError: amount must be positive for order")
+    assert site.stats()["counts"]["failed"] == 5, "the count came from a dry run: nothing changed yet"
+    dialog.get_by_role("button", name="Resubmit 4 failed jobs").click()
+    expect(page.locator("#toast")).to_have_text("Resubmitted 4 job(s) matching this error.")
+    expect(page.get_by_test_id("failure-summary")).to_have_text("1 failed job(s) in 1 error group(s).")
+    assert {site.client.get(f"/api/jobs/{i}").json()["status"] for i in charges} == {"pending"}
+    # Each job's page says who replayed it, and when.
+    page.goto(f"{site.url}/#/jobs/{charges[0]}")
+    history = page.locator("section", has=page.get_by_role("heading", name=re.compile(r"^History")))
+    expect(history.get_by_test_id("history-item")).to_contain_text(
+        re.compile(r"resubmitted with others by admin:[0-9a-f]{8}")
+    )
+    expect(history).to_contain_text("4 jobs")
+
+
+def test_job_page_history_keeps_the_arguments_before_an_edit(site: Site, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    job_id = failed_charge(site, -3, "E-1")
+    sign_in(page, site)
+    page.goto(f"{site.url}/#/jobs/{job_id}")
+    expect(page.get_by_test_id("key-role")).to_contain_text("admin key")
+    page.get_by_role("button", name="Edit arguments and resubmit").click()
+    page.get_by_label("args (JSON array)").fill('["E-1", 30]')
+    page.get_by_role("button", name="Resubmit with these arguments").click()
+    expect(page.locator("h1 .badge")).to_have_text("pending")
+    item = page.get_by_test_id("history-item")
+    expect(item).to_contain_text("resubmitted with edited arguments by admin:")
+    item.get_by_text("Arguments before the edit").click()
+    expect(item).to_contain_text('["E-1",-3]')
+
+
+@pytest.fixture
+def two_key_site(tmp_path: Path) -> Iterator[Site]:
+    yield from serve(tmp_path, [KEY, f"read:viewer:{READ_KEY}"])
+
+
+def test_a_read_only_key_sees_no_action_buttons_and_a_forged_request_is_refused(
+    two_key_site: Site, page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    site = two_key_site
+    job_id = failed_charge(site)
+    sign_in(page, site, READ_KEY)
+    expect(page.get_by_test_id("key-role")).to_have_text("read key · read:viewer")
+    page.goto(f"{site.url}/#/jobs/{job_id}")
+    expect(page.locator("h1 .badge")).to_have_text("failed")
+    expect(page.get_by_test_id("read-only")).to_be_visible()
+    for name in ("Retry", "Edit arguments and resubmit", "Delete", "Cancel job"):
+        expect(page.get_by_role("button", name=name, exact=True)).to_have_count(0)
+    page.goto(site.url + "/#/failures")
+    group = page.locator("details.group").first
+    expect(group).to_be_visible()
+    expect(group.locator("table")).to_be_visible()  # the only group opens by itself
+    expect(group.get_by_role("button", name=re.compile("Resubmit|Delete|Retry"))).to_have_count(0)
+    expect(group.get_by_role("checkbox")).to_have_count(0)
+    # The page hides the buttons; the server is what refuses: a request forged in the page gets a 403.
+    answer = page.evaluate(
+        """async ([id, key]) => {
+            const init = {method: "POST", headers: {"x-api-key": key}};
+            const r = await fetch("api/queue/" + id + "/retry", init);
+            return [r.status, await r.json()];
+        }""",
+        [job_id, READ_KEY],
+    )
+    assert answer[0] == 403 and "needs the write role" in answer[1]["error"]["message"]
+    assert site.client.get(f"/api/jobs/{job_id}").json()["status"] == "failed"
+    assert site.client.get("/api/actions").json()["items"] == []

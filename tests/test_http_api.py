@@ -469,7 +469,16 @@ def test_openapi_document_describes_every_input_and_answer() -> None:
     }
     assert parameters["batchSize"]["deprecated"] is True
     listing = {p["name"]: p for p in document["paths"]["/api/queue"]["get"]["parameters"]}
-    assert set(listing) == {"status", "queue", "task", "limit", "offset", "created_after", "created_before"}
+    assert set(listing) == {
+        "status",
+        "queue",
+        "task",
+        "limit",
+        "offset",
+        "created_after",
+        "created_before",
+        "error",
+    }
     assert set(listing["status"]["schema"]["enum"]) == STATES
 
 

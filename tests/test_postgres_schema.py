@@ -215,7 +215,15 @@ def test_every_object_lives_in_the_configured_schema(url: str) -> None:
                 "WHERE n.nspname = %s ORDER BY proname",
                 [b.schema],
             ).fetchall()
-        assert [t[0] for t in tables] == ["attempts", "jobs", "keys", "schema_version"]
+        assert [t[0] for t in tables] == [
+            "action_jobs",
+            "actions",
+            "attempts",
+            "jobs",
+            "keys",
+            "schema_version",
+            "workers",
+        ]
         assert [f[0] for f in functions] == ["enqueue", "enqueue_job", "enqueue_jobs"]
     finally:
         b.close()

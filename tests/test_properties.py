@@ -151,9 +151,10 @@ class JobStateMachine(RuleBasedStateMachine):
             st.sampled_from(sorted(i for i, s in self.model.items() if s in ("failed", "cancelled")))
         )
         before = self.model[job_id]
-        self.app.resubmit(job_id)
+        job = self.app.resubmit(job_id)
         self.model[job_id] = "pending"
-        self.attempts[job_id] = 0
+        # The budget resets, the history does not: attempt numbers keep counting.
+        assert (job.attempt, job.prior_attempts) == (self.attempts[job_id], self.attempts[job_id])
         self._check(job_id, before)
 
     @precondition(lambda self: self.model)

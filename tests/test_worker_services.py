@@ -217,7 +217,7 @@ def test_the_completer_retries_failed_writes_drops_nothing_and_reports_what_appl
 # -- the worker's list ------------------------------------------------------------------
 def test_a_running_worker_runs_each_of_its_services(sqlite_app: conveyor.App) -> None:
     worker = conveyor.Worker(sqlite_app, install_signal_handlers=False, idle_wait=0.05)
-    assert worker.services == (worker.heartbeat, worker.reaper)
+    assert worker.services == (worker.heartbeat, worker.reaper, worker.registry, worker.progress)
     thread = threading.Thread(target=worker.run, name="test-worker", daemon=True)
     thread.start()
     try:

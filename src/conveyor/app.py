@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, TypeVar, overload
 
+from .actions import PYTHON, Actor, BulkDeleted, check_error_filter, filter_detail, new_action
 from .backends import open_async_backend, open_backend
 from .backends.aio import AsyncBackend
-from .backends.base import Backend, ClaimedJob, JobQuery, NewJob, Outcome
+from .backends.base import ActionRecord, Backend, ClaimedJob, JobQuery, NewAction, NewJob, Outcome
 from .backoff import BackoffPolicy
 from .builder import (
     build_jobs,
@@ -30,6 +32,7 @@ from .states import PURGEABLE, RESUBMITTABLE, parse_state
 from .task import DEFAULT_QUEUE, Task, TaskDefaults
 
 F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("conveyor")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,8 @@ class App:
         self._async_backends: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncBackend] = (
             weakref.WeakKeyDictionary()
         )
+        #: Who the action trail names for admin calls made without ``actor=`` (the CLI sets ``cli``).
+        self.actor: Actor = PYTHON
         for built_in in self.built_ins:
             built_in.install(self)
 
@@ -252,10 +257,14 @@ class App:
         offset: int = 0,
         created_after: datetime | float | str | None = None,
         created_before: datetime | float | str | None = None,
+        error: str | None = None,
     ) -> JobPage:
-        """A page of jobs, newest first: iterate it, ``len(page)``, ``page.items``, ``page.total``."""
+        """A page of jobs, newest first: iterate it, ``len(page)``, ``page.items``, ``page.total``.
+
+        ``error``: only jobs whose last error contains this text (plain, case-sensitive).
+        """
         page = self.backend.list_jobs(
-            self._query(status, queue, task, limit, offset, created_after, created_before)
+            self._query(status, queue, task, limit, offset, created_after, created_before, error)
         )
         return JobPage([Job.loaded(self, record) for record in page.items], page.total)
 
@@ -268,6 +277,7 @@ class App:
         offset: int = 0,
         created_after: datetime | float | str | None = None,
         created_before: datetime | float | str | None = None,
+        error: str | None = None,
     ) -> JobQuery:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= 10_000:
             raise ValueError(f"limit must be an int from 0 to 10000, got {limit!r}")
@@ -279,6 +289,7 @@ class App:
             task=None if task is None else check_name("task", task),
             created_after=None if created_after is None else parse_time("created_after", created_after),
             created_before=None if created_before is None else parse_time("created_before", created_before),
+            error=None if error is None else check_error_filter(error),
             limit=limit,
             offset=offset,
         )
@@ -287,9 +298,11 @@ class App:
         """The dict of ``GET /api/queue/stats``."""
         return self.backend.stats().to_dict()
 
-    def cancel(self, job_id: str) -> Job:
+    def cancel(self, job_id: str, *, actor: Actor | None = None) -> Job:
         """Cancel a job: waiting jobs at once; running ones are asked to stop."""
-        return Job.loaded(self, self.backend.cancel(job_id))
+        job = Job.loaded(self, self.backend.cancel(job_id))
+        self._record(new_action(actor or self.actor, "cancel", (job_id,), 1))
+        return job
 
     def _payload_override(self, job_id: str, args: Any, kwargs: Any) -> str | None:
         if args is None and kwargs is None:
@@ -307,9 +320,22 @@ class App:
         if task is not None and task.arguments is not None:
             task.arguments.check(args, kwargs)
 
-    def resubmit(self, job_id: str, *, args: Any = None, kwargs: Any = None) -> Job:
-        """A failed (or cancelled) job back to pending with a fresh attempt budget."""
-        return Job.loaded(self, self.backend.resubmit(job_id, self._payload_override(job_id, args, kwargs)))
+    def resubmit(
+        self, job_id: str, *, args: Any = None, kwargs: Any = None, actor: Actor | None = None
+    ) -> Job:
+        """A failed (or cancelled) job back to pending with a fresh attempt budget.
+
+        With edited ``args``/``kwargs``, the action trail keeps the arguments it had before.
+        """
+        before = None if args is None and kwargs is None else self.get(job_id)
+        job = Job.loaded(self, self.backend.resubmit(job_id, self._payload_override(job_id, args, kwargs)))
+        detail = (
+            {}
+            if before is None
+            else {"edited": True, "previous": {"args": before.args, "kwargs": before.kwargs}}
+        )
+        self._record(new_action(actor or self.actor, "resubmit", (job_id,), 1, **detail))
+        return job
 
     def resubmit_many(
         self,
@@ -319,19 +345,72 @@ class App:
         *,
         args: Any = None,
         kwargs: Any = None,
+        error: str | None = None,
+        created_after: datetime | float | str | None = None,
+        created_before: datetime | float | str | None = None,
+        dry_run: bool = False,
+        actor: Actor | None = None,
     ) -> int:
-        """Resubmit every job in the failure table (or ``cancelled``) matching the filters."""
+        """Resubmit every job in the failure table (or ``cancelled``) matching the filters; how many.
+
+        ``dry_run``: count them and change nothing.
+        """
         parse_state(status, RESUBMITTABLE)
+        query = self._query(status, queue, task, 0, 0, created_after, created_before, error)
+        if dry_run:
+            return self.backend.list_jobs(query).total
         payload = None
         if args is not None or kwargs is not None:
             limit = self.settings.max_payload_bytes
             payload = encode_payload(task or "resubmit", args or [], kwargs or {}, limit)
             self._check_arguments(task, args or [], kwargs or {})
-        return self.backend.resubmit_many(self._query(status, queue, task), payload)
+        ids = self.backend.resubmit_many(query, payload)
+        if ids:
+            detail = filter_detail(query) | ({"edited": True} if payload is not None else {})
+            self._record(new_action(actor or self.actor, "resubmit_many", ids, len(ids), filter=detail))
+        return len(ids)
 
-    def delete(self, job_id: str) -> None:
+    def delete(self, job_id: str, *, actor: Actor | None = None) -> None:
         """Delete a job that is not running, with its audit records."""
         self.backend.delete(job_id)
+        self._record(new_action(actor or self.actor, "delete", (job_id,), 1))
+
+    def delete_many(
+        self,
+        status: str | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        *,
+        error: str | None = None,
+        created_after: datetime | float | str | None = None,
+        created_before: datetime | float | str | None = None,
+        dry_run: bool = False,
+        actor: Actor | None = None,
+    ) -> BulkDeleted:
+        """Delete every job matching the filters, with their audit records; running jobs are skipped.
+
+        At least one filter is needed (``purge`` clears finished jobs by age). ``dry_run``:
+        count what would be deleted and skipped, and change nothing.
+        """
+        query = self._query(status, queue, task, 0, 0, created_after, created_before, error)
+        if not filter_detail(query):
+            raise ValueError(
+                "delete_many needs at least one filter (status, queue, task, error, created_after "
+                "or created_before); purge deletes finished jobs by age"
+            )
+        if dry_run:
+            matched = self.backend.list_jobs(query).total
+            skipped = 0
+            if query.status in (None, "processing"):
+                skipped = self.backend.list_jobs(replace(query, status="processing")).total
+            return BulkDeleted(matched - skipped, skipped)
+        done = self.backend.delete_many(query)
+        if done.deleted:
+            detail = filter_detail(query)
+            self._record(
+                new_action(actor or self.actor, "delete_many", done.deleted, len(done.deleted), filter=detail)
+            )
+        return BulkDeleted(len(done.deleted), done.skipped)
 
     def purge(
         self,
@@ -340,6 +419,7 @@ class App:
         *,
         batch_size: int = 1000,
         progress: Callable[[int], None] | None = None,
+        actor: Actor | None = None,
     ) -> int:
         """Delete finished jobs in ``status`` that finished more than ``older_than`` ago, in batches."""
         statuses = [status] if isinstance(status, str) else list(status)
@@ -353,11 +433,42 @@ class App:
             if progress is not None:
                 progress(total)
             if n < batch_size:
-                return total
+                break
+        if total:
+            detail = {"status": states, "older_than_s": age}
+            self._record(new_action(actor or self.actor, "purge", (), total, **detail))
+        return total
+
+    def record_action(self, action: NewAction) -> None:
+        """Add an action to the trail (for admin writes made outside the App's own methods)."""
+        self._record(action)
+
+    def _record(self, action: NewAction) -> None:
+        # The action is done: a trail that cannot be written must not turn it into an error
+        # the caller would retry; it is logged instead.
+        try:
+            self.backend.record_actions([action])
+        except Exception:
+            log.exception(
+                "could not record the %s action of %s in the action trail", action.action, action.actor
+            )
+
+    def actions(self, job_id: str | None = None, limit: int = 50, offset: int = 0) -> list[ActionRecord]:
+        """The action trail, newest first: who retried, cancelled or deleted what, and when."""
+        return self.backend.list_actions(job_id, limit, offset)
 
     def audits(self, job_id: str | None = None, limit: int = 50, offset: int = 0) -> list[Any]:
         """Attempt records, newest first."""
         return self.backend.audits(job_id, limit, offset)
+
+    def workers(self) -> list[dict[str, Any]]:
+        """The live workers (the JSON of ``GET /api/workers``), the longest-running first.
+
+        Each: ``id, host, pid, queues, concurrency, running`` (job ids), ``started_at,
+        last_seen_at, version``. A worker drops off after three missed heartbeats, or at
+        once when it stops cleanly.
+        """
+        return [record.to_dict() for record in self.backend.workers_live()]
 
     # -- async producers (same builder, same checks; the backend's async side) ----------
     async def aenqueue(
@@ -403,9 +514,10 @@ class App:
         offset: int = 0,
         created_after: datetime | float | str | None = None,
         created_before: datetime | float | str | None = None,
+        error: str | None = None,
     ) -> JobPage:
         """``jobs``, awaited."""
-        query = self._query(status, queue, task, limit, offset, created_after, created_before)
+        query = self._query(status, queue, task, limit, offset, created_after, created_before, error)
         page = await self.async_backend.list_jobs(query)
         return JobPage([Job.loaded(self, record) for record in page.items], page.total)
 
@@ -413,13 +525,18 @@ class App:
         """``stats``, awaited."""
         return (await self.async_backend.stats()).to_dict()
 
-    async def acancel(self, job_id: str) -> Job:
+    async def acancel(self, job_id: str, *, actor: Actor | None = None) -> Job:
         """``cancel``, awaited."""
-        return Job.loaded(self, await self.async_backend.cancel(job_id))
+        job = Job.loaded(self, await self.async_backend.cancel(job_id))
+        await asyncio.to_thread(self._record, new_action(actor or self.actor, "cancel", (job_id,), 1))
+        return job
 
-    async def aresubmit(self, job_id: str, *, args: Any = None, kwargs: Any = None) -> Job:
-        """``resubmit``, awaited (edited arguments are checked as in ``resubmit``)."""
+    async def aresubmit(
+        self, job_id: str, *, args: Any = None, kwargs: Any = None, actor: Actor | None = None
+    ) -> Job:
+        """``resubmit``, awaited (edited arguments are checked and recorded as in ``resubmit``)."""
         payload = None
+        detail: dict[str, Any] = {}
         if args is not None or kwargs is not None:
             job = await self.aget(job_id)
             payload = encode_payload(
@@ -428,8 +545,13 @@ class App:
                 job.kwargs if kwargs is None else kwargs,
                 self.settings.max_payload_bytes,
             )
-        return Job.loaded(self, await self.async_backend.resubmit(job_id, payload))
+            detail = {"edited": True, "previous": {"args": job.args, "kwargs": job.kwargs}}
+        resubmitted = Job.loaded(self, await self.async_backend.resubmit(job_id, payload))
+        action = new_action(actor or self.actor, "resubmit", (job_id,), 1, **detail)
+        await asyncio.to_thread(self._record, action)
+        return resubmitted
 
-    async def adelete(self, job_id: str) -> None:
+    async def adelete(self, job_id: str, *, actor: Actor | None = None) -> None:
         """``delete``, awaited."""
         await self.async_backend.delete(job_id)
+        await asyncio.to_thread(self._record, new_action(actor or self.actor, "delete", (job_id,), 1))

@@ -19,13 +19,14 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
+from .actions import CLI
 from .app import App
 from .cli_backend import backend_label, check_backend, mask_url, require_existing_database, wait_for_backend
 from .cli_errors import error_line, full_traceback
 from .cli_logging import setup_logging
 from .durations import parse_duration
 from .loader import load_app
-from .render import console, job_panel, jobs_table, stats_table
+from .render import console, job_panel, jobs_table, stats_table, workers_table
 from .states import ALL_STATES, PURGEABLE, RESUBMITTABLE
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -179,6 +180,7 @@ def open_app(app_path: str | None, url: str | None, *, existing: bool = False) -
     else:
         app = App(url)
     click.get_current_context().meta[_BACKEND_URL] = app.url
+    app.actor = CLI  # the action trail names the command line as who retried or deleted
     if existing:
         require_existing_database(app.url, _url_source(app_path))
     return app
@@ -226,6 +228,15 @@ def main(ctx: click.Context, show_traceback: bool) -> None:
     "runs into it ends the process, and its job counts a lost attempt.",
 )
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=0, max=65535),
+    envvar="CONVEYOR_METRICS_PORT",
+    help="Serve Prometheus metrics at :PORT/metrics (one port for all --processes).",
+)
+@click.option(
+    "--metrics-host", default="0.0.0.0", show_default=True, help="Address the metrics port binds to."
+)
 @url_option
 @click.option("--json", "as_json", is_flag=True, help="Log one JSON object a line (time in UTC).")
 @clean_errors
@@ -240,6 +251,8 @@ def worker(
     burst: bool,
     max_memory: int | None,
     log_level: str,
+    metrics_port: int | None,
+    metrics_host: str,
     url: str | None,
     as_json: bool,
 ) -> None:
@@ -250,12 +263,19 @@ def worker(
     """
     setup_logging(log_level, as_json=as_json)
     from .worker import Worker
-    from .worker.supervisor import is_child, supervise
+    from .worker.supervisor import is_child
 
     if processes > 1 and not is_child():
-        sys.exit(supervise(sys.argv[1:], processes, grace if grace is not None else 30.0))
+        sys.exit(_supervise(processes, grace, metrics_port, metrics_host))
     app = open_app(app_path, url)
     queue_list = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
+    metrics = None
+    if metrics_port is not None:
+        from .worker.metrics import WorkerMetrics, serve, supervisor_run_dir
+
+        metrics = WorkerMetrics()
+        if supervisor_run_dir() is None:  # a supervised child writes snapshots its supervisor serves
+            serve(metrics, metrics_port, metrics_host)
     worker = Worker(
         app,
         queues=queue_list,
@@ -263,10 +283,26 @@ def worker(
         lease=lease,
         grace=grace,
         prefetch=prefetch,
+        metrics=metrics,
         max_memory=max_memory,
     )
     wait_for_backend(app, retry=not burst)
     worker.run(burst=burst)
+
+
+def _supervise(processes: int, grace: float | None, metrics_port: int | None, metrics_host: str) -> int:
+    """Run this command as ``processes`` children; with a metrics port, serve their sum on it."""
+    from .worker.supervisor import supervise
+
+    if metrics_port is None:
+        return supervise(sys.argv[1:], processes, grace if grace is not None else 30.0)
+    from .worker.metrics import SupervisorMetrics
+
+    metrics = SupervisorMetrics(metrics_port, metrics_host)
+    try:
+        return supervise(sys.argv[1:], processes, grace if grace is not None else 30.0, metrics)
+    finally:
+        metrics.close()
 
 
 @main.command()
@@ -383,6 +419,20 @@ def stats(app_path: str | None, url: str | None, as_json: bool) -> None:
     else:
         say_backend(app.url)
         console().print(stats_table(data))
+
+
+@main.command()
+@app_option
+@url_option
+@json_option
+@clean_errors
+def workers(app_path: str | None, url: str | None, as_json: bool) -> None:
+    """The live workers: each one's host, pid, queues, busy slots, running jobs and last heartbeat."""
+    data = open_app(app_path, url).workers()
+    if as_json:
+        emit(data)
+    else:
+        console().print(workers_table(data))
 
 
 @main.group()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from .actions import new_action
 from .backends.base import AttemptRecord, JobRecord
 from .errors import JobFailed, JobNotFound
 from .states import FINAL_STATES, State
@@ -160,6 +161,16 @@ class Job:
         return self._stored().on_complete
 
     @property
+    def progress(self) -> dict[str, Any] | None:
+        """``{"fraction", "message", "updated_at"}`` as the task last reported, or None."""
+        return self._stored().progress
+
+    @property
+    def trace_id(self) -> str | None:
+        """The OpenTelemetry trace the job was enqueued in (32 hex digits), or None."""
+        return self._stored().trace_id
+
+    @property
     def attempts(self) -> list[AttemptRecord]:
         """The audit trail: one record per attempt."""
         return self._stored().attempts
@@ -202,8 +213,10 @@ class Job:
         return record.result
 
     def cancel(self) -> Job:
-        """Cancel the job (see ``App.cancel``); returns self refreshed."""
-        return self._load(self.app.backend.cancel(self.id))
+        """Cancel the job (as ``App.cancel``, which records it in the action trail); returns self."""
+        record = self.app.backend.cancel(self.id)
+        self.app.record_action(new_action(self.app.actor, "cancel", (self.id,), 1))
+        return self._load(record)
 
     # -- awaited (nothing here blocks the event loop) -------------------------------------------
     async def arefresh(self) -> Job:
@@ -241,7 +254,10 @@ class Job:
 
     async def acancel(self) -> Job:
         """``cancel``, awaited; returns self refreshed."""
-        return self._load(await self.app.async_backend.cancel(self.id))
+        record = await self.app.async_backend.cancel(self.id)
+        action = new_action(self.app.actor, "cancel", (self.id,), 1)
+        await asyncio.to_thread(self.app.record_action, action)
+        return self._load(record)
 
 
 @dataclass(frozen=True, slots=True)

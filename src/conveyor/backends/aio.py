@@ -143,8 +143,8 @@ class ThreadedAsyncBackend:
         return await self._call(self.backend.resubmit, job_id, payload)
 
     async def resubmit_many(self, query: JobQuery, payload: str | None = None) -> int:
-        """Resubmit matching jobs on a pool thread."""
-        return await self._call(self.backend.resubmit_many, query, payload)
+        """Resubmit matching jobs on a pool thread; how many."""
+        return len(await self._call(self.backend.resubmit_many, query, payload))
 
     async def delete(self, job_id: str) -> None:
         """Delete on a pool thread."""

@@ -49,6 +49,8 @@ class NewJob(NamedTuple):
     key: str | None = None
     key_mode: KeyMode = "keep"
     on_complete: str | None = None
+    #: The W3C ``traceparent`` of the span the job was enqueued in (None: no trace).
+    trace_context: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,8 @@ class ClaimedJob:
     #: Attempts run before the latest resubmit; this submission's budget is spent when
     #: ``attempt - prior_attempts`` reaches ``max_attempts``.
     prior_attempts: int = 0
+    #: The W3C ``traceparent`` stored at enqueue (None: no trace).
+    trace_context: str | None = None
 
     @property
     def run_in_submission(self) -> int:
@@ -137,6 +141,8 @@ class Outcome:
     status_code: int | None = None
     response_excerpt: str | None = None
     follow_ups: tuple[NewJob, ...] = ()
+    #: The trace id (32 hex digits) of the span the attempt ran in, for its audit record.
+    trace_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,8 +162,63 @@ class JobQuery:
     task: str | None = None
     created_after: float | None = None
     created_before: float | None = None
+    #: Only jobs whose last error contains this text (case-sensitive, matched as plain text).
+    error: str | None = None
     limit: int = 50
     offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class BulkDeletion:
+    """What ``delete_many`` did: the ids it deleted, and how many matches it left (processing)."""
+
+    deleted: list[str]
+    skipped: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewAction:
+    """An operator's action to record: who (``actor``, ``role``), what, on which jobs.
+
+    ``actor`` names the caller, never a secret: ``admin:ops`` (a named API key),
+    ``read:3fa9c2d1`` (an unnamed key's fingerprint), ``python`` or ``cli``.
+    ``detail`` is JSON text (the filter of a bulk action, whether arguments were
+    edited...); ``count`` is how many jobs the action changed.
+    """
+
+    actor: str
+    action: str
+    role: str | None = None
+    job_ids: tuple[str, ...] = ()
+    detail: str | None = None
+    count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRecord:
+    """One recorded action, as ``list_actions`` returns it (``job_id`` set for one-job actions)."""
+
+    id: int
+    at: datetime
+    actor: str
+    role: str | None
+    action: str
+    job_id: str | None
+    count: int
+    detail: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``GET /api/actions``."""
+        return {
+            "id": self.id,
+            "at": _iso(self.at),
+            "actor": self.actor,
+            "role": self.role,
+            "action": self.action,
+            "job_id": self.job_id,
+            "count": self.count,
+            "detail": self.detail,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +238,7 @@ class AttemptRecord:
     #: The arguments this attempt ran with (None: recorded before the audit trail kept them).
     args: list[Any] | None = None
     kwargs: dict[str, Any] | None = None
+    trace_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of the HTTP API and ``--json``."""
@@ -193,6 +255,7 @@ class AttemptRecord:
             "response_excerpt": self.response_excerpt,
             "args": self.args,
             "kwargs": self.kwargs,
+            "trace_id": self.trace_id,
         }
 
 
@@ -224,6 +287,10 @@ class JobRecord:
     attempts: list[AttemptRecord] = field(default_factory=list)
     #: Attempts run before the latest resubmit: numbers keep counting, the budget restarts.
     prior_attempts: int = 0
+    #: ``{"fraction", "message", "updated_at"}`` as the task last reported it, or None.
+    progress: dict[str, Any] | None = None
+    #: The trace the job was enqueued in (32 hex digits), or None.
+    trace_id: str | None = None
 
     @property
     def status(self) -> State:
@@ -254,6 +321,8 @@ class JobRecord:
             "worker": self.worker,
             "cancel_requested": self.cancel_requested,
             "on_complete": self.on_complete,
+            "progress": self.progress,
+            "trace_id": self.trace_id,
         }
         if with_attempts:
             data["attempts"] = [a.to_dict() for a in self.attempts]
@@ -283,6 +352,76 @@ class Stats:
             "queues": {q: dict(c) for q, c in self.queues.items()},
             "oldest_pending_age_s": self.oldest_pending_age_s,
         }
+
+
+# -- observability: live workers, progress ---------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class WorkerBeat:
+    """What a live worker says about itself at each heartbeat (the registry's input)."""
+
+    id: str
+    host: str
+    pid: int
+    queues: tuple[str, ...]
+    concurrency: int
+    #: Ids of the jobs it runs now.
+    running: tuple[str, ...]
+    started_at: float
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRecord:
+    """A live worker as the registry lists it: its last beat and when the backend saw it."""
+
+    beat: WorkerBeat
+    last_seen_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``GET /api/workers`` and ``conveyor workers --json``."""
+        b = self.beat
+        return {
+            "id": b.id,
+            "host": b.host,
+            "pid": b.pid,
+            "queues": list(b.queues),
+            "concurrency": b.concurrency,
+            "running": list(b.running),
+            "started_at": _iso(from_ts(b.started_at)),
+            "last_seen_at": _iso(from_ts(self.last_seen_at)),
+            "version": b.version,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressUpdate:
+    """A running job's latest progress, written only while ``lease_token`` still holds it."""
+
+    job_id: str
+    lease_token: str
+    fraction: float | None
+    message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueGauges:
+    """What ``/metrics`` exports for one queue: jobs by state, and its oldest due pending job's age."""
+
+    counts: dict[str, int]
+    #: Seconds since the oldest due ``pending`` job of the queue fell due (None: none waits).
+    oldest_pending_age_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Gauges:
+    """Every queue's gauges, read cheaply enough for a scrape every few seconds.
+
+    ``estimated`` names the states whose counts are estimates rather than exact
+    (PostgreSQL's finished states on a large table; see docs/observability.md).
+    """
+
+    queues: dict[str, QueueGauges]
+    estimated: frozenset[str] = frozenset()
 
 
 @runtime_checkable
@@ -356,8 +495,8 @@ class Backend(Protocol):
         """
         ...
 
-    def resubmit_many(self, query: JobQuery, payload: str | None = None) -> int:
-        """Resubmit every failed/cancelled job matching ``query`` (limit/offset ignored)."""
+    def resubmit_many(self, query: JobQuery, payload: str | None = None) -> list[str]:
+        """Resubmit every failed/cancelled job matching ``query`` (limit/offset ignored); their ids."""
         ...
 
     def cancel(self, job_id: str) -> JobRecord:
@@ -368,12 +507,49 @@ class Backend(Protocol):
         """Delete a job that is not processing, with its attempt records."""
         ...
 
+    def delete_many(self, query: JobQuery) -> BulkDeletion:
+        """Delete every job matching ``query`` but the processing ones (counted as skipped).
+
+        limit/offset are ignored; attempt records and idempotency keys go with the jobs.
+        """
+        ...
+
     def purge(self, states: Sequence[State], before: float, batch_size: int = 1000) -> int:
         """Delete up to ``batch_size`` finished jobs in ``states`` finished before ``before``."""
         ...
 
     def audits(self, job_id: str | None = None, limit: int = 50, offset: int = 0) -> list[AttemptRecord]:
         """Attempt records, newest first, optionally for one job."""
+        ...
+
+    # -- the operators' action trail ---------------------------------------------
+    def record_actions(self, actions: Sequence[NewAction]) -> None:
+        """Store actions at the backend's now, each linked to every job id it names."""
+        ...
+
+    def list_actions(self, job_id: str | None = None, limit: int = 50, offset: int = 0) -> list[ActionRecord]:
+        """Recorded actions, newest first, optionally only those naming ``job_id``."""
+        ...
+
+    # -- observability -----------------------------------------------------------
+    def workers_beat(self, beats: Sequence[WorkerBeat], ttl_seconds: float) -> None:
+        """Register or renew live workers; each is listed until ``ttl_seconds`` after this call."""
+        ...
+
+    def workers_remove(self, worker_ids: Sequence[str]) -> None:
+        """Take workers off the list at once (a clean stop)."""
+        ...
+
+    def workers_live(self) -> list[WorkerRecord]:
+        """The workers whose last beat has not expired, oldest first (and forget expired ones)."""
+        ...
+
+    def jobs_progress(self, updates: Sequence[ProgressUpdate]) -> None:
+        """Store each running job's progress with the backend's now, fenced by its lease token."""
+        ...
+
+    def queue_gauges(self) -> Gauges:
+        """Per queue: jobs by state and the oldest due pending job's age, without a pass over every row."""
         ...
 
 
@@ -386,6 +562,13 @@ def decode_payload(payload: str) -> tuple[list[Any], dict[str, Any]]:
 def from_ts(value: float | None) -> datetime | None:
     """POSIX seconds to an aware UTC datetime (None stays None)."""
     return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def trace_id_of(traceparent: str | None) -> str | None:
+    """The trace id (32 hex digits) of a W3C ``traceparent`` (``00-<trace id>-<span id>-<flags>``)."""
+    if not traceparent or len(traceparent) < 35:
+        return None
+    return traceparent[3:35]
 
 
 def _iso(value: datetime | None) -> str | None:

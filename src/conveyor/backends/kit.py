@@ -28,6 +28,15 @@ key is the newest waiting (``pending``/``retry``) job with it, else the newest
 ``replace`` rewrites a waiting holder's payload, priority, due time, attempt
 budget and callback, and stores a new job when the holder already runs.
 
+The error filter (``JobQuery.error``): a job matches when its last error contains the
+text as a plain, case-sensitive substring (no wildcards: ``%``, ``_`` and pattern
+characters are just characters); a job without an error never matches.
+
+Bulk deletion (``delete_many``): every job matching the filters is deleted with its
+attempt records and unused idempotency keys, except ``processing`` ones, which are
+counted as skipped. The action trail (``record_actions``) is never pruned with jobs:
+the record of a deletion outlives the job it names.
+
 The claim order: higher ``priority`` first, then earlier ``run_at``, then the
 smaller id (ids sort by creation time, so this is FIFO).
 """
@@ -42,15 +51,22 @@ from ..errors import InvalidState, JobNotFound
 from ..states import ALL_STATES, State
 from .base import (
     WORKER_LOST,
+    ActionRecord,
     AttemptRecord,
+    Gauges,
     JobQuery,
     JobRecord,
     NewJob,
     Outcome,
     OutcomeKind,
+    ProgressUpdate,
+    QueueGauges,
     Stats,
+    WorkerBeat,
+    WorkerRecord,
     decode_payload,
     from_ts,
+    trace_id_of,
 )
 
 #: Every outcome kind of ``finish_many``, in the protocol's order.
@@ -79,6 +95,8 @@ JOB_FIELDS: Final = (
     "cancel_requested",
     "on_complete",
     "prior_attempts",
+    "progress",
+    "trace_context",
 )
 
 #: The columns of an attempt row, in order.
@@ -94,7 +112,11 @@ ATTEMPT_FIELDS: Final = (
     "status_code",
     "response_excerpt",
     "payload",
+    "trace_id",
 )
+
+#: The columns of an action row, in order (``detail`` is JSON text or None).
+ACTION_FIELDS: Final = ("id", "at", "actor", "role", "action", "job_id", "count", "detail")
 
 #: The error recorded on a waiting job cancelled before any worker took it.
 CANCELLED_BEFORE_RUN: Final = "cancelled before it ran"
@@ -159,6 +181,7 @@ def query_params(query: JobQuery) -> dict[str, Any]:
         "task": query.task,
         "created_after": query.created_after,
         "created_before": query.created_before,
+        "error": query.error,
         "limit": query.limit,
         "offset": query.offset,
     }
@@ -213,6 +236,8 @@ def job_record(row: Fields, attempts: Iterable[AttemptRecord] = ()) -> JobRecord
         on_complete=row["on_complete"],
         attempts=list(attempts),
         prior_attempts=int(row["prior_attempts"] or 0),  # a Redis hash omits it until a resubmit
+        progress=progress_of(row["progress"]),
+        trace_id=trace_id_of(row["trace_context"]),
     )
 
 
@@ -234,6 +259,7 @@ def attempt_record(row: Fields) -> AttemptRecord:
         response_excerpt=row["response_excerpt"],
         args=args,
         kwargs=kwargs,
+        trace_id=row["trace_id"],
     )
 
 
@@ -255,6 +281,7 @@ def outcome_attempt(outcome: Outcome, payload: str | None = None) -> dict[str, A
         "status_code": outcome.status_code,
         "response_excerpt": outcome.response_excerpt,
         "payload": payload,
+        "trace_id": outcome.trace_id,
     }
 
 
@@ -280,12 +307,109 @@ def reaped_attempt(
         "status_code": None,
         "response_excerpt": None,
         "payload": payload,
+        "trace_id": None,
     }
+
+
+def action_record(row: Fields) -> ActionRecord:
+    """An ActionRecord from a row with the :data:`ACTION_FIELDS` (``at`` as POSIX seconds)."""
+    detail = row["detail"]
+    return ActionRecord(
+        id=int(row["id"]),
+        at=from_ts(float(row["at"])),  # type: ignore[arg-type]
+        actor=row["actor"],
+        role=row["role"] or None,
+        action=row["action"],
+        job_id=row["job_id"] or None,
+        count=int(row["count"]),
+        detail=None if not detail else json.loads(detail),
+    )
+
+
+def action_job_id(job_ids: tuple[str, ...]) -> str | None:
+    """The ``job_id`` an action row carries: its job when it names exactly one, else None."""
+    return job_ids[0] if len(job_ids) == 1 else None
 
 
 def by_position(names: tuple[str, ...], row: Iterable[Any]) -> dict[str, Any]:
     """A positional row as a mapping of ``names`` (engines that return tuples)."""
     return dict(zip(names, row, strict=True))
+
+
+# -- observability -------------------------------------------------------------------
+#: How long a worker stays listed after its last beat, in heartbeats: three missed beats.
+MISSED_BEATS_ALLOWED: Final = 3
+
+
+def gauges_from(
+    groups: Iterable[tuple[str, str, int]],
+    oldest_ages: Iterable[tuple[str, float | None]],
+    estimated: frozenset[str] = frozenset(),
+) -> Gauges:
+    """Gauges from ``(queue, state, count)`` groups and ``(queue, oldest due pending age)`` pairs."""
+    counts: dict[str, dict[str, int]] = {}
+    for queue, state, n in groups:
+        per_state = counts.setdefault(queue, dict.fromkeys(ALL_STATES, 0))
+        per_state[state] += int(n)
+    ages = {queue: None if age is None else max(0.0, float(age)) for queue, age in oldest_ages}
+    queues = {
+        queue: QueueGauges(counts.get(queue, dict.fromkeys(ALL_STATES, 0)), ages.get(queue))
+        for queue in sorted(set(counts) | set(ages))
+    }
+    return Gauges(queues, estimated)
+
+
+def progress_text(update: ProgressUpdate, now: float) -> str:
+    """The stored JSON of a progress update, stamped with the backend's ``now``."""
+    return json.dumps(
+        {"fraction": update.fraction, "message": update.message, "updated_at": now}, separators=(",", ":")
+    )
+
+
+def progress_of(stored: str | None) -> dict[str, Any] | None:
+    """The job JSON's ``progress`` from its stored text (``updated_at`` as ISO-8601)."""
+    if not stored:
+        return None
+    data = json.loads(stored)
+    moment = from_ts(data.get("updated_at"))
+    return {
+        "fraction": data.get("fraction"),
+        "message": data.get("message"),
+        "updated_at": None if moment is None else moment.isoformat(),
+    }
+
+
+def worker_info(beat: WorkerBeat) -> str:
+    """A worker's beat as the JSON text the registry stores."""
+    return json.dumps(
+        {
+            "id": beat.id,
+            "host": beat.host,
+            "pid": beat.pid,
+            "queues": list(beat.queues),
+            "concurrency": beat.concurrency,
+            "running": list(beat.running),
+            "started_at": beat.started_at,
+            "version": beat.version,
+        },
+        separators=(",", ":"),
+    )
+
+
+def worker_record(info: str, last_seen_at: float) -> WorkerRecord:
+    """A registry entry from its stored JSON and the backend's time of the last beat."""
+    data = json.loads(info)
+    beat = WorkerBeat(
+        id=data["id"],
+        host=data["host"],
+        pid=int(data["pid"]),
+        queues=tuple(data["queues"]),
+        concurrency=int(data["concurrency"]),
+        running=tuple(data["running"]),
+        started_at=float(data["started_at"]),
+        version=data["version"],
+    )
+    return WorkerRecord(beat, float(last_seen_at))
 
 
 # -- errors --------------------------------------------------------------------------

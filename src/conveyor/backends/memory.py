@@ -14,6 +14,7 @@ engines store, so every job goes through the same JSON round trip.
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import threading
@@ -28,19 +29,27 @@ from ..states import LIVE_STATES, RESUBMITTABLE, State
 from . import kit
 from .base import (
     WORKER_LOST,
+    ActionRecord,
     AttemptRecord,
+    BulkDeletion,
     ClaimedJob,
     ClaimRequest,
     EnqueueResult,
+    Gauges,
     JobQuery,
     JobRecord,
     Lease,
     LeaseRenewal,
+    NewAction,
     NewJob,
     Outcome,
     Page,
+    ProgressUpdate,
     ReapResult,
     Stats,
+    WorkerBeat,
+    WorkerRecord,
+    from_ts,
 )
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
@@ -86,6 +95,8 @@ class _Job:
     lease_expires_at: float | None = None
     cancel_requested: bool = False
     prior_attempts: int = 0
+    progress: str | None = None  # JSON text, as the other engines store it
+    trace_context: str | None = None
 
     def __getitem__(self, name: str) -> Any:
         """Read a column by name, as the kit's row mapping does."""
@@ -115,6 +126,11 @@ class _Store:
     #: Attempt records, oldest first, overall and by job.
     audit_log: list[AttemptRecord] = field(default_factory=list)
     attempts: dict[str, list[AttemptRecord]] = field(default_factory=dict)
+    #: The operators' actions, oldest first, and the ids of those naming each job.
+    actions: list[ActionRecord] = field(default_factory=list)
+    job_actions: dict[str, list[int]] = field(default_factory=dict)
+    #: The worker registry: id -> (beat JSON, last seen, expires at).
+    workers: dict[str, tuple[str, float, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.changed = threading.Condition(self.lock)
@@ -191,6 +207,7 @@ class MemoryBackend:
                 holder.payload, holder.priority = new.payload, new.priority
                 holder.run_at = kit.due_time(new, now)
                 holder.max_attempts, holder.on_complete = new.max_attempts, new.on_complete
+                holder.trace_context = new.trace_context
                 return EnqueueResult(holder.id, holder.state, False)
             # replace mode with a running or finished holder: the newest arguments run next.
         job = _Job(
@@ -205,6 +222,7 @@ class MemoryBackend:
             created_at=now,
             key=new.key,
             on_complete=new.on_complete,
+            trace_context=new.trace_context,
         )
         store.jobs[job.id] = job
         store.waiting.setdefault(job.queue, set()).add(job.id)
@@ -387,6 +405,7 @@ class MemoryBackend:
             and (query.task is None or job.task == query.task)
             and (query.created_after is None or job.created_at >= query.created_after)
             and (query.created_before is None or job.created_at < query.created_before)
+            and (query.error is None or (job.error is not None and query.error in job.error))
         ]
         jobs.sort(key=lambda job: (job.created_at, job.id), reverse=True)
         return jobs
@@ -428,20 +447,21 @@ class MemoryBackend:
         job.state, job.prior_attempts, job.run_at = "pending", job.attempt, now
         job.payload = job.payload if payload is None else payload
         job.started_at = job.finished_at = None
-        job.error = job.traceback = job.result = job.worker = None
+        job.error = job.traceback = job.result = job.worker = job.progress = None
         job.cancel_requested = False
         self._store.waiting.setdefault(job.queue, set()).add(job.id)
 
-    def resubmit_many(self, query: JobQuery, payload: str | None = None) -> int:
-        """Resubmit every failed/cancelled job matching ``query`` (limit/offset ignored)."""
+    def resubmit_many(self, query: JobQuery, payload: str | None = None) -> list[str]:
+        """Resubmit every failed/cancelled job matching ``query``, oldest first; their ids."""
         with self._store.changed:
             now = time.time()
             jobs = [job for job in self._matching(query) if job.state in RESUBMITTABLE]
-            for job in reversed(jobs):  # oldest first, as the other engines do
+            jobs.reverse()  # oldest first, as the other engines do
+            for job in jobs:
                 self._resubmit(job, payload, now)
             if jobs:
                 self._store.changed.notify_all()
-        return len(jobs)
+        return [job.id for job in jobs]
 
     def cancel(self, job_id: str) -> JobRecord:
         """Waiting: cancelled now. Processing: flagged; the worker's heartbeat carries it."""
@@ -467,6 +487,14 @@ class MemoryBackend:
             if job.state == "processing":
                 raise kit.cannot_delete(job_id)
             self._forget([job])
+
+    def delete_many(self, query: JobQuery) -> BulkDeletion:
+        """Delete every matching job but the processing ones (counted as skipped)."""
+        with self._store.lock:
+            matched = self._matching(query)
+            doomed = [job for job in matched if job.state != "processing"]
+            self._forget(doomed)
+        return BulkDeletion([job.id for job in doomed], len(matched) - len(doomed))
 
     def _forget(self, jobs: list[_Job]) -> None:
         """Remove jobs with their attempt records and key entries. Call with the lock held."""
@@ -503,6 +531,86 @@ class MemoryBackend:
             newest_first = records[::-1]
         return newest_first[offset : offset + max(limit, 0)]
 
+    def record_actions(self, actions: Sequence[NewAction]) -> None:
+        """Store actions with their job links."""
+        with self._store.lock:
+            now = time.time()
+            for action in actions:
+                record = ActionRecord(
+                    id=len(self._store.actions) + 1,
+                    at=from_ts(now),  # type: ignore[arg-type]
+                    actor=action.actor,
+                    role=action.role,
+                    action=action.action,
+                    job_id=kit.action_job_id(action.job_ids),
+                    count=action.count,
+                    detail=None if action.detail is None else json.loads(action.detail),
+                )
+                self._store.actions.append(record)
+                for job_id in action.job_ids:
+                    self._store.job_actions.setdefault(job_id, []).append(record.id)
+
+    def list_actions(self, job_id: str | None = None, limit: int = 50, offset: int = 0) -> list[ActionRecord]:
+        """Recorded actions, newest first, optionally only those naming ``job_id``."""
+        with self._store.lock:
+            actions = self._store.actions
+            if job_id is None:
+                found = actions[::-1]
+            else:
+                found = [actions[i - 1] for i in reversed(self._store.job_actions.get(job_id, []))]
+        return found[offset : offset + max(limit, 0)]
+
+    # -- observability -------------------------------------------------------------
+    def workers_beat(self, beats: Sequence[WorkerBeat], ttl_seconds: float) -> None:
+        """Register or renew workers until ``ttl_seconds`` from now."""
+        with self._store.lock:
+            now = time.time()
+            for beat in beats:
+                self._store.workers[beat.id] = (kit.worker_info(beat), now, now + ttl_seconds)
+
+    def workers_remove(self, worker_ids: Sequence[str]) -> None:
+        """Take workers off the list."""
+        with self._store.lock:
+            for worker_id in worker_ids:
+                self._store.workers.pop(worker_id, None)
+
+    def workers_live(self) -> list[WorkerRecord]:
+        """Workers whose beat has not expired, oldest first; expired ones are forgotten."""
+        with self._store.lock:
+            now = time.time()
+            workers = self._store.workers
+            for worker_id in [w for w, (_, _, expires) in workers.items() if expires < now]:
+                del workers[worker_id]
+            entries = list(workers.values())
+        records = [kit.worker_record(info, seen) for info, seen, _ in entries]
+        return sorted(records, key=lambda r: (r.beat.started_at, r.beat.id))
+
+    def queue_gauges(self) -> Gauges:
+        """Counts by queue and state, and each queue's oldest due pending job's age."""
+        counts: dict[tuple[str, str], int] = {}
+        oldest: dict[str, float] = {}
+        with self._store.lock:
+            now = time.time()
+            for job in self._store.jobs.values():
+                counts[job.queue, job.state] = counts.get((job.queue, job.state), 0) + 1
+                if (
+                    job.state == "pending"
+                    and job.run_at <= now
+                    and job.run_at < oldest.get(job.queue, now + 1)
+                ):
+                    oldest[job.queue] = job.run_at
+        groups = [(queue, state, n) for (queue, state), n in counts.items()]
+        return kit.gauges_from(groups, [(queue, now - due) for queue, due in oldest.items()])
+
+    def jobs_progress(self, updates: Sequence[ProgressUpdate]) -> None:
+        """Store progress on the jobs whose lease the update still holds."""
+        with self._store.lock:
+            now = time.time()
+            for update in updates:
+                job = self._held(update.job_id, update.lease_token)
+                if job is not None:
+                    job.progress = kit.progress_text(update, now)
+
 
 def _claimed(job: _Job, token: str) -> ClaimedJob:
     return ClaimedJob(
@@ -519,6 +627,7 @@ def _claimed(job: _Job, token: str) -> ClaimedJob:
         created_at=job.created_at,
         run_at=job.run_at,
         prior_attempts=job.prior_attempts,
+        trace_context=job.trace_context,
     )
 
 

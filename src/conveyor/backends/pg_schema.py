@@ -26,10 +26,10 @@ MIGRATIONS: dict[int, str] = {
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 #: Blocks with a ``{filters}`` placeholder, completed per query by :meth:`Queries.filtered`.
-_FILTERED = ("list_jobs", "count_jobs", "resubmit_many")
+_FILTERED = ("list_jobs", "count_jobs", "resubmit_many", "delete_many")
 #: Blocks spliced into others by name (``{job_columns}``...), formatted for the schema first.
-_FRAGMENTS = ("job_columns", "attempt_columns", "waiting_levels")
-_FILTER_FIELDS = ("status", "queue", "task", "created_after", "created_before")
+_FRAGMENTS = ("job_columns", "attempt_columns", "action_columns", "waiting_levels")
+_FILTER_FIELDS = ("status", "queue", "task", "created_after", "created_before", "error")
 
 
 def literal(text: str) -> LiteralString:

@@ -29,7 +29,9 @@ from ..states import State
 from . import kit, pg_schema
 from .base import (
     WORKER_LOST,
+    ActionRecord,
     AttemptRecord,
+    BulkDeletion,
     ClaimedJob,
     ClaimRequest,
     EnqueueResult,
@@ -37,6 +39,7 @@ from .base import (
     JobRecord,
     Lease,
     LeaseRenewal,
+    NewAction,
     NewJob,
     Outcome,
     Page,
@@ -44,6 +47,7 @@ from .base import (
     Stats,
 )
 from .pg_listener import Listener, Snapshot
+from .pg_observe import PostgresObservability
 from .pg_schema import MIGRATIONS, SCHEMA_VERSION, Queries, first
 from .pg_session import configure_session, is_connection_failure, is_stale
 from .pg_url import PostgresOptions, parse_postgres_url, redact
@@ -66,7 +70,7 @@ def _connect_failure(exc: psycopg.Error) -> str:
     return " ".join(reason.split()).removeprefix("FATAL: ")
 
 
-class PostgresBackend:
+class PostgresBackend(PostgresObservability):
     """The Backend protocol on PostgreSQL (see module docstring and docs/postgres.md)."""
 
     def __init__(self, url: str, *, key_retention: float = 86400.0) -> None:
@@ -267,14 +271,21 @@ class PostgresBackend:
         keyed = any(job.key is not None for job in jobs)
         params = self.enqueue_params(jobs, keyed)
         query = self.queries["enqueue_jobs" if keyed else "insert_jobs"]
-        if connection is None:
+        traced = keyed and any(job.trace_context for job in jobs)
+        if connection is None and not traced:
             rows = self._execute(query, params)
+        elif connection is None:
+            with self._conn() as conn, conn.transaction():
+                rows = conn.execute(query, params).fetchall()
+                conn.execute(self.queries["set_trace_contexts"], self.trace_params(jobs, rows))
         else:
             caller = self._caller_connection(connection)
             if not self._ready:
                 self._check_schema()
             with caller.cursor(row_factory=tuple_row) as cur:
                 rows = cur.execute(query, params).fetchall()
+                if traced:
+                    cur.execute(self.queries["set_trace_contexts"], self.trace_params(jobs, rows))
         if keyed:
             return [EnqueueResult(r[0], r[1], r[2]) for r in rows]
         return [EnqueueResult(job.id, "pending", True) for job in jobs]
@@ -293,12 +304,20 @@ class PostgresBackend:
             "on_completes": [j.on_complete for j in jobs],
         }
         if not keyed:
+            params["trace_contexts"] = [j.trace_context for j in jobs]
             params["notify"] = list(dict.fromkeys(j.queue for j in jobs))
         else:
             params["keys"] = [j.key for j in jobs]
             params["key_modes"] = [j.key_mode for j in jobs]
             params["key_retention"] = float(self.key_retention)
         return params
+
+    @staticmethod
+    def trace_params(jobs: Sequence[NewJob], rows: Sequence[Any]) -> dict[str, Any]:
+        """Values of ``set_trace_contexts``: the keyed jobs created (a matched key keeps its own)."""
+        created = {r[0] for r in rows if r[2]}
+        traced = [j for j in jobs if j.trace_context and j.id in created]
+        return {"ids": [j.id for j in traced], "trace_contexts": [j.trace_context for j in traced]}
 
     @staticmethod
     def _caller_connection(connection: Any) -> Conn:
@@ -355,6 +374,7 @@ class PostgresBackend:
                 created_at=r[9],
                 run_at=r[10],
                 prior_attempts=r[11],
+                trace_context=r[12],
             )
             for r in rows
         ]
@@ -503,6 +523,9 @@ class PostgresBackend:
             params[f"{kind}_excerpts"] = [o.response_excerpt for o in group]
         params["completed_results"] = [o.result for o in outcomes if o.kind == "completed"]
         params["retry_delays"] = [float(o.retry_delay) for o in outcomes if o.kind == "retry"]
+        traced = [o for o in outcomes if o.trace_id is not None]
+        params["traced_ids"] = [o.job_id for o in traced]
+        params["trace_ids"] = [o.trace_id for o in traced]
         return params
 
     def reap_expired(self, limit: int = 500) -> ReapResult:
@@ -545,12 +568,23 @@ class PostgresBackend:
             raise kit.job_vanished(job_id, "resubmitted")
         return record
 
-    def resubmit_many(self, query: JobQuery, payload: str | None = None) -> int:
-        """Resubmit all failed/cancelled jobs matching ``query`` (limit/offset ignored)."""
+    def resubmit_many(self, query: JobQuery, payload: str | None = None) -> list[str]:
+        """Resubmit all failed/cancelled jobs matching ``query`` (limit/offset ignored), oldest first."""
         params = {**kit.query_params(query), "payload": payload}
         with self._custom_plans() as conn:
             row = conn.execute(self.queries.filtered("resubmit_many", query), params).fetchone()
-        return int(first(row))
+        if row is None:
+            raise RuntimeError("query returned no row")
+        return list(row[2])
+
+    def delete_many(self, query: JobQuery) -> BulkDeletion:
+        """Delete every matching job but the processing ones, in one statement."""
+        params = kit.query_params(query)
+        with self._custom_plans() as conn:
+            row = conn.execute(self.queries.filtered("delete_many", query), params).fetchone()
+        if row is None:
+            raise RuntimeError("query returned no row")
+        return BulkDeletion(list(row[0]), int(row[1]))
 
     def cancel(self, job_id: str) -> JobRecord:
         """Waiting: cancelled now. Processing: flagged; the worker's heartbeat carries it."""
@@ -595,6 +629,33 @@ class PostgresBackend:
                 self.queries["audits_job"], {"job_id": job_id, "limit": limit, "offset": offset}
             )
         return [_attempt(r) for r in rows]
+
+    # -- the operators' action trail -----------------------------------------------------
+    def record_actions(self, actions: Sequence[NewAction]) -> None:
+        """Store actions and their job links in one transaction."""
+        with self._conn() as conn, conn.transaction():
+            for action in actions:
+                row = {
+                    "actor": action.actor,
+                    "role": action.role,
+                    "action": action.action,
+                    "job_id": kit.action_job_id(action.job_ids),
+                    "count": action.count,
+                    "detail": action.detail,
+                }
+                action_id = first(conn.execute(self.queries["insert_action"], row).fetchone())
+                if action.job_ids:
+                    links = {"action_id": action_id, "job_ids": list(action.job_ids)}
+                    conn.execute(self.queries["insert_action_jobs"], links)
+
+    def list_actions(self, job_id: str | None = None, limit: int = 50, offset: int = 0) -> list[ActionRecord]:
+        """Recorded actions, newest first, optionally only those naming ``job_id``."""
+        if job_id is None:
+            rows = self._execute(self.queries["actions_all"], {"limit": limit, "offset": offset})
+        else:
+            params = {"job_id": job_id, "limit": limit, "offset": offset}
+            rows = self._execute(self.queries["actions_job"], params)
+        return [kit.action_record(kit.by_position(kit.ACTION_FIELDS, r)) for r in rows]
 
 
 def _float(value: float | None) -> float | None:

@@ -32,19 +32,26 @@ from ..states import ALL_STATES, State
 from . import kit
 from .base import (
     WORKER_LOST,
+    ActionRecord,
     AttemptRecord,
+    BulkDeletion,
     ClaimedJob,
     ClaimRequest,
     EnqueueResult,
+    Gauges,
     JobQuery,
     JobRecord,
     Lease,
     LeaseRenewal,
+    NewAction,
     NewJob,
     Outcome,
     Page,
+    ProgressUpdate,
     ReapResult,
     Stats,
+    WorkerBeat,
+    WorkerRecord,
 )
 from .redis_support import (
     MAX_BLOCK,
@@ -61,7 +68,7 @@ from .redis_support import (
 SCHEMA_VERSION = 1
 #: Jobs per enqueue script call: bounds one call's arguments and run time.
 ENQUEUE_CHUNK = 2000
-#: Ids per resubmit script call in ``resubmit_many``.
+#: Ids per script call in ``resubmit_many`` and ``delete_many``.
 RESUBMIT_CHUNK = 500
 
 
@@ -77,9 +84,9 @@ def enqueue_args(jobs: Sequence[NewJob]) -> list[Any]:
         run_at = "" if job.run_at is None else _num(job.run_at)
         meta = (
             f"{job.id}|{job.task}|{job.queue}|{job.priority}|{run_at}|{_num(job.delay)}|"
-            f"{job.max_attempts}|{job.key_mode}"
+            f"{job.max_attempts}|{job.key_mode}|{job.trace_context or ''}"
         )
-        if meta.count("|") != 7:
+        if meta.count("|") != 8:
             raise InvalidName(f"job {job.id!r}: id, task and queue may not contain '|' ({meta!r})")
         args += (meta, job.payload, job.key or "", job.on_complete or "")
     return args
@@ -240,8 +247,9 @@ class RedisBackend:
                 created_at=float(flat[i + 9]),
                 run_at=float(flat[i + 10]),
                 prior_attempts=int(flat[i + 11] or 0),
+                trace_context=flat[i + 12],
             )
-            for i in range(0, len(flat), 12)
+            for i in range(0, len(flat), 13)
         ]
 
     @translate_errors
@@ -333,7 +341,17 @@ class RedisBackend:
 
     def _list(self, mode: str, status: str | None, query: JobQuery) -> Any:
         low, high = self._range(query)
-        args = [mode, status or "", query.queue or "", low, high, query.offset, query.limit, query.task or ""]
+        args = [
+            mode,
+            status or "",
+            query.queue or "",
+            low,
+            high,
+            query.offset,
+            query.limit,
+            query.task or "",
+            query.error or "",
+        ]
         return self._run("list", args, retry=True)
 
     @translate_errors
@@ -374,20 +392,38 @@ class RedisBackend:
         return self._reread(job_id, "resubmitted")
 
     @translate_errors
-    def resubmit_many(self, query: JobQuery, payload: str | None = None) -> int:
-        """Resubmit every failed/cancelled job matching ``query``, oldest first; returns how many."""
+    def resubmit_many(self, query: JobQuery, payload: str | None = None) -> list[str]:
+        """Resubmit every failed/cancelled job matching ``query``, oldest first; their ids."""
         states = [s for s in ("failed", "cancelled") if query.status in (None, s)]
         found: list[tuple[float, str]] = []
         for state in states:
             flat = self._list("ids", state, query)
             found += ((float(flat[i + 1]), flat[i]) for i in range(0, len(flat), 2))
         ids = [job_id for _, job_id in sorted(found)]
-        done = 0
+        done: list[str] = []
         for start in range(0, len(ids), RESUBMIT_CHUNK):
             # Each chunk re-checks states atomically.
-            codes = self._resubmit(ids[start : start + RESUBMIT_CHUNK], payload)
-            done += codes.count("ok")
+            chunk = ids[start : start + RESUBMIT_CHUNK]
+            codes = self._resubmit(chunk, payload)
+            done += (job_id for job_id, code in zip(chunk, codes, strict=True) if code == "ok")
         return done
+
+    @translate_errors
+    def delete_many(self, query: JobQuery) -> BulkDeletion:
+        """Delete every matching job but the processing ones: listed first, then deleted in chunks.
+
+        Each chunk re-checks, atomically, that a job is still in the state it was listed for
+        and not running; a job that changed meanwhile is left alone and not counted.
+        """
+        flat = self._list("ids", query.status, query)
+        ids = sorted(flat[i] for i in range(0, len(flat), 2))
+        deleted: list[str] = []
+        skipped = 0
+        for start in range(0, len(ids), RESUBMIT_CHUNK):
+            reply = self._run("delete_many", [query.status or "", *ids[start : start + RESUBMIT_CHUNK]])
+            skipped += int(reply[0])
+            deleted += reply[1:]
+        return BulkDeletion(deleted, skipped)
 
     @translate_errors
     def cancel(self, job_id: str) -> JobRecord:
@@ -431,6 +467,76 @@ class RedisBackend:
             return [decode_attempt(job_id, text) for text in reversed(texts)]
         flat = self._run("audits", [offset, limit], retry=True)
         return [decode_attempt(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+
+    # -- the operators' action trail ---------------------------------------------------
+    @translate_errors
+    def record_actions(self, actions: Sequence[NewAction]) -> None:
+        """Store actions and their job links in one script call."""
+        args: list[Any] = []
+        for a in actions:
+            job_id = kit.action_job_id(a.job_ids) or ""
+            args += (a.actor, a.role or "", a.action, job_id, a.count, a.detail or "", len(a.job_ids))
+            args += a.job_ids
+        if args:
+            self._run("actions_record", args)
+
+    @translate_errors
+    def list_actions(self, job_id: str | None = None, limit: int = 50, offset: int = 0) -> list[ActionRecord]:
+        """Recorded actions, newest first, optionally only those naming ``job_id``."""
+        flat = self._run("actions_list", [job_id or "", offset, limit], retry=True)
+        width = len(kit.ACTION_FIELDS)
+        return [
+            kit.action_record(kit.by_position(kit.ACTION_FIELDS, flat[i : i + width]))
+            for i in range(0, len(flat), width)
+        ]
+
+    # -- observability -------------------------------------------------------------
+    @translate_errors
+    def workers_beat(self, beats: Sequence[WorkerBeat], ttl_seconds: float) -> None:
+        """Register or renew workers until ``ttl_seconds`` from the server's now (one script)."""
+        if beats:
+            args: list[Any] = [_num(ttl_seconds)]
+            for beat in beats:
+                args += (beat.id, kit.worker_info(beat))
+            self._run("workers_beat", args, retry=True)
+
+    @translate_errors
+    def workers_remove(self, worker_ids: Sequence[str]) -> None:
+        """Take workers off the list."""
+        if worker_ids:
+            self._run("workers_remove", list(worker_ids), retry=True)
+
+    @translate_errors
+    def workers_live(self) -> list[WorkerRecord]:
+        """Workers whose beat has not expired, oldest first."""
+        flat = self._run("workers_live", [], retry=True)
+        records = [kit.worker_record(flat[i + 1], float(flat[i + 2])) for i in range(0, len(flat), 3)]
+        return sorted(records, key=lambda r: (r.beat.started_at, r.beat.id))
+
+    @translate_errors
+    def queue_gauges(self) -> Gauges:
+        """Counts by queue and state (index cardinalities) and each queue's oldest due pending age."""
+        flat = self._run("gauges", ALL_STATES, retry=True)
+        now = float(flat[0])
+        width = 2 + len(ALL_STATES)
+        groups: list[tuple[str, str, int]] = []
+        oldest: list[tuple[str, float | None]] = []
+        for i in range(1, len(flat), width):
+            queue, due = flat[i], flat[i + 1]
+            groups += [(queue, s, int(n)) for s, n in zip(ALL_STATES, flat[i + 2 : i + width], strict=True)]
+            oldest.append((queue, None if due is None else now - float(due)))
+        return kit.gauges_from(groups, oldest)
+
+    @translate_errors
+    def jobs_progress(self, updates: Sequence[ProgressUpdate]) -> None:
+        """Store progress on the jobs whose lease each update still holds (one script)."""
+        if not updates:
+            return
+        args: list[Any] = []
+        for u in updates:
+            fraction = "" if u.fraction is None else repr(float(u.fraction))
+            args += (u.job_id, u.lease_token, fraction, u.message or "", 0 if u.message is None else 1)
+        self._run("progress", args, retry=True)
 
 
 __all__ = ["RedisBackend"]

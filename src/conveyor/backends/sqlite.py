@@ -23,23 +23,35 @@ from ..states import State
 from . import kit, sqlfile
 from .base import (
     WORKER_LOST,
+    ActionRecord,
     AttemptRecord,
+    BulkDeletion,
     ClaimedJob,
     ClaimRequest,
     EnqueueResult,
+    Gauges,
     JobQuery,
     JobRecord,
     Lease,
     LeaseRenewal,
+    NewAction,
     NewJob,
     Outcome,
     Page,
+    ProgressUpdate,
     ReapResult,
     Stats,
+    WorkerBeat,
+    WorkerRecord,
 )
 
 SQL = sqlfile.load("sqlite.sql")
-MIGRATIONS = {1: SQL["migration_001"], 2: SQL["migration_002"]}
+#: Migration blocks by version (``migration_NNN`` in sqlite.sql); a file records each one applied.
+MIGRATIONS = {
+    int(name.removeprefix("migration_")): block
+    for name, block in SQL.items()
+    if name.startswith("migration_")
+}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 _FINISH = {
@@ -201,7 +213,7 @@ class SQLiteBackend:
                 SQL["insert_plain_jobs"],
                 [
                     (j.id, j.task, j.queue, j.payload, j.priority, kit.due_time(j, now),
-                     now, j.max_attempts, j.on_complete)
+                     now, j.max_attempts, j.on_complete, j.trace_context)
                     for j in jobs
                 ],
             )  # fmt: skip
@@ -220,6 +232,7 @@ class SQLiteBackend:
             "max_attempts": job.max_attempts,
             "key": job.key,
             "on_complete": job.on_complete,
+            "trace_context": job.trace_context,
         }
 
     def _enqueue_one(self, conn: sqlite3.Connection, job: NewJob, now: float) -> EnqueueResult:
@@ -283,6 +296,7 @@ class SQLiteBackend:
                 created_at=r["created_at"],
                 run_at=r["run_at"],
                 prior_attempts=r["prior_attempts"],
+                trace_context=r["trace_context"],
             )
             for r in rows
         ]
@@ -412,13 +426,13 @@ class SQLiteBackend:
         if cur.rowcount == 0:
             raise kit.cannot_resubmit(job_id, self._state_of(conn, job_id))
 
-    def resubmit_many(self, query: JobQuery, payload: str | None = None) -> int:
-        """Resubmit all failed/cancelled jobs matching ``query``; returns how many."""
+    def resubmit_many(self, query: JobQuery, payload: str | None = None) -> list[str]:
+        """Resubmit all failed/cancelled jobs matching ``query``, oldest first; their ids."""
         with self._write() as conn:
             ids = [r[0] for r in conn.execute(SQL["resubmittable_ids"], kit.query_params(query))]
             for job_id in ids:
                 self._resubmit_one(conn, job_id, payload)
-        return len(ids)
+        return ids
 
     def cancel(self, job_id: str) -> JobRecord:
         """Waiting: cancelled now. Processing: flagged; the worker stops it."""
@@ -438,6 +452,15 @@ class SQLiteBackend:
                 self._state_of(conn, job_id)
                 raise kit.cannot_delete(job_id)
             conn.execute(SQL["delete_attempts"], {"id": job_id})
+
+    def delete_many(self, query: JobQuery) -> BulkDeletion:
+        """Delete every matching job but the processing ones, in one write transaction."""
+        with self._write() as conn:
+            rows = conn.execute(SQL["matching_jobs"], kit.query_params(query)).fetchall()
+            doomed = [{"id": r[0]} for r in rows if r[1] != "processing"]
+            conn.executemany(SQL["delete_job"], doomed)
+            conn.executemany(SQL["delete_attempts"], doomed)
+        return BulkDeletion([d["id"] for d in doomed], len(rows) - len(doomed))
 
     @staticmethod
     def _state_of(conn: sqlite3.Connection, job_id: str) -> str:
@@ -464,6 +487,71 @@ class SQLiteBackend:
         else:
             rows = conn.execute(SQL["audits_job"], {"job_id": job_id, "limit": limit, "offset": offset})
         return [kit.attempt_record(r) for r in rows]
+
+    def record_actions(self, actions: Sequence[NewAction]) -> None:
+        """Store actions and their job links in one write transaction."""
+        with self._write() as conn:
+            now = time.time()
+            for action in actions:
+                row = {
+                    "at": now,
+                    "actor": action.actor,
+                    "role": action.role,
+                    "action": action.action,
+                    "job_id": kit.action_job_id(action.job_ids),
+                    "count": action.count,
+                    "detail": action.detail,
+                }
+                (action_id,) = conn.execute(SQL["insert_action"], row).fetchone()
+                conn.executemany(SQL["insert_action_job"], [(action_id, j) for j in action.job_ids])
+
+    def list_actions(self, job_id: str | None = None, limit: int = 50, offset: int = 0) -> list[ActionRecord]:
+        """Recorded actions, newest first, optionally only those naming ``job_id``."""
+        conn = self._conn()
+        if job_id is None:
+            rows = conn.execute(SQL["actions_all"], {"limit": limit, "offset": offset})
+        else:
+            rows = conn.execute(SQL["actions_job"], {"job_id": job_id, "limit": limit, "offset": offset})
+        return [kit.action_record(kit.by_position(kit.ACTION_FIELDS, r)) for r in rows]
+
+    # -- observability -------------------------------------------------------------
+    def workers_beat(self, beats: Sequence[WorkerBeat], ttl_seconds: float) -> None:
+        """Register or renew workers until ``ttl_seconds`` from now, in one transaction."""
+        now = time.time()
+        rows = [
+            {"id": b.id, "info": kit.worker_info(b), "now": now, "expires": now + ttl_seconds} for b in beats
+        ]
+        with self._write() as conn:
+            conn.executemany(SQL["worker_beat"], rows)
+            conn.execute(SQL["workers_forget_expired"], {"now": now})
+
+    def workers_remove(self, worker_ids: Sequence[str]) -> None:
+        """Take workers off the list."""
+        with self._write() as conn:
+            conn.executemany(SQL["worker_remove"], [{"id": w} for w in worker_ids])
+
+    def workers_live(self) -> list[WorkerRecord]:
+        """Workers whose beat has not expired, oldest first."""
+        rows = self._conn().execute(SQL["workers_live"], {"now": time.time()}).fetchall()
+        records = [kit.worker_record(r["info"], r["last_seen_at"]) for r in rows]
+        return sorted(records, key=lambda r: (r.beat.started_at, r.beat.id))
+
+    def queue_gauges(self) -> Gauges:
+        """Counts by queue and state (the state index), and each queue's oldest due pending job."""
+        conn = self._conn()
+        groups = conn.execute(SQL["stats"]).fetchall()
+        now = time.time()
+        oldest = conn.execute(SQL["oldest_pending_by_queue"], {"now": now}).fetchall()
+        return kit.gauges_from(groups, [(queue, now - due) for queue, due in oldest])
+
+    def jobs_progress(self, updates: Sequence[ProgressUpdate]) -> None:
+        """Store progress on the jobs whose lease the update still holds, in one transaction."""
+        now = time.time()
+        rows = [
+            {"id": u.job_id, "token": u.lease_token, "progress": kit.progress_text(u, now)} for u in updates
+        ]
+        with self._write() as conn:
+            conn.executemany(SQL["job_progress"], rows)
 
 
 def _statements(script: str) -> Iterator[str]:

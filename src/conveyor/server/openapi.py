@@ -24,7 +24,8 @@ REF = "#/components/schemas/{name}"
 ERROR_WORDS = {
     400: "Malformed JSON, wrong types or values, unknown fields or parameters",
     401: "Missing or wrong x-api-key",
-    403: "Key-less server: only same-origin loopback requests",
+    403: "The key's role does not allow this route (or, on a key-less server, a request that is not "
+    "same-origin loopback); nothing was done",
     404: "Unknown job",
     409: "The job is not in a state that allows this",
     413: "Payload too large",
@@ -80,6 +81,12 @@ def _json(schema: dict[str, Any], description: str, media_type: str = "applicati
 def _operation(route: ApiRoute, schema_of: dict[int, dict[str, Any]], query_schema: Any) -> dict[str, Any]:
     """One operation object: summary, parameters, body, responses, security."""
     operation: dict[str, Any] = {"summary": route.summary, "operationId": route.operation_id}
+    if route.role is not None:
+        lesser = {"read": "", "write": " or admin", "admin": ""}[route.role]
+        operation["description"] = f"Needs a key with the {route.role} role{lesser}."
+        if route.role == "read":
+            operation["description"] = "Needs a key of any role (read, write or admin)."
+        operation["x-conveyor-role"] = route.role
     parameters = [
         {
             "name": name,

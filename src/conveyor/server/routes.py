@@ -12,16 +12,23 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, Response
 
+from ..actions import new_action
+from ..tracing import incoming
 from ..worker import Worker
-from .errors import from_exception, json_response
+from .errors import ApiError, from_exception, json_response
 from .inputs import check_job_id
 from .metrics import CONTENT_TYPE
 from .openapi import build_document
 from .routing import Call, RouteTable
 from .shapes import (
+    ActionPage,
+    ActionQuery,
     AuditPage,
     AuditQuery,
+    BulkDeleteRequest,
+    BulkRetryRequest,
     Deleted,
+    DeletedMany,
     Health,
     JobBatch,
     JobDetail,
@@ -30,14 +37,17 @@ from .shapes import (
     JobRef,
     JobRefs,
     JobRequest,
+    KeyInfo,
     NoQuery,
     Processed,
     ProcessQuery,
     Purged,
     PurgeRequest,
     Resubmit,
+    RetriedMany,
     Stats,
     Unhealthy,
+    Workers,
 )
 
 log = logging.getLogger("conveyor.server")
@@ -50,14 +60,22 @@ ADMIN_BODY_LIMIT = 64 * 1024
 
 
 # -- jobs --------------------------------------------------------------------------------------------
-@API.route("POST", "/api/jobs", responses={201: JobRef | JobRefs, 200: JobRef | JobRefs}, errors=(413, 422))
+@API.route(
+    "POST",
+    "/api/jobs",
+    responses={201: JobRef | JobRefs, 200: JobRef | JobRefs},
+    errors=(413, 422),
+    role="write",
+)
 async def create_jobs(call: Call[JobRequest | JobBatch, NoQuery]) -> Response:
     """Enqueue one job (an object) or a batch (an array): 201, or 200 when every key matched a job."""
     state = call.state
     batch = isinstance(call.body, list)
     items = [job.item() for job in call.body] if isinstance(call.body, list) else [call.body.item()]
     try:
-        jobs = state.prepare(items)
+        # Jobs enqueued over HTTP join the caller's trace (its W3C traceparent header).
+        with incoming(call.request.headers.get("traceparent")):
+            jobs = state.prepare(items)
     except (TypeError, ValueError) as exc:
         # The model's own checks (key length, URL, payload size...) speak for the client's input.
         raise from_exception(exc, input_checks=True) or exc from None
@@ -82,7 +100,7 @@ async def get_job(call: Call[None, NoQuery]) -> Response:
 # -- the queue ---------------------------------------------------------------------------------------
 @API.route("GET", "/api/queue", responses={200: JobPage}, errors=(422,))
 async def list_queue(call: Call[None, JobListQuery]) -> Response:
-    """A page of jobs, newest first, filtered by status, queue, task and creation time."""
+    """A page of jobs, newest first, filtered by status, queue, task, error text and creation time."""
     state, query = call.state, call.query
     page = await run_in_threadpool(
         state.app.jobs,
@@ -93,6 +111,7 @@ async def list_queue(call: Call[None, JobListQuery]) -> Response:
         offset=query.offset,
         created_after=query.created_after,
         created_before=query.created_before,
+        error=query.error,
     )
     items = [job.to_dict(with_attempts=False) for job in page]
     return json_response({"items": items, "total": page.total, "limit": query.limit, "offset": query.offset})
@@ -113,40 +132,99 @@ async def purge(call: Call[PurgeRequest, NoQuery]) -> Response:
 
     def run() -> int:
         age = request.older_than.age_at(state.app.backend.now())
-        return state.app.purge(request.status, older_than=age)
+        return state.app.purge(request.status, older_than=age, actor=call.actor)
 
     return json_response({"purged": await run_in_threadpool(run)})
 
 
-@API.route("POST", "/api/queue/process", responses={200: Processed})
+@API.route("POST", "/api/queue/process", responses={200: Processed}, role="write")
 async def process(call: Call[None, ProcessQuery]) -> Response:
     """Process one batch of due jobs inside this request (for cron): the counts of what happened."""
     state, batch_size = call.state, call.query.batch_size
 
     def run() -> dict[str, int]:
         worker = Worker(state.app, install_signal_handlers=False)
-        return worker.process_batch(batch_size).to_dict()
+        counts = worker.process_batch(batch_size).to_dict()
+        if counts["processed"]:
+            action = new_action(
+                call.actor, "process", (), counts["processed"], batch_size=batch_size, **counts
+            )
+            state.app.record_action(action)
+        return counts
 
     return json_response(await run_in_threadpool(run))
 
 
-@API.route("POST", "/api/queue/{job_id}/retry", responses={200: JobDetail}, errors=(404, 409, 413))
+@API.route("POST", "/api/queue/retry", responses={200: RetriedMany}, errors=(413, 422), role="write")
+async def retry_matching(call: Call[BulkRetryRequest, NoQuery]) -> Response:
+    """Resubmit every failed (or cancelled) job matching the filters; ``dry_run`` only counts them."""
+    body = call.body
+
+    def run() -> int:
+        return call.state.app.resubmit_many(
+            body.status,
+            body.queue,
+            body.task,
+            error=body.error,
+            created_after=body.created_after,
+            created_before=body.created_before,
+            dry_run=body.dry_run,
+            actor=call.actor,
+        )
+
+    count = await run_in_threadpool(run)
+    done = 0 if body.dry_run else count
+    return json_response({"dry_run": body.dry_run, "matched": count, "resubmitted": done})
+
+
+@API.route("POST", "/api/queue/delete", responses={200: DeletedMany}, errors=(413, 422))
+async def delete_matching(call: Call[BulkDeleteRequest, NoQuery]) -> Response:
+    """Delete every job matching the filters (one at least) but running ones; ``dry_run`` only counts."""
+    body = call.body
+
+    def run() -> Any:
+        return call.state.app.delete_many(
+            body.status,
+            body.queue,
+            body.task,
+            error=body.error,
+            created_after=body.created_after,
+            created_before=body.created_before,
+            dry_run=body.dry_run,
+            actor=call.actor,
+        )
+
+    try:
+        outcome = await run_in_threadpool(run)
+    except ValueError as exc:
+        raise ApiError(422, "no_filter", str(exc)) from None
+    done = 0 if body.dry_run else outcome.deleted
+    return json_response(
+        {"dry_run": body.dry_run, "matched": outcome.deleted, "deleted": done, "skipped": outcome.skipped}
+    )
+
+
+@API.route(
+    "POST", "/api/queue/{job_id}/retry", responses={200: JobDetail}, errors=(404, 409, 413), role="write"
+)
 async def retry_job(call: Call[Resubmit | None, NoQuery]) -> Response:
     """A failed or cancelled job back to pending (optionally with edited args/kwargs); 409 otherwise."""
     state = call.state
     job_id = check_job_id(call.path("job_id"))
     edits = call.body or Resubmit()
     args, kwargs = edits.args, edits.kwargs
-    job = await run_in_threadpool(lambda: state.app.resubmit(job_id, args=args, kwargs=kwargs))
+    job = await run_in_threadpool(
+        lambda: state.app.resubmit(job_id, args=args, kwargs=kwargs, actor=call.actor)
+    )
     return json_response(job.to_dict())
 
 
-@API.route("POST", "/api/queue/{job_id}/cancel", responses={200: JobDetail}, errors=(404, 409))
+@API.route("POST", "/api/queue/{job_id}/cancel", responses={200: JobDetail}, errors=(404, 409), role="write")
 async def cancel_job(call: Call[None, NoQuery]) -> Response:
     """Cancel a waiting job at once, or ask a running one to stop; 409 if it already finished."""
     state = call.state
     job_id = check_job_id(call.path("job_id"))
-    job = await run_in_threadpool(state.app.cancel, job_id)
+    job = await run_in_threadpool(lambda: state.app.cancel(job_id, actor=call.actor))
     return json_response(job.to_dict())
 
 
@@ -155,7 +233,7 @@ async def delete_job(call: Call[None, NoQuery]) -> Response:
     """Delete a job that is not running, with its audit records; 409 while it runs."""
     state = call.state
     job_id = check_job_id(call.path("job_id"))
-    await run_in_threadpool(state.app.delete, job_id)
+    await run_in_threadpool(lambda: state.app.delete(job_id, actor=call.actor))
     return json_response({"id": job_id, "deleted": True})
 
 
@@ -173,6 +251,35 @@ async def audits(call: Call[None, AuditQuery]) -> Response:
 
     records = await run_in_threadpool(run)
     return json_response({"items": [r.to_dict() for r in records], "limit": limit, "offset": offset})
+
+
+# -- the action trail and the caller's key -----------------------------------------------------------
+@API.route("GET", "/api/actions", responses={200: ActionPage}, errors=(404,))
+async def actions(call: Call[None, ActionQuery]) -> Response:
+    """Who retried, cancelled, deleted or purged what, newest first; for every job or one (``job_id``)."""
+    state, query = call.state, call.query
+    job_id, limit, offset = query.job_id, query.limit, query.offset
+
+    def run() -> list[Any]:
+        if job_id is not None:
+            check_job_id(job_id)  # a deleted job keeps its trail: no 404 for a well-formed id
+        return state.app.actions(job_id, limit, offset)
+
+    records = await run_in_threadpool(run)
+    return json_response({"items": [r.to_dict() for r in records], "limit": limit, "offset": offset})
+
+
+@API.route("GET", "/api/key", responses={200: KeyInfo})
+async def key_info(call: Call[None, NoQuery]) -> Response:
+    """The calling key's role and the name the action trail gives it (the dashboard shows it)."""
+    return json_response({"role": call.actor.role, "actor": call.actor.name})
+
+
+# -- workers -----------------------------------------------------------------------------------------
+@API.route("GET", "/api/workers", responses={200: Workers})
+async def workers(call: Call[None, NoQuery]) -> Response:
+    """The live workers: id, host, pid, queues, concurrency, running jobs, started and last seen."""
+    return json_response({"items": await run_in_threadpool(call.state.app.workers)})
 
 
 # -- no key needed -----------------------------------------------------------------------------------

@@ -3,8 +3,13 @@
 A handler is declared with ``RouteTable.route`` and takes one ``Call[Body, Query]``;
 those two type arguments *are* its request declaration: the wrapper decodes the
 body and the query string into them before the handler runs, and the OpenAPI
-document describes them. The wrapper also authenticates, answers every failure in
-the one JSON error shape, and counts the request for /metrics.
+document describes them. The wrapper also authenticates, checks the key's role
+against the route's, answers every failure in the one JSON error shape, and counts
+the request for /metrics.
+
+Each route declares the role it needs (``read``, ``write`` or ``admin``). Left out,
+a GET route needs ``read`` and any other method ``admin``: a new route that changes
+something is closed to lesser keys until it says otherwise.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .auth import same_loopback_origin
+from ..actions import Actor
+from .auth import LOCAL, ROLES, Role, allows, same_loopback_origin
 from .errors import ApiError, error_response, from_exception
 from .inputs import Reader, read_body
 from .state import ServerState
@@ -40,6 +46,8 @@ class Call(Generic[B, Q]):
     state: ServerState
     body: B
     query: Q
+    #: Who is calling: the key's role and name, as the action trail records them.
+    actor: Actor = LOCAL
 
     def path(self, name: str) -> str:
         """A path parameter (``{job_id}``), as sent."""
@@ -66,6 +74,8 @@ class ApiRoute:
     #: Error statuses beyond the ones every /api route can answer (400, 401, 403).
     errors: tuple[int, ...]
     auth: bool
+    #: The role a key needs (None: no key needed).
+    role: Role | None
     media_type: str
     #: The largest body accepted; None means the server's limit for one job.
     body_limit: int | None
@@ -95,15 +105,36 @@ class RouteTable:
         responses: Mapping[int, Any],
         errors: tuple[int, ...] = (),
         auth: bool = True,
+        role: Role | None = None,
         media_type: str = "application/json",
         body_limit: int | None = None,
     ) -> Callable[[H], H]:
-        """Declare ``handler`` as ``method path``; its ``Call[Body, Query]`` annotation is its input."""
+        """Declare ``handler`` as ``method path``; its ``Call[Body, Query]`` annotation is its input.
+
+        ``role``: what a key needs to call it; by default ``read`` for GET, ``admin`` otherwise.
+        """
+        if role is not None and role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+        needed: Role | None = None
+        if auth:
+            needed = role or ("read" if method == "GET" else "admin")
 
         def register(handler: H) -> H:
             body, query = _call_types(handler)
             self.routes.append(
-                ApiRoute(method, path, handler, body, query, responses, errors, auth, media_type, body_limit)
+                ApiRoute(
+                    method,
+                    path,
+                    handler,
+                    body,
+                    query,
+                    responses,
+                    errors,
+                    auth,
+                    needed,
+                    media_type,
+                    body_limit,
+                )
             )
             return handler
 
@@ -123,8 +154,8 @@ def _call_types(handler: Handler) -> tuple[Any, Any]:
     return (None if body is none else body), (None if query is none else query)
 
 
-def authenticate(request: Request, state: ServerState) -> None:
-    """401 unless ``x-api-key`` matches a configured key (compared in constant time)."""
+def authenticate(request: Request, state: ServerState) -> Actor:
+    """Who calls: 401 unless ``x-api-key`` matches a configured key (compared in constant time)."""
     if not state.keys.enabled:
         if not same_loopback_origin(request.headers.get("host"), request.headers.get("origin")):
             raise ApiError(
@@ -133,12 +164,27 @@ def authenticate(request: Request, state: ServerState) -> None:
                 "this server has no API key and answers only same-origin requests to a loopback host; "
                 "configure CONVEYOR_API_KEYS to serve other clients",
             )
-        return
+        return LOCAL
     presented = next((value for name, value in request.scope["headers"] if name == b"x-api-key"), None)
     if presented is None:
         raise ApiError(401, "unauthorized", "missing x-api-key header: every /api route needs an API key")
-    if not state.keys.matches(presented):
+    key = state.keys.identify(presented)
+    if key is None:
         raise ApiError(401, "unauthorized", "the x-api-key header does not match any configured API key")
+    return key.actor
+
+
+def authorize(route: ApiRoute, actor: Actor) -> None:
+    """403, before anything is read or done, unless the caller's role allows the route."""
+    needed = route.role
+    if needed is None or actor.role is None or allows(actor.role, needed):
+        return
+    raise ApiError(
+        403,
+        "forbidden",
+        f"this API key has the {actor.role} role; {route.method} {route.path} needs the {needed} role "
+        f"(keys are KEY for admin, or ROLE:KEY / ROLE:NAME:KEY with ROLE one of {', '.join(ROLES)})",
+    )
 
 
 def endpoint(route: ApiRoute) -> Endpoint:
@@ -156,8 +202,10 @@ def endpoint(route: ApiRoute) -> Endpoint:
         state: ServerState = request.app.state.conveyor
         started = time.perf_counter()
         try:
+            actor = LOCAL
             if route.auth:
-                authenticate(request, state)
+                actor = authenticate(request, state)
+                authorize(route, actor)
             query = None
             if query_reader is not None:
                 if no_query is not None and not request.scope["query_string"]:
@@ -168,7 +216,7 @@ def endpoint(route: ApiRoute) -> Endpoint:
             if body_reader is not None:
                 limit = route.body_limit if route.body_limit is not None else state.max_body
                 body = body_reader.body(await read_body(request, limit))
-            response = await route.handler(Call(request, state, body, query))
+            response = await route.handler(Call(request, state, body, query, actor))
         except Exception as exc:
             error = from_exception(exc)
             if error is None:

@@ -29,9 +29,10 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from msgspec import Meta, Struct
 
+from ..actions import MAX_ERROR_FILTER
 from ..builder import MAX_ATTEMPTS, MAX_DELAY_SECONDS, MAX_PRIORITY, MAX_TIMESTAMP, NAME_PATTERN
 from ..durations import parse_duration
-from ..states import ALL_STATES, PURGEABLE, State
+from ..states import ALL_STATES, PURGEABLE, RESUBMITTABLE, State
 from ..webhooks import HTTP_TASK, check_http_kwargs
 
 #: Bounds of a page and a batch (value bounds such as MAX_PRIORITY are the job builder's).
@@ -155,6 +156,17 @@ Status = Annotated[State, Meta(extra={"status_of": ALL_STATES})]
 PurgeableStatus = Annotated[
     Literal["completed", "failed", "cancelled"], Meta(extra={"status_of": tuple(sorted(PURGEABLE))})
 ]
+ResubmittableStatus = Annotated[
+    Literal["failed", "cancelled"], Meta(extra={"status_of": tuple(sorted(RESUBMITTABLE))})
+]
+ErrorText = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=MAX_ERROR_FILTER,
+        description="Only jobs whose last error contains this text (plain text, case-sensitive).",
+    ),
+]
 Limit = Annotated[int, Meta(ge=0, le=MAX_PAGE, description="Page size.")]
 Offset = Annotated[int, Meta(ge=0, le=MAX_OFFSET, description="How many to skip.")]
 
@@ -225,6 +237,31 @@ class JobListQuery(Struct, forbid_unknown_fields=True, frozen=True):
     offset: Offset = 0
     created_after: Instant | None = None
     created_before: Instant | None = None
+    error: ErrorText | None = None
+
+
+class BulkRetryRequest(Struct, forbid_unknown_fields=True):
+    """Which jobs ``POST /api/queue/retry`` resubmits: the filters of ``GET /api/queue``."""
+
+    status: Annotated[ResubmittableStatus, Meta(description="failed (the default) or cancelled.")] = "failed"
+    queue: QueueName | None = None
+    task: TaskName | None = None
+    error: ErrorText | None = None
+    created_after: Instant | None = None
+    created_before: Instant | None = None
+    dry_run: Annotated[bool, Meta(description="Count the matching jobs and change nothing.")] = False
+
+
+class BulkDeleteRequest(Struct, forbid_unknown_fields=True):
+    """Which jobs ``POST /api/queue/delete`` deletes: the filters of ``GET /api/queue`` (one at least)."""
+
+    status: Status | None = None
+    queue: QueueName | None = None
+    task: TaskName | None = None
+    error: ErrorText | None = None
+    created_after: Instant | None = None
+    created_before: Instant | None = None
+    dry_run: Annotated[bool, Meta(description="Count the matching jobs and change nothing.")] = False
 
 
 class ProcessQuery(Struct, forbid_unknown_fields=True, frozen=True):
@@ -239,6 +276,14 @@ class AuditQuery(Struct, forbid_unknown_fields=True, frozen=True):
     """Paging of ``GET /api/audits``, optionally for one job."""
 
     job_id: Annotated[str, Meta(description="Only this job's attempts.")] | None = None
+    limit: Limit = 50
+    offset: Offset = 0
+
+
+class ActionQuery(Struct, forbid_unknown_fields=True, frozen=True):
+    """Paging of ``GET /api/actions``, optionally for one job."""
+
+    job_id: Annotated[str, Meta(description="Only the actions naming this job.")] | None = None
     limit: Limit = 50
     offset: Offset = 0
 
@@ -294,6 +339,16 @@ class Attempt(Struct):
     #: The arguments this attempt ran with (null on records from before they were kept).
     args: list[Any] | None = None
     kwargs: dict[str, Any] | None = None
+    #: The OpenTelemetry trace this attempt ran in (32 hex digits), null when none.
+    trace_id: str | None = None
+
+
+class Progress(Struct):
+    """What a running task last reported through ``current_job().progress()``."""
+
+    fraction: float | None = None
+    message: str | None = None
+    updated_at: datetime | None = None
 
 
 class JobSummary(Struct):
@@ -321,6 +376,10 @@ class JobSummary(Struct):
     worker: str | None = None
     cancel_requested: bool = False
     on_complete: str | None = None
+    #: The task's latest progress report, null before the first.
+    progress: Progress | None = None
+    #: The OpenTelemetry trace the job was enqueued in (32 hex digits), null when none.
+    trace_id: str | None = None
 
 
 class JobDetail(JobSummary):
@@ -388,6 +447,27 @@ class AuditPage(Struct):
     offset: int
 
 
+class Worker(Struct):
+    """A live worker: registered, renewing its entry with each heartbeat."""
+
+    id: str
+    host: str
+    pid: int
+    queues: list[str]
+    concurrency: int
+    #: Ids of the jobs it runs now.
+    running: list[str]
+    started_at: datetime
+    last_seen_at: datetime
+    version: str
+
+
+class Workers(Struct):
+    """The live workers, the longest-running first."""
+
+    items: list[Worker]
+
+
 class Health(Struct):
     """The backend answers."""
 
@@ -399,3 +479,48 @@ class Unhealthy(Struct):
 
     status: Literal["unavailable"]
     error: ErrorDetail
+
+
+class RetriedMany(Struct):
+    """What a bulk retry did: with ``dry_run``, ``matched`` counts what it would resubmit."""
+
+    dry_run: bool
+    matched: int
+    resubmitted: int
+
+
+class DeletedMany(Struct):
+    """What a bulk delete did; ``skipped`` matching jobs were processing and stay."""
+
+    dry_run: bool
+    matched: int
+    deleted: int
+    skipped: int
+
+
+class Action(Struct):
+    """One recorded operator action: who (the key's role and name, never the key), what, when."""
+
+    id: int
+    at: datetime
+    actor: str
+    role: str | None
+    action: str
+    job_id: str | None
+    count: int
+    detail: dict[str, Any] | None
+
+
+class ActionPage(Struct):
+    """A page of the action trail, newest first."""
+
+    items: list[Action]
+    limit: int
+    offset: int
+
+
+class KeyInfo(Struct):
+    """The key a request carries: its role and the name the action trail gives it."""
+
+    role: Literal["read", "write", "admin"]
+    actor: str

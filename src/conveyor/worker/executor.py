@@ -22,11 +22,14 @@ from typing import Any
 from ..backends.base import Outcome
 from ..context import enter_job, leave_job
 from ..errors import JobCancelled, TaskTimeout
+from ..tracing import ConsumerSpan, start_consumer_span
 from .attempt import Attempt, call_arguments, encode_result, outcome_for_error, timed_out
 
 log = logging.getLogger("conveyor.worker")
 
 OnOutcome = Callable[[Attempt, Outcome], None]
+#: Told when an attempt starts running (worker metrics); must be cheap.
+OnStart = Callable[[Attempt], None]
 #: Told (job id, task) when a task ran out of memory; None: MemoryError is the job's error.
 OnMemoryError = Callable[[str, str], None]
 
@@ -45,12 +48,14 @@ class Executor:
         concurrency: int,
         worker_id: str,
         on_outcome: OnOutcome,
+        on_start: OnStart | None = None,
         *,
         on_memory_error: OnMemoryError | None = None,
     ) -> None:
         self.concurrency = concurrency
         self.worker_id = worker_id
         self.on_outcome = on_outcome
+        self.on_start = on_start
         self.on_memory_error = on_memory_error
         self._work: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._threads: set[threading.Thread] = set()
@@ -136,15 +141,18 @@ class Executor:
                 return  # released or cancelled before it started
             attempt.thread_id = threading.get_ident()
             attempt.started_at = time.time()
+        if self.on_start is not None:
+            self.on_start(attempt)
         token = enter_job(attempt.context)
         if task is not None and task.defaults.timeout is not None:
             self._watch(attempt, time.monotonic() + task.defaults.timeout)
+        span = attempt.span = _span(attempt)
         try:
-            if task is None or task.fn is None:
-                raise LookupError(f"task {attempt.job.task!r} is not registered in this worker")
-            args, kwargs = call_arguments(attempt)
-            value = task.fn(*args, **kwargs)
-            result = encode_result(value)
+            if span is None:
+                result = self._call_sync(attempt)
+            else:
+                with span.activate():
+                    result = self._call_sync(attempt)
         except MemoryError as exc:
             if self.on_memory_error is not None:
                 self.on_memory_error(attempt.job.id, attempt.job.task)
@@ -155,6 +163,14 @@ class Executor:
             self._finish(attempt, result=result)
         finally:
             leave_job(token)
+
+    @staticmethod
+    def _call_sync(attempt: Attempt) -> str:
+        task = attempt.task
+        if task is None or task.fn is None:
+            raise LookupError(f"task {attempt.job.task!r} is not registered in this worker")
+        args, kwargs = call_arguments(attempt)
+        return encode_result(task.fn(*args, **kwargs))
 
     # -- the end of every attempt -------------------------------------------------------
     def _finish(
@@ -171,6 +187,8 @@ class Executor:
             outcome = attempt.outcome("completed", self.worker_id, result=result)
         else:
             outcome = outcome_for_error(attempt, error, self.worker_id)
+        if attempt.span is not None:
+            attempt.span.end(outcome.kind, error)
         self.on_outcome(attempt, outcome)
         return True
 
@@ -238,13 +256,21 @@ class Executor:
             if attempt.decided:
                 return  # released or cancelled before it started
             attempt.started_at = time.time()
+        if self.on_start is not None:
+            self.on_start(attempt)
         enter_job(attempt.context)
         timeout = task.defaults.timeout
         attempt.future = asyncio.current_task()
+        span = attempt.span = _span(attempt)
         try:
             args, kwargs = call_arguments(attempt)
             coro = task.fn(*args, **kwargs)
-            value = await (asyncio.wait_for(coro, timeout) if timeout is not None else coro)
+            awaited = asyncio.wait_for(coro, timeout) if timeout is not None else coro
+            if span is None:
+                value = await awaited
+            else:
+                with span.activate():  # the task's own spans are children of this one
+                    value = await awaited
             result = encode_result(value)
         except MemoryError as exc:
             if self.on_memory_error is not None:
@@ -258,3 +284,9 @@ class Executor:
             self._finish(attempt, error=exc)
         else:
             self._finish(attempt, result=result)
+
+
+def _span(attempt: Attempt) -> ConsumerSpan | None:
+    """The attempt's consumer span, or None (always None without OpenTelemetry)."""
+    job = attempt.job
+    return start_consumer_span(job.task, job.id, job.queue, job.attempt, job.max_attempts, job.trace_context)

@@ -1,8 +1,9 @@
 -- claim: lease up to `limit` due jobs of the given queues in the kit's claim order
 -- (backends/kit.py): highest priority first, then earliest due time, then id (FIFO).
 -- ARGV: limit, lease_seconds, worker, lease_token, queue...
--- Returns 12 fields per job: id, task, queue, payload, attempt, max_attempts,
--- priority, key, on_complete, created_at, run_at (a flat array).
+-- Returns 13 fields per job (a flat array): id, task, queue, payload, attempt,
+-- max_attempts, priority, key, on_complete, created_at, run_at, prior_attempts ('0'
+-- when absent), trace_context (nil when absent). docs/redis.md lists the layout.
 
 local now, now_s = clock()
 local limit = tonumber(ARGV[1])
@@ -76,7 +77,7 @@ for i = 1, #picked, 3 do
   local id, queue, priority = picked[i], picked[i + 1], picked[i + 2]
   local jk = B .. 'j:' .. id
   local f = redis.call('HMGET', jk, 'state', 'task', 'payload', 'attempt', 'max_attempts', 'key',
-    'on_complete', 'created_at', 'run_at', 'prior_attempts')
+    'on_complete', 'created_at', 'run_at', 'prior_attempts', 'trace_context')
   wait_remove(queue, priority, id)
   if f[1] == 'pending' or f[1] == 'retry' then
     local attempt = tonumber(f[4]) + 1
@@ -97,6 +98,7 @@ for i = 1, #picked, 3 do
     out[#out + 1] = f[8]
     out[#out + 1] = f[9]
     out[#out + 1] = f[10] or '0'
+    out[#out + 1] = f[11]
   end
   -- (a waiting entry whose job is not waiting cannot happen; it is dropped above)
 end

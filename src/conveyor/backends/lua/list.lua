@@ -1,14 +1,18 @@
--- list: jobs by status and/or queue within a created_at range, optionally of one task.
+-- list: jobs by status and/or queue within a created_at range, optionally of one task
+-- and/or whose error contains a text.
 -- ARGV: mode ('page' | 'ids'), status ('' = any), queue ('' = any), min, max
---   (ZRANGEBYSCORE bounds on created_at), offset, limit, task ('' = any).
+--   (ZRANGEBYSCORE bounds on created_at), offset, limit, task ('' = any),
+--   error text ('' = any; plain text, case-sensitive: string.find with plain = true,
+--   so pattern characters are just characters, as the kit says).
 -- page: total, then id, {flat HGETALL} per job, newest first (created_at desc, id desc).
 -- ids: id, created_at pairs of every match (unordered).
 -- The index: sq:<queue>:<status>, merged over queues and/or states when
 -- either is not given (a page reads at most offset + limit entries of each
--- set). A task filter has no index: it reads the jobs of the range.
+-- set). A task or error filter has no index: it reads the jobs of the range.
 
 local mode, status, queue, lo, hi = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local offset, limit, task = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
+local offset, limit, task, err = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8], ARGV[9] or ''
+local filtered = task ~= '' or err ~= ''
 local CHUNK = 1000
 
 local STATES = {'pending', 'processing', 'retry', 'completed', 'failed', 'cancelled'}
@@ -28,7 +32,19 @@ local function newest_first(a, b)
   return a[1] > b[1]
 end
 
--- Every (id, created_at) of the range with the task, from every index.
+-- Does job `id` pass the task and error filters?
+local function wanted(id)
+  if not filtered then
+    return true
+  end
+  local f = redis.call('HMGET', B .. 'j:' .. id, 'task', 'error')
+  if task ~= '' and f[1] ~= task then
+    return false
+  end
+  return err == '' or (f[2] and string.find(f[2], err, 1, true) ~= nil) or false
+end
+
+-- Every (id, created_at) of the range passing the filters, from every index.
 local function matches()
   local found = {}
   for _, key in ipairs(keys) do
@@ -36,7 +52,7 @@ local function matches()
     while true do
       local r = redis.call('ZRANGEBYSCORE', key, lo, hi, 'WITHSCORES', 'LIMIT', start, CHUNK)
       for j = 1, #r, 2 do
-        if task == '' or redis.call('HGET', B .. 'j:' .. r[j], 'task') == task then
+        if wanted(r[j]) then
           found[#found + 1] = {r[j], tonumber(r[j + 1])}
         end
       end
@@ -59,14 +75,14 @@ if mode == 'ids' then
 end
 
 local ids, total = {}, 0
-if task == '' and #keys == 1 then
+if not filtered and #keys == 1 then
   total = redis.call('ZCOUNT', keys[1], lo, hi)
   if limit > 0 then
     ids = redis.call('ZREVRANGEBYSCORE', keys[1], hi, lo, 'LIMIT', offset, limit)
   end
 else
   local found
-  if task == '' then
+  if not filtered then
     -- Merge the heads: no page reaches past offset + limit of any one index.
     found = {}
     for _, key in ipairs(keys) do

@@ -242,15 +242,53 @@ BEGIN
 END
 $$;
 
--- ---------------------------------------------------------------------------------------
--- Life cycle
--- ---------------------------------------------------------------------------------------
-
 -- name: migration_003
 -- Resubmit history (the kit's resubmit history rule, backends/kit.py): attempts run before
 -- the latest resubmit, and the arguments each attempt ran with.
 ALTER TABLE {schema}.jobs ADD COLUMN prior_attempts integer NOT NULL DEFAULT 0;
 ALTER TABLE {schema}.attempts ADD COLUMN payload text;
+
+-- name: migration_004
+-- The operators' action trail: who retried, cancelled or deleted what, and when. Kept apart
+-- from the jobs (a deletion's record outlives the job); action_jobs links an action to every
+-- job it changed, so a job's page finds bulk actions too.
+CREATE TABLE {schema}.actions (
+    id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at      timestamptz NOT NULL DEFAULT statement_timestamp(),
+    actor   text NOT NULL,
+    role    text,
+    action  text NOT NULL,
+    job_id  text COLLATE "C",
+    count   integer NOT NULL,
+    detail  text
+);
+CREATE TABLE {schema}.action_jobs (
+    action_id bigint NOT NULL,
+    job_id    text COLLATE "C" NOT NULL
+);
+CREATE INDEX action_jobs_job ON {schema}.action_jobs (job_id, action_id);
+
+-- name: migration_005
+-- Observability: a running job's progress (JSON text), the W3C trace context it was
+-- enqueued in, the trace id of each attempt, and the registry of live workers (one row per
+-- worker, renewed by its heartbeat; listed while expires_at is ahead of the database clock).
+ALTER TABLE {schema}.jobs ADD COLUMN progress text, ADD COLUMN trace_context text;
+ALTER TABLE {schema}.attempts ADD COLUMN trace_id text;
+CREATE TABLE {schema}.workers (
+    id           text COLLATE "C" PRIMARY KEY,
+    info         text NOT NULL,
+    last_seen_at timestamptz NOT NULL,
+    expires_at   timestamptz NOT NULL
+);
+-- The joint frequencies of (queue, state) that ANALYZE keeps: /metrics estimates the counts
+-- of finished jobs on a large table from them instead of counting every row (gauge_estimates).
+-- 1000 entries hold every combination of up to 166 queues.
+CREATE STATISTICS {schema}.jobs_queue_state (mcv) ON queue, state FROM {schema}.jobs;
+ALTER STATISTICS {schema}.jobs_queue_state SET STATISTICS 1000;
+
+-- ---------------------------------------------------------------------------------------
+-- Life cycle
+-- ---------------------------------------------------------------------------------------
 
 -- name: migrate_lock
 -- Serialises migrations of one schema across every machine; released at commit.
@@ -292,14 +330,15 @@ SELECT extract(epoch FROM now())::float8
 -- new earliest due time).
 WITH inserted AS (
     INSERT INTO {schema}.jobs
-        (id, task, queue, state, payload, priority, run_at, created_at, max_attempts, on_complete)
+        (id, task, queue, state, payload, priority, run_at, created_at, max_attempts, on_complete,
+         trace_context)
     SELECT t.id, t.task, t.queue, 'pending', t.payload, t.priority,
            coalesce(to_timestamp(t.run_at), statement_timestamp() + t.delay * interval '1 second'),
-           statement_timestamp(), t.max_attempts, t.on_complete
+           statement_timestamp(), t.max_attempts, t.on_complete, t.trace_context
     FROM unnest(%(ids)b::text[], %(tasks)b::text[], %(queues)b::text[], %(payloads)b::text[],
                 %(priorities)b::integer[], %(run_ats)b::float8[], %(delays)b::float8[],
-                %(max_attempts)b::integer[], %(on_completes)b::text[])
-         AS t(id, task, queue, payload, priority, run_at, delay, max_attempts, on_complete)
+                %(max_attempts)b::integer[], %(on_completes)b::text[], %(trace_contexts)b::text[])
+         AS t(id, task, queue, payload, priority, run_at, delay, max_attempts, on_complete, trace_context)
 )
 SELECT count(pg_notify({channel}, q)) FROM unnest(%(notify)b::text[]) AS q
 
@@ -321,6 +360,13 @@ FROM {schema}.enqueue_jobs(
 -- at-least-once allows: an un-persisted claim leaves the job pending, an un-persisted outcome
 -- leaves it leased until the reaper requeues it. Enqueues always commit synchronously.
 -- ---------------------------------------------------------------------------------------
+
+-- name: set_trace_contexts
+-- The trace context of keyed jobs just created by enqueue_jobs (same transaction).
+UPDATE {schema}.jobs j SET trace_context = t.trace_context
+FROM unnest(%(ids)b::text[], %(trace_contexts)b::text[]) AS t(id, trace_context)
+WHERE j.id = t.id AND t.trace_context IS NOT NULL
+RETURNING j.id
 
 -- name: waiting_levels
 -- The distinct priorities of the waiting jobs of each queue of the queues array, by a
@@ -370,6 +416,7 @@ SET state = 'processing', attempt = j.attempt + 1, lease_token = %(token)s,
 WHERE j.id = ANY(ARRAY(SELECT c.id FROM candidates c))
 RETURNING j.id, j.task, j.queue, j.payload, j.attempt, j.max_attempts, j.priority, j.key, j.on_complete,
           extract(epoch FROM j.created_at)::float8, extract(epoch FROM j.run_at)::float8, j.prior_attempts,
+          j.trace_context,
           set_config('synchronous_commit',
                      coalesce(%(commit)s::text, current_setting('synchronous_commit')), true)
 
@@ -488,10 +535,12 @@ applied AS (
 audited AS (
     INSERT INTO {schema}.attempts
         (job_id, attempt, worker, started_at, finished_at, outcome, error, traceback, status_code,
-         response_excerpt, payload)
+         response_excerpt, payload, trace_id)
     SELECT a.id, a.attempt, a.worker, to_timestamp(a.started_at), to_timestamp(a.finished_at), a.kind,
-           a.error, a.traceback, a.status_code, a.response_excerpt, a.payload
+           a.error, a.traceback, a.status_code, a.response_excerpt, a.payload, t.trace_id
     FROM applied a
+    -- The trace ids of the attempts that ran in a span: one pair of arrays for every kind.
+    LEFT JOIN unnest(%(traced_ids)b::text[], %(trace_ids)b::text[]) AS t(id, trace_id) ON t.id = a.id
     WHERE a.started_at IS NOT NULL
 ),
 woken AS (
@@ -555,12 +604,12 @@ j.id, j.task, j.queue, j.state, j.payload, j.attempt, j.max_attempts, j.priority
 extract(epoch FROM j.run_at)::float8, extract(epoch FROM j.created_at)::float8,
 extract(epoch FROM j.started_at)::float8, extract(epoch FROM j.finished_at)::float8,
 j.result, j.error, j.traceback, j.key, j.worker, extract(epoch FROM j.lease_expires_at)::float8,
-j.cancel_requested, j.on_complete, j.prior_attempts
+j.cancel_requested, j.on_complete, j.prior_attempts, j.progress, j.trace_context
 
 -- name: attempt_columns
 a.job_id, a.attempt, a.worker, extract(epoch FROM a.started_at)::float8,
 extract(epoch FROM a.finished_at)::float8, a.outcome, a.error, a.traceback, a.status_code,
-a.response_excerpt, a.payload
+a.response_excerpt, a.payload, a.trace_id
 
 -- name: get_job
 SELECT {job_columns} FROM {schema}.jobs j WHERE j.id = %(id)s
@@ -585,6 +634,10 @@ j.created_at >= to_timestamp(%(created_after)s)
 
 -- name: filter_created_before
 j.created_at < to_timestamp(%(created_before)s)
+
+-- name: filter_error
+-- Plain text, no wildcards (backends/kit.py): strpos rather than LIKE, whose wildcards would need escaping.
+strpos(j.error, %(error)s) > 0
 
 -- name: list_jobs
 SELECT {job_columns} FROM {schema}.jobs j
@@ -620,7 +673,7 @@ WITH resubmitted AS (
     SET state = 'pending', prior_attempts = j.attempt, run_at = now(),
         payload = coalesce(%(payload)s, j.payload),
         finished_at = NULL, started_at = NULL, error = NULL, traceback = NULL, result = NULL,
-        cancel_requested = false, worker = NULL
+        cancel_requested = false, worker = NULL, progress = NULL
     WHERE j.id = %(id)s AND j.state IN ('failed', 'cancelled')
     RETURNING j.queue
 )
@@ -642,12 +695,13 @@ resubmitted AS (
         cancel_requested = false, worker = NULL
     FROM candidates c
     WHERE j.id = c.id
-    RETURNING j.queue
+    RETURNING j.queue, j.id, j.created_at
 ),
 woken AS (
     SELECT pg_notify({channel}, d.queue) FROM (SELECT DISTINCT queue FROM resubmitted) AS d
 )
-SELECT (SELECT count(*) FROM resubmitted), (SELECT count(*) FROM woken)
+SELECT (SELECT count(*) FROM resubmitted), (SELECT count(*) FROM woken),
+       coalesce((SELECT array_agg(r.id ORDER BY r.created_at, r.id) FROM resubmitted r), '{{}}')
 
 -- name: cancel
 -- Waiting: cancelled at once. Processing: flagged; the worker's heartbeat carries the request.
@@ -701,6 +755,52 @@ keys_gone AS (
 )
 SELECT count(*) FROM gone
 
+-- name: delete_many
+-- Every matching job but the processing ones, with its attempts and unused keys (as purge);
+-- plain FOR UPDATE waits for a row being written and then re-checks it is still not running.
+WITH doomed AS MATERIALIZED (
+    SELECT j.id FROM {schema}.jobs j
+    WHERE j.state <> 'processing' AND {filters}
+    FOR UPDATE
+),
+gone AS (
+    DELETE FROM {schema}.jobs j USING doomed d WHERE j.id = d.id RETURNING j.id, j.key
+),
+attempts_gone AS (
+    DELETE FROM {schema}.attempts a WHERE a.job_id IN (SELECT id FROM gone)
+),
+keys_gone AS (
+    DELETE FROM {schema}.keys k
+    WHERE k.key IN (SELECT key FROM gone WHERE key IS NOT NULL)
+      AND NOT EXISTS (
+          SELECT 1 FROM {schema}.jobs o
+          WHERE o.key = k.key AND o.id NOT IN (SELECT id FROM gone WHERE key IS NOT NULL))
+)
+SELECT coalesce((SELECT array_agg(g.id ORDER BY g.id) FROM gone g), '{{}}'),
+       (SELECT count(*) FROM {schema}.jobs j WHERE j.state = 'processing' AND {filters})
+
+-- name: insert_action
+INSERT INTO {schema}.actions (actor, role, action, job_id, count, detail)
+VALUES (%(actor)s, %(role)s, %(action)s, %(job_id)s, %(count)s, %(detail)s)
+RETURNING id
+
+-- name: insert_action_jobs
+INSERT INTO {schema}.action_jobs (action_id, job_id)
+SELECT %(action_id)s, unnest(%(job_ids)s::text[])
+
+-- name: action_columns
+x.id, extract(epoch FROM x.at)::float8, x.actor, x.role, x.action, x.job_id, x.count, x.detail
+
+-- name: actions_all
+SELECT {action_columns} FROM {schema}.actions x ORDER BY x.id DESC LIMIT %(limit)s OFFSET %(offset)s
+
+-- name: actions_job
+SELECT {action_columns}
+FROM {schema}.action_jobs l JOIN {schema}.actions x ON x.id = l.action_id
+WHERE l.job_id = %(job_id)s
+ORDER BY x.id DESC
+LIMIT %(limit)s OFFSET %(offset)s
+
 -- name: audits_all
 SELECT {attempt_columns} FROM {schema}.attempts a ORDER BY a.id DESC LIMIT %(limit)s OFFSET %(offset)s
 
@@ -709,3 +809,90 @@ SELECT {attempt_columns} FROM {schema}.attempts a
 WHERE a.job_id = %(job_id)s
 ORDER BY a.id DESC
 LIMIT %(limit)s OFFSET %(offset)s
+
+-- ---------------------------------------------------------------------------------------
+-- Observability: the registry of live workers, and progress. Times on the database clock.
+-- ---------------------------------------------------------------------------------------
+
+-- name: workers_beat
+-- Register or renew a batch of workers; forget the ones that expired long ago (an hour), so
+-- the table holds only recent workers without a sweeper of its own.
+WITH beat AS (
+    INSERT INTO {schema}.workers AS w (id, info, last_seen_at, expires_at)
+    SELECT b.id, b.info, now(), now() + %(ttl)s * interval '1 second'
+    FROM unnest(%(ids)b::text[], %(infos)b::text[]) AS b(id, info)
+    ON CONFLICT (id) DO UPDATE SET info = EXCLUDED.info, last_seen_at = EXCLUDED.last_seen_at,
+                                   expires_at = EXCLUDED.expires_at
+    RETURNING w.id
+)
+DELETE FROM {schema}.workers w
+WHERE w.expires_at < now() - interval '1 hour' AND w.id <> ALL(ARRAY(SELECT id FROM beat))
+RETURNING w.id
+
+-- name: workers_remove
+DELETE FROM {schema}.workers WHERE id = ANY(%(ids)b::text[]) RETURNING id
+
+-- name: workers_live
+SELECT w.info, extract(epoch FROM w.last_seen_at)::float8
+FROM {schema}.workers w
+WHERE w.expires_at >= now()
+
+-- name: jobs_progress
+-- Fenced like every write after a claim: only while the update's lease still holds the job.
+-- The JSON is completed here with the database clock's updated_at.
+UPDATE {schema}.jobs j
+SET progress = json_build_object('fraction', p.fraction, 'message', p.message,
+                                 'updated_at', extract(epoch FROM now())::float8)::text
+FROM unnest(%(ids)b::text[], %(tokens)b::text[], %(fractions)b::float8[], %(messages)b::text[])
+     AS p(id, token, fraction, message)
+WHERE j.id = p.id AND j.lease_token = p.token
+RETURNING j.id
+
+-- name: gauge_table_rows
+-- The planner's row count of the job table (-1 before its first ANALYZE).
+SELECT c.reltuples::float8
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %(schema)s AND c.relname = 'jobs'
+
+-- name: gauge_exact_counts
+-- Waiting and running jobs through the claim and lease indexes, and the failure table through
+-- jobs_finished (one range of it): what a person acts on is always exact.
+SELECT j.queue, j.state, count(*)
+FROM {schema}.jobs j
+WHERE j.state IN ('pending', 'retry') OR j.state = 'processing'
+GROUP BY j.queue, j.state
+UNION ALL
+SELECT j.queue, j.state, count(*)
+FROM {schema}.jobs j
+WHERE j.state = 'failed'
+GROUP BY j.queue, j.state
+
+-- name: gauge_finished_counts
+-- Completed and cancelled jobs counted one by one: only while the table is small.
+SELECT j.queue, j.state, count(*)
+FROM {schema}.jobs j
+WHERE j.state IN ('completed', 'cancelled')
+GROUP BY j.queue, j.state
+
+-- name: gauge_estimates
+-- The (queue, state) pairs and their frequencies from the last ANALYZE (autovacuum re-analyses
+-- the table after 5 percent of its rows change); the caller multiplies by the row count.
+SELECT s.most_common_vals, s.most_common_freqs
+FROM pg_stats_ext s
+WHERE s.schemaname = %(schema)s AND s.statistics_name = 'jobs_queue_state'
+
+-- name: gauge_oldest_pending
+-- Each queue's oldest due pending job: per (queue, priority) level (waiting_levels), the first
+-- due pending job along the claim index, then the oldest per queue.
+WITH RECURSIVE {waiting_levels}
+SELECT l.queue, extract(epoch FROM now() - min(n.run_at))::float8
+FROM levels l
+CROSS JOIN LATERAL (
+    SELECT j.run_at FROM {schema}.jobs j
+    WHERE j.queue = l.queue AND j.priority = l.priority AND j.state IN ('pending', 'retry')
+      AND j.run_at <= now() AND j.state = 'pending'
+    ORDER BY j.run_at
+    LIMIT 1
+) AS n
+WHERE l.priority IS NOT NULL
+GROUP BY l.queue

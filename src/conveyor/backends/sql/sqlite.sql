@@ -60,6 +60,39 @@ CREATE INDEX IF NOT EXISTS conveyor_attempts_job ON conveyor_attempts (job_id, i
 ALTER TABLE conveyor_jobs ADD COLUMN prior_attempts INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE conveyor_attempts ADD COLUMN payload TEXT;
 
+-- name: migration_003
+-- The operators' action trail: who retried, cancelled or deleted what, and when. Kept
+-- apart from the jobs (a deletion's record outlives the job); action_jobs links an
+-- action to every job it changed, so a job's page finds bulk actions too.
+CREATE TABLE IF NOT EXISTS conveyor_actions (
+    id      INTEGER PRIMARY KEY,
+    at      REAL NOT NULL,
+    actor   TEXT NOT NULL,
+    role    TEXT,
+    action  TEXT NOT NULL,
+    job_id  TEXT,
+    count   INTEGER NOT NULL,
+    detail  TEXT
+);
+CREATE TABLE IF NOT EXISTS conveyor_action_jobs (
+    action_id INTEGER NOT NULL,
+    job_id    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS conveyor_action_jobs_job ON conveyor_action_jobs (job_id, action_id);
+
+-- name: migration_004
+-- Observability: a running job's progress (JSON text), the W3C trace context it was
+-- enqueued in, the trace id of each attempt, and the registry of live workers.
+ALTER TABLE conveyor_jobs ADD COLUMN progress TEXT;
+ALTER TABLE conveyor_jobs ADD COLUMN trace_context TEXT;
+ALTER TABLE conveyor_attempts ADD COLUMN trace_id TEXT;
+CREATE TABLE IF NOT EXISTS conveyor_workers (
+    id           TEXT PRIMARY KEY,
+    info         TEXT NOT NULL,
+    last_seen_at REAL NOT NULL,
+    expires_at   REAL NOT NULL
+);
+
 -- name: schema_version_table
 CREATE TABLE IF NOT EXISTS conveyor_schema (version INTEGER NOT NULL)
 
@@ -71,15 +104,17 @@ INSERT INTO conveyor_schema (version) VALUES (:version)
 
 -- name: insert_job
 INSERT INTO conveyor_jobs
-    (id, task, queue, state, payload, priority, run_at, created_at, max_attempts, key, on_complete)
+    (id, task, queue, state, payload, priority, run_at, created_at, max_attempts, key, on_complete,
+     trace_context)
 VALUES
-    (:id, :task, :queue, 'pending', :payload, :priority, :run_at, :now, :max_attempts, :key, :on_complete)
+    (:id, :task, :queue, 'pending', :payload, :priority, :run_at, :now, :max_attempts, :key, :on_complete,
+     :trace_context)
 
 -- name: insert_plain_jobs
 -- Bulk insert without keys, positional for speed; the order of _plain_row's fields.
 INSERT INTO conveyor_jobs
-    (id, task, queue, state, payload, priority, run_at, created_at, max_attempts, on_complete)
-VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)
+    (id, task, queue, state, payload, priority, run_at, created_at, max_attempts, on_complete, trace_context)
+VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)
 
 -- name: find_by_key
 -- A live job with this key, or one completed within the retention window.
@@ -93,7 +128,7 @@ LIMIT 1
 -- name: replace_waiting
 UPDATE conveyor_jobs
 SET payload = :payload, priority = :priority, run_at = :run_at, max_attempts = :max_attempts,
-    on_complete = :on_complete
+    on_complete = :on_complete, trace_context = :trace_context
 WHERE id = :id AND state IN ('pending', 'retry')
 
 -- name: any_due
@@ -115,7 +150,7 @@ SET state = 'processing', attempt = attempt + 1, lease_token = :token,
     lease_expires_at = :now + :lease, worker = :worker, started_at = :now
 WHERE id IN (SELECT value FROM json_each(:ids)) AND +state IN ('pending', 'retry')  -- '+': look up by id, not by state
 RETURNING id, task, queue, payload, attempt, max_attempts, priority, key, on_complete,
-          created_at, run_at, prior_attempts
+          created_at, run_at, prior_attempts, trace_context
 
 -- name: extend_lease
 UPDATE conveyor_jobs SET lease_expires_at = :expires
@@ -161,9 +196,9 @@ WHERE id = :id AND lease_token = :token AND state = 'processing'
 -- rule): a payload never changes while its job is processing.
 INSERT INTO conveyor_attempts
     (job_id, attempt, worker, started_at, finished_at, outcome, error, traceback,
-     status_code, response_excerpt, payload)
+     status_code, response_excerpt, payload, trace_id)
 SELECT :job_id, :attempt, :worker, :started_at, :finished_at, :outcome, :error, :traceback,
-       :status_code, :response_excerpt, payload
+       :status_code, :response_excerpt, payload, :trace_id
 FROM conveyor_jobs WHERE id = :job_id
 
 -- name: expired_leases
@@ -201,6 +236,7 @@ WHERE (:status IS NULL OR state = :status)
   AND (:task IS NULL OR task = :task)
   AND (:created_after IS NULL OR created_at >= :created_after)
   AND (:created_before IS NULL OR created_at < :created_before)
+  AND (:error IS NULL OR instr(error, :error) > 0)  -- plain text, no wildcards (backends/kit.py)
 ORDER BY id DESC  -- ids sort by creation time
 LIMIT :limit OFFSET :offset
 
@@ -211,6 +247,7 @@ WHERE (:status IS NULL OR state = :status)
   AND (:task IS NULL OR task = :task)
   AND (:created_after IS NULL OR created_at >= :created_after)
   AND (:created_before IS NULL OR created_at < :created_before)
+  AND (:error IS NULL OR instr(error, :error) > 0)  -- plain text, no wildcards (backends/kit.py)
 
 -- name: stats
 SELECT queue, state, count(*) FROM conveyor_jobs GROUP BY queue, state
@@ -222,7 +259,7 @@ SELECT min(run_at) FROM conveyor_jobs WHERE state = 'pending' AND run_at <= :now
 UPDATE conveyor_jobs
 SET state = 'pending', prior_attempts = attempt, run_at = :now, payload = coalesce(:payload, payload),
     finished_at = NULL, started_at = NULL, error = NULL, traceback = NULL, result = NULL,
-    cancel_requested = 0, worker = NULL
+    cancel_requested = 0, worker = NULL, progress = NULL
 WHERE id = :id AND state IN ('failed', 'cancelled')
 
 -- name: resubmittable_ids
@@ -233,6 +270,7 @@ WHERE state IN ('failed', 'cancelled')
   AND (:task IS NULL OR task = :task)
   AND (:created_after IS NULL OR created_at >= :created_after)
   AND (:created_before IS NULL OR created_at < :created_before)
+  AND (:error IS NULL OR instr(error, :error) > 0)  -- plain text, no wildcards (backends/kit.py)
 ORDER BY created_at, id
 
 -- name: cancel_waiting
@@ -263,3 +301,58 @@ SELECT * FROM conveyor_attempts ORDER BY id DESC LIMIT :limit OFFSET :offset
 
 -- name: audits_job
 SELECT * FROM conveyor_attempts WHERE job_id = :job_id ORDER BY id DESC LIMIT :limit OFFSET :offset
+
+-- name: matching_jobs
+-- Every job a bulk delete's filters match, with its state (processing ones are skipped).
+SELECT id, state FROM conveyor_jobs
+WHERE (:status IS NULL OR state = :status)
+  AND (:queue IS NULL OR queue = :queue)
+  AND (:task IS NULL OR task = :task)
+  AND (:created_after IS NULL OR created_at >= :created_after)
+  AND (:created_before IS NULL OR created_at < :created_before)
+  AND (:error IS NULL OR instr(error, :error) > 0)
+
+-- name: insert_action
+INSERT INTO conveyor_actions (at, actor, role, action, job_id, count, detail)
+VALUES (:at, :actor, :role, :action, :job_id, :count, :detail)
+RETURNING id
+
+-- name: insert_action_job
+INSERT INTO conveyor_action_jobs (action_id, job_id) VALUES (?, ?)
+
+-- name: actions_all
+SELECT id, at, actor, role, action, job_id, count, detail FROM conveyor_actions
+ORDER BY id DESC LIMIT :limit OFFSET :offset
+
+-- name: actions_job
+SELECT x.id, x.at, x.actor, x.role, x.action, x.job_id, x.count, x.detail
+FROM conveyor_action_jobs l JOIN conveyor_actions x ON x.id = l.action_id
+WHERE l.job_id = :job_id
+ORDER BY x.id DESC LIMIT :limit OFFSET :offset
+
+-- ---------------------------------------------------------------------------------------
+-- Observability: the registry of live workers, and progress
+-- ---------------------------------------------------------------------------------------
+
+-- name: worker_beat
+INSERT INTO conveyor_workers (id, info, last_seen_at, expires_at)
+VALUES (:id, :info, :now, :expires)
+ON CONFLICT (id) DO UPDATE SET info = excluded.info, last_seen_at = excluded.last_seen_at,
+                               expires_at = excluded.expires_at
+
+-- name: worker_remove
+DELETE FROM conveyor_workers WHERE id = :id
+
+-- name: workers_forget_expired
+DELETE FROM conveyor_workers WHERE expires_at < :now
+
+-- name: workers_live
+SELECT info, last_seen_at FROM conveyor_workers WHERE expires_at >= :now ORDER BY id
+
+-- name: job_progress
+-- Fenced like every write after a claim: only while the update's lease still holds the job.
+UPDATE conveyor_jobs SET progress = :progress
+WHERE id = :id AND lease_token = :token AND state = 'processing'
+
+-- name: oldest_pending_by_queue
+SELECT queue, min(run_at) FROM conveyor_jobs WHERE state = 'pending' AND run_at <= :now GROUP BY queue

@@ -6,6 +6,9 @@ the Worker's ``services`` tuple.
 
 from .base import PeriodicService
 from .heartbeat import Heartbeat
+from .metrics import MetricsService
+from .progress import ProgressWriter
 from .reaper import Reaper
+from .registry import WorkerRegistry
 
-__all__ = ["Heartbeat", "PeriodicService", "Reaper"]
+__all__ = ["Heartbeat", "MetricsService", "PeriodicService", "ProgressWriter", "Reaper", "WorkerRegistry"]

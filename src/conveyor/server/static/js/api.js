@@ -56,15 +56,28 @@ export async function request(method, path, { query, body } = {}) {
 
 const job = (id) => encodeURIComponent(id);
 
+/** The key roles, each allowing what the ones before it do (docs/http-api.md, "Key roles"). */
+export const ROLES = ["read", "write", "admin"];
+
+/** True when a key of ``role`` may do what needs ``needed``. */
+export function allows(role, needed) {
+  return ROLES.indexOf(role) >= ROLES.indexOf(needed);
+}
+
 /** The HTTP API routes the dashboard uses (docs/http-api.md). */
 export const api = {
   stats: () => request("GET", "api/queue/stats"),
-  jobs: ({ status, queue, task, limit = 50, offset = 0 } = {}) =>
-    request("GET", "api/queue", { query: { status, queue, task, limit, offset } }),
+  jobs: ({ status, queue, task, error, limit = 50, offset = 0 } = {}) =>
+    request("GET", "api/queue", { query: { status, queue, task, error, limit, offset } }),
   job: (id) => request("GET", "api/jobs/" + job(id)),
   retry: (id, edits) => request("POST", "api/queue/" + job(id) + "/retry", { body: edits }),
   cancel: (id) => request("POST", "api/queue/" + job(id) + "/cancel"),
   remove: (id) => request("DELETE", "api/queue/" + job(id)),
+  /** Every failed job matching ``filter`` (the filters of GET /api/queue); dry run: count only. */
+  retryMatching: (filter, dryRun) => request("POST", "api/queue/retry", { body: { ...filter, dry_run: dryRun } }),
+  deleteMatching: (filter, dryRun) => request("POST", "api/queue/delete", { body: { ...filter, dry_run: dryRun } }),
+  actions: (id) => request("GET", "api/actions", { query: { job_id: id, limit: 100 } }),
+  keyInfo: () => request("GET", "api/key"),
 };
 
 /** Runs ``action`` for each id, one at a time: {done, failed: [{id, message}]}. */

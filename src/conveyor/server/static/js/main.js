@@ -1,7 +1,7 @@
 // The shell: navigation, the hash router, live refresh, the API key form, the
 // network banner, dialogs and keyboard shortcuts. Pages live in ./pages/, one module
 // each; a new page is one module plus one line in PAGES.
-import { key, AuthError, NetworkError, ApiError } from "./api.js";
+import { api, allows, key, AuthError, NetworkError, ApiError } from "./api.js";
 import { h } from "./dom.js";
 import { localTime } from "./format.js";
 import overview from "./pages/overview.js";
@@ -17,6 +17,7 @@ const banner = document.getElementById("banner");
 const toastBox = document.getElementById("toast");
 const live = { paused: sessionStorage.getItem("conveyor-paused") === "1", timer: null, updated: null };
 let current = null; // {page, params, state, hash}
+let who = null; // the key's {role, actor} (GET /api/key), asked once per key
 let loading = false;
 let rerun = false;
 
@@ -83,6 +84,7 @@ async function refresh({ force = false } = {}) {
   const route = current;
   loading = true;
   try {
+    if (!who) { who = await api.keyInfo(); renderLive(); }
     const data = await route.page.load(route.params, route.state);
     if (route !== current) return;
     if (!force && userIsBusy()) return;
@@ -116,6 +118,8 @@ function context(route) {
     refresh: () => refresh({ force: true }),
     rerender: () => draw(route),
     navigate, confirm, toast,
+    /** True when the key may do what needs ``role`` (read-only keys see no action buttons). */
+    can: (role) => Boolean(who) && allows(who.role, role),
     /** Runs an action; API errors become a toast, auth and network errors the usual screens. */
     act: async (action) => {
       try { return await action(); } catch (error) {
@@ -151,12 +155,14 @@ function hideBanner() { banner.hidden = true; banner.textContent = ""; }
 // -- the API key -----------------------------------------------------------------------------
 function askForKey(rejection) {
   key.clear();
+  who = null;
   renderLive();
   const input = h("input", { id: "api-key", type: "password", name: "api-key", autocomplete: "off", required: true,
     spellcheck: "false", "aria-describedby": "api-key-help" });
   const form = h("form", { class: "panel keyform", onsubmit: (event) => {
     event.preventDefault();
     key.set(input.value.trim());
+    who = null;
     refresh({ force: true });
   } },
   h("h1", {}, "Enter an API key"),
@@ -178,6 +184,9 @@ function renderLive() {
   box.replaceChildren(
     h("span", { class: "muted updated" }, live.paused ? "Paused" : live.updated ? "Updated " + localTime(live.updated.toISOString()) : ""),
     toggle,
+    who ? h("span", { class: "key-role", dataset: { testid: "key-role" },
+      title: who.role === "read" ? "This key can look but not act" : "This key's role and the name the action trail gives it" },
+    who.role + " key · " + who.actor) : null,
     key.get() ? h("button", { type: "button", onclick: () => { key.clear(); location.reload(); } }, "Forget key") : null,
     h("button", { type: "button", title: "Keyboard shortcuts", "aria-label": "Keyboard shortcuts", onclick: showHelp }, "?"));
 }

@@ -44,6 +44,46 @@ async function bulk(verb, ids, group, ctx) {
   ctx.refresh();
 }
 
+/** The longest text every error of the group starts with: what "all matching" filters on. */
+function commonPrefix(texts) {
+  let prefix = texts[0] || "";
+  for (const text of texts) {
+    let i = 0;
+    while (i < prefix.length && i < text.length && prefix[i] === text[i]) i += 1;
+    prefix = prefix.slice(0, i);
+  }
+  return prefix.slice(0, 1000);
+}
+
+/** The server-side filter for "all matching" a group: failed, its task if one, its errors' shared text. */
+function groupFilter(group) {
+  const filter = { status: "failed", error: commonPrefix(group.jobs.map((j) => j.error || "")) };
+  if (group.tasks.size === 1) filter.task = [...group.tasks][0];
+  return filter;
+}
+
+/** Everything matching the group on the server (not only the jobs on screen): count, confirm, act. */
+async function bulkMatching(verb, group, ctx) {
+  const filter = groupFilter(group);
+  const call = verb === "resubmit" ? api.retryMatching : api.deleteMatching;
+  const dry = await ctx.act(() => call(filter, true));
+  if (!dry) return;
+  if (dry.matched === 0) { ctx.toast("No failed job matches this group any more."); ctx.refresh(); return; }
+  const noun = dry.matched === 1 ? "1 failed job" : dry.matched + " failed jobs";
+  const Verb = verb === "resubmit" ? "Resubmit " : "Delete ";
+  const sure = await ctx.confirm(Verb + "all " + noun + " matching?",
+    "Every failed job" + (filter.task ? " of task " + filter.task : "") + " whose error contains “" + filter.error + "”. "
+      + (verb === "resubmit" ? "They go back to pending with a fresh attempt budget." : "They and their attempt records are removed for good."),
+    { action: Verb + noun, danger: verb === "delete" });
+  if (!sure) return;
+  const done = await ctx.act(() => call(filter, false));
+  if (!done) return;
+  const count = verb === "resubmit" ? done.resubmitted : done.deleted;
+  ctx.state.selected.clear();
+  ctx.toast((verb === "resubmit" ? "Resubmitted " : "Deleted ") + count + " job(s) matching this error.");
+  ctx.refresh();
+}
+
 function groupView(group, index, ctx) {
   const key = "group-" + group.key;
   const offset = Math.min(ctx.state.offsets.get(group.key) || 0, Math.max(0, group.jobs.length - 1));
@@ -69,14 +109,18 @@ function groupView(group, index, ctx) {
       h("span", { class: "count", dataset: { testid: "group-count" } }, String(group.jobs.length)),
       h("span", { class: "signature" }, h("strong", {}, group.type), group.message ? ": " + group.message : ""),
       h("span", { class: "muted group-meta" }, [...group.tasks].sort().join(", "), group.last ? [" · last ", when(group.last)] : null)),
-    h("div", { class: "row actions" },
+    ctx.can("write") ? h("div", { class: "row actions" },
       h("span", { class: "muted", dataset: { testid: "selected-count" } }, selectedHere.length + " selected"),
       h("button", { type: "button", class: "primary", disabled: selectedHere.length === 0, dataset: { key: key + "-resubmit" },
         onclick: () => bulk("resubmit", selectedHere, group, ctx) }, "Resubmit selected (" + selectedHere.length + ")"),
-      h("button", { type: "button", class: "danger", disabled: selectedHere.length === 0, dataset: { key: key + "-delete" },
-        onclick: () => bulk("delete", selectedHere, group, ctx) }, "Delete selected (" + selectedHere.length + ")")),
+      ctx.can("admin") ? h("button", { type: "button", class: "danger", disabled: selectedHere.length === 0, dataset: { key: key + "-delete" },
+        onclick: () => bulk("delete", selectedHere, group, ctx) }, "Delete selected (" + selectedHere.length + ")") : null,
+      h("button", { type: "button", dataset: { key: key + "-resubmit-all" },
+        onclick: () => bulkMatching("resubmit", group, ctx) }, "Resubmit all matching…"),
+      ctx.can("admin") ? h("button", { type: "button", class: "danger", dataset: { key: key + "-delete-all" },
+        onclick: () => bulkMatching("delete", group, ctx) }, "Delete all matching…") : null) : null,
     group.jobs.length > GROUP_PAGE ? pagerFor(group, offset, ctx) : null,
-    jobTable(pageJobs, { select: { all, box } }));
+    jobTable(pageJobs, ctx.can("write") ? { select: { all, box } } : {}));
   details.addEventListener("toggle", () => {
     if (details.open) ctx.state.open.add(group.key); else ctx.state.open.delete(group.key);
   });

@@ -75,12 +75,38 @@ function editor(job, ctx) {
   return form;
 }
 
+// How the trail's action words read on a job's page.
+const DONE = {
+  resubmit: "resubmitted", resubmit_many: "resubmitted with others", cancel: "cancelled",
+  delete: "deleted", delete_many: "deleted with others", purge: "purged", process: "processed",
+};
+
+function historyView(records) {
+  if (!records.length) {
+    return h("p", { class: "muted" }, "No operator action yet: retries, cancels and deletes are recorded here with who did them.");
+  }
+  return h("ol", { class: "history" }, records.map((r) => {
+    const previous = r.detail && r.detail.previous;
+    const filter = r.detail && r.detail.filter;
+    return h("li", { dataset: { testid: "history-item" } },
+      h("span", { class: "history-line" }, (DONE[r.action] || r.action) + (r.detail && r.detail.edited ? " with edited arguments" : "") + " by ",
+        h("strong", {}, r.actor), " · ", when(r.at)),
+      r.count > 1 ? h("span", { class: "muted" }, " (" + r.count + " jobs)") : null,
+      filter ? h("div", { class: "muted" }, "filter: " + Object.entries(filter).map(([k, v]) => k + "=" + JSON.stringify(v)).join(", ")) : null,
+      previous ? h("details", {}, h("summary", {}, "Arguments before the edit"),
+        h("h4", {}, "args"), pre(previous.args), h("h4", {}, "kwargs"), pre(previous.kwargs)) : null);
+  }));
+}
+
 function actions(job, ctx) {
   const run = (label, work, message) => ctx.act(async () => {
     const result = await work();
     if (result) { ctx.toast(message); ctx.refresh(); }
   });
   const buttons = [];
+  if (!ctx.can("write")) {
+    return h("p", { class: "muted", dataset: { testid: "read-only" } }, "This key is read-only: it can look but not act.");
+  }
   if (ACTIONS.retry(job.status)) {
     buttons.push(h("button", { type: "button", class: "primary", onclick: () => run("retry", () => api.retry(job.id), "Resubmitted: the job is pending again.") }, "Retry"));
     buttons.push(h("button", { type: "button", onclick: () => { ctx.state.editing = true; ctx.rerender(); } }, "Edit arguments and resubmit"));
@@ -89,7 +115,7 @@ function actions(job, ctx) {
     buttons.push(h("button", { type: "button", onclick: () => run("cancel", () => api.cancel(job.id),
       job.status === "processing" ? "Asked the worker to stop the job." : "Cancelled.") }, "Cancel job"));
   }
-  if (ACTIONS.remove(job.status)) {
+  if (ACTIONS.remove(job.status) && ctx.can("admin")) {
     buttons.push(h("button", { type: "button", class: "danger", onclick: async () => {
       const sure = await ctx.confirm("Delete this job?", "Job " + job.id + " (" + job.task + ") and its attempt records are removed for good.", { action: "Delete 1 job", danger: true });
       if (!sure) return;
@@ -106,8 +132,11 @@ export default {
   path: /^\/jobs\/([^/]+)$/,
   nav: null,
   title: (params) => "Job " + params.match[0].slice(0, 8),
-  load: (params) => api.job(params.match[0]),
-  render(job, ctx) {
+  load: async (params) => {
+    const [job, trail] = await Promise.all([api.job(params.match[0]), api.actions(params.match[0])]);
+    return { job, history: trail.items };
+  },
+  render({ job, history }, ctx) {
     ctx.state.open ||= new Set();
     const attempts = [...(job.attempts || [])].sort((a, b) => b.attempt - a.attempt);
     return h("article", { class: "page job" },
@@ -115,7 +144,7 @@ export default {
       h("h1", {}, h("span", { class: "task" }, job.task), " ", badge(job.status)),
       h("p", { class: "muted" }, MEANING[job.status] || ""),
       actions(job, ctx),
-      ctx.state.editing ? editor(job, ctx) : null,
+      ctx.state.editing && ctx.can("write") ? editor(job, ctx) : null,
       h("div", { class: "two" },
         section("Details", h("dl", { class: "facts" },
           fact("id", idCell(job.id)), fact("queue", h("a", { href: jobsHref({ queue: job.queue }) }, job.queue)),
@@ -131,6 +160,7 @@ export default {
       job.result != null ? section("Result", pre(job.result)) : null,
       job.error ? section("Error", pre(job.error, "code error-text")) : null,
       job.traceback ? section("Traceback", pre(job.traceback, "code traceback")) : null,
+      section("History (" + history.length + ")", historyView(history)),
       section("Attempts (" + attempts.length + ")", attempts.length ? attempts.map((a) => attemptView(a, ctx))
         : h("p", { class: "muted" }, "No attempt yet: the job has not been picked up by a worker.")));
   },

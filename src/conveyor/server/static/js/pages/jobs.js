@@ -9,7 +9,7 @@ const PAGE_SIZES = [25, 50, 100, 200];
 function filtersOf(params) {
   const limit = PAGE_SIZES.includes(Number(params.limit)) ? Number(params.limit) : 50;
   const offset = Math.max(0, Number.parseInt(params.offset || "0", 10) || 0);
-  return { status: params.status || "", queue: params.queue || "", task: params.task || "", limit, offset };
+  return { status: params.status || "", queue: params.queue || "", task: params.task || "", error: params.error || "", limit, offset };
 }
 
 function filterForm(filters, ctx) {
@@ -18,17 +18,18 @@ function filterForm(filters, ctx) {
     STATES.map((s) => h("option", { value: s, selected: s === filters.status }, s)));
   const queue = h("input", { id: "f-queue", name: "queue", value: filters.queue, placeholder: "any queue", size: 14 });
   const task = h("input", { id: "f-task", name: "task", value: filters.task, placeholder: "any task", size: 22 });
+  const error = h("input", { id: "f-error", name: "error", value: filters.error, placeholder: "error contains…", size: 22 });
   const limit = h("select", { id: "f-limit", name: "limit", "aria-label": "Jobs per page" },
     PAGE_SIZES.map((n) => h("option", { value: n, selected: n === filters.limit }, n + " a page")));
   const apply = () => ctx.navigate(jobsHref({
-    status: status.value, queue: queue.value.trim(), task: task.value.trim(), limit: limit.value === "50" ? "" : limit.value,
+    status: status.value, queue: queue.value.trim(), task: task.value.trim(), error: error.value, limit: limit.value === "50" ? "" : limit.value,
   }));
   status.addEventListener("change", apply);
   limit.addEventListener("change", apply);
   return h("form", { class: "filters", role: "search", onsubmit: (e) => { e.preventDefault(); apply(); } },
-    h("label", {}, "Status ", status), h("label", {}, "Queue ", queue), h("label", {}, "Task ", task), limit,
+    h("label", {}, "Status ", status), h("label", {}, "Queue ", queue), h("label", {}, "Task ", task), h("label", {}, "Error ", error), limit,
     h("button", { type: "submit", class: "primary" }, "Filter"),
-    filters.status || filters.queue || filters.task ? h("a", { class: "button", href: "#/jobs" }, "Clear") : null);
+    filters.status || filters.queue || filters.task || filters.error ? h("a", { class: "button", href: "#/jobs" }, "Clear") : null);
 }
 
 export function pager(filters, total, hrefFor) {
