@@ -13,7 +13,12 @@ import conveyor
 from conveyor.cli import memory_size
 from conveyor.errors import ConfigurationError
 from conveyor.testing.helpers import final_state, running_worker
-from conveyor.worker.faults import FAULT_POINT_ENV, fault_point_from_environment, parse_fault_point
+from conveyor.worker.faults import (
+    FAULT_POINT_ENV,
+    MEMORY_EXIT_CODE,
+    fault_point_from_environment,
+    parse_fault_point,
+)
 
 
 def test_fault_points_parse_and_bad_ones_name_what_is_valid() -> None:
@@ -93,3 +98,29 @@ def test_memory_error_is_the_jobs_error_without_a_limit(tmp_path: Path) -> None:
     with running_worker(app):
         assert final_state(job) == "failed"
     assert "MemoryError" in (job.refresh().error or "")
+
+
+def test_a_memory_error_under_max_memory_ends_the_process_after_writing_finished_outcomes(
+    tmp_path: Path,
+) -> None:
+    """The job finished just before is written (not re-run); the hog's job stays leased to lapse."""
+    db = tmp_path / "mem.db"
+    code = f"""
+import conveyor, threading
+app = conveyor.App("sqlite:///{db}")
+@app.task()
+def quick() -> int:
+    return 1
+@app.task()
+def hog() -> None:
+    raise MemoryError("pretend the ceiling was hit")
+app.enqueue("quick")
+app.enqueue("hog", delay=0.3)
+conveyor.Worker(app, concurrency=1, prefetch=0, idle_wait=0.05, max_memory=64 << 30).run()
+"""
+    env = {"PYTHONPATH": str(Path(conveyor.__file__).parent.parent)}
+    result = subprocess.run([sys.executable, "-c", code], env=env, timeout=60)
+    assert result.returncode == MEMORY_EXIT_CODE
+    app = conveyor.App(f"sqlite:///{db}")
+    counts = app.stats()["counts"]
+    assert counts["completed"] == 1 and counts["processing"] == 1, counts

