@@ -14,7 +14,7 @@ DJANGO_VENV := .venv-django
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: test-django demo test lint bench bench-smoke bench-peers torture clean chromium promtool screenshots observability-preview
+.PHONY: test-django demo test lint bench bench-smoke bench-peers torture torture-short clean chromium promtool screenshots observability-preview
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -99,9 +99,18 @@ screenshots: $(DEV) chromium
 observability-preview: $(DEV) promtool
 	$(BIN)/python scripts/observability_preview.py
 
-## torture: the crash test, long form (20,000 jobs, every backend)
+## torture: the torture suite's long forms and the 20,000-job crash test (docs/reliability.md);
+## BACKEND=sqlite|postgres|redis|memory runs one backend; figures go to torture-results.jsonl
+TORTURE_RESULTS ?= $(CURDIR)/torture-results.jsonl
 torture: $(DEV)
-	CONVEYOR_CRASH_JOBS=20000 $(BIN)/pytest -q -s tests/test_crash.py
+	rm -f $(TORTURE_RESULTS)
+	CONVEYOR_TORTURE=long CONVEYOR_TORTURE_RESULTS=$(TORTURE_RESULTS) CONVEYOR_CRASH_JOBS=20000 \
+		$(BIN)/pytest -q -s --timeout 1800 tests/torture tests/test_crash.py $(if $(BACKEND),-k $(BACKEND))
+	$(BIN)/python tests/torture/report.py $(TORTURE_RESULTS)
+
+## torture-short: the short form of every scenario (also part of `make test`)
+torture-short: $(DEV)
+	$(BIN)/pytest -q -s tests/torture $(if $(BACKEND),-k $(BACKEND))
 
 clean:
-	rm -rf $(VENV) $(PEERS) $(DJANGO_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis conveyor-demo.db*
+	rm -rf torture-results.jsonl $(VENV) $(PEERS) $(DJANGO_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis conveyor-demo.db*

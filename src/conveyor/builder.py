@@ -174,6 +174,11 @@ def encode_payload(task: str, args: object, kwargs: object, limit: int) -> str:
             if not args and not kwargs
             else _JSON.encode({"args": list(args), "kwargs": dict(kwargs)})
         )
+    except RecursionError:
+        # A cycle is caught above (ValueError); this is nesting deeper than the encoder recurses.
+        raise InvalidPayload(
+            f"arguments of {task} are nested too deeply to encode as JSON; flatten them"
+        ) from None
     except (TypeError, ValueError) as exc:
         raise InvalidPayload(
             f"arguments of {task} are not JSON-serialisable: {exc}; pass plain data "

@@ -119,6 +119,26 @@ def duration(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
         raise click.BadParameter(str(exc)) from None
 
 
+#: Suffixes of ``--max-memory`` and the bytes each stands for (a bare number is MiB).
+SIZE_UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def memory_size(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
+    """A click callback parsing ``512M``, ``2G``, ``65536K`` or ``512`` (MiB) into bytes."""
+    if value is None:
+        return None
+    text = value.strip().lower().removesuffix("b").removesuffix("i")
+    unit = SIZE_UNITS.get(text[-1:], 0)
+    number = text[:-1] if unit else text
+    try:
+        amount = float(number)
+    except ValueError:
+        amount = -1.0
+    if amount <= 0:
+        raise click.BadParameter(f"{value!r} is not a size such as 512M, 2G or 512 (MiB)")
+    return int(amount * (unit or SIZE_UNITS["m"]))
+
+
 def json_value(kind: type) -> Callable[[click.Context, click.Parameter, str | None], Any]:
     """A click callback parsing a JSON list/object argument."""
 
@@ -201,6 +221,12 @@ def main(ctx: click.Context, show_traceback: bool) -> None:
     help="Jobs claimed ahead of free slots [= concurrency]; more is faster for tiny jobs.",
 )
 @click.option("--burst", is_flag=True, help="Exit when nothing is due (for scripts and tests).")
+@click.option(
+    "--max-memory",
+    callback=memory_size,
+    help="Address-space limit per worker process (512M, 2G; a bare number is MiB). A task that "
+    "runs into it ends the process, and its job counts a lost attempt.",
+)
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option(
     "--metrics-port",
@@ -223,6 +249,7 @@ def worker(
     grace: float | None,
     prefetch: int | None,
     burst: bool,
+    max_memory: int | None,
     log_level: str,
     metrics_port: int | None,
     metrics_host: str,
@@ -257,6 +284,7 @@ def worker(
         grace=grace,
         prefetch=prefetch,
         metrics=metrics,
+        max_memory=max_memory,
     )
     wait_for_backend(app, retry=not burst)
     worker.run(burst=burst)

@@ -30,6 +30,8 @@ log = logging.getLogger("conveyor.worker")
 OnOutcome = Callable[[Attempt, Outcome], None]
 #: Told when an attempt starts running (worker metrics); must be cheap.
 OnStart = Callable[[Attempt], None]
+#: Told (job id, task) when a task ran out of memory; None: MemoryError is the job's error.
+OnMemoryError = Callable[[str, str], None]
 
 _STOP = object()
 
@@ -42,12 +44,19 @@ class Executor:
     """Runs Attempts; reports each decided Outcome through ``on_outcome``."""
 
     def __init__(
-        self, concurrency: int, worker_id: str, on_outcome: OnOutcome, on_start: OnStart | None = None
+        self,
+        concurrency: int,
+        worker_id: str,
+        on_outcome: OnOutcome,
+        on_start: OnStart | None = None,
+        *,
+        on_memory_error: OnMemoryError | None = None,
     ) -> None:
         self.concurrency = concurrency
         self.worker_id = worker_id
         self.on_outcome = on_outcome
         self.on_start = on_start
+        self.on_memory_error = on_memory_error
         self._work: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._threads: set[threading.Thread] = set()
         self._abandoned: set[int] = set()
@@ -144,6 +153,10 @@ class Executor:
             else:
                 with span.activate():
                     result = self._call_sync(attempt)
+        except MemoryError as exc:
+            if self.on_memory_error is not None:
+                self.on_memory_error(attempt.job.id, attempt.job.task)
+            self._finish(attempt, error=exc)
         except BaseException as exc:  # noqa: BLE001 - every failure is the job's outcome
             self._finish(attempt, error=exc)
         else:
@@ -259,6 +272,10 @@ class Executor:
                 with span.activate():  # the task's own spans are children of this one
                     value = await awaited
             result = encode_result(value)
+        except MemoryError as exc:
+            if self.on_memory_error is not None:
+                self.on_memory_error(attempt.job.id, attempt.job.task)
+            self._finish(attempt, error=exc)
         except asyncio.CancelledError:
             self._finish(attempt, error=JobCancelled(f"job {attempt.job.id} was cancelled while running"))
         except TimeoutError:

@@ -27,6 +27,7 @@ from ..task import check_name
 from .attempt import Attempt
 from .completer import Completer, Written
 from .executor import Executor
+from .faults import exit_on_memory_error, fault_point_from_environment, limit_memory
 from .metrics import WorkerMetrics, supervisor_run_dir
 from .recovery import RetryDelay, error_line
 from .services import Heartbeat, MetricsService, PeriodicService, ProgressWriter, Reaper, WorkerRegistry
@@ -76,6 +77,7 @@ class Worker:
         install_signal_handlers: bool = True,
         max_retry_delay: float | None = None,
         metrics: WorkerMetrics | None = None,
+        max_memory: int | None = None,
     ) -> None:
         if max_retry_delay is not None and max_retry_delay < 0:
             raise ValueError(f"max_retry_delay must be None or >= 0 seconds, got {max_retry_delay!r}")
@@ -106,6 +108,10 @@ class Worker:
         #: Seconds a retry waits at most, whatever its backoff or RetryAfter asked (None:
         #: as asked). 0 makes retries due at once: ``conveyor.testing.drain`` uses it.
         self.max_retry_delay = max_retry_delay
+        #: Bytes of address space this process may use while it runs (``--max-memory``), or None.
+        self.max_memory = max_memory
+        #: Where this worker fails on purpose (``CONVEYOR_FAULT_POINT``, read once), or None.
+        self.fault = fault_point_from_environment()
         self.id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
         self.backend = app.backend
         #: Prometheus metrics (``--metrics-port``), or None: nothing is recorded.
@@ -153,6 +159,8 @@ class Worker:
     def run(self, *, burst: bool = False) -> None:
         """Work until ``stop()`` or SIGTERM/SIGINT; with ``burst``, until nothing is due."""
         self._install_signals()
+        if self.max_memory is not None:
+            limit_memory(self.max_memory)
         self._start()
         log.info(
             "worker %s serving %s (concurrency %d, lease %gs)",
@@ -210,7 +218,11 @@ class Worker:
     # -- start and stop ------------------------------------------------------------
     def _new_executor(self) -> Executor:
         on_start = None if self.metrics is None else self.metrics.attempt_started
-        return Executor(self.concurrency, self.id, self._report, on_start)
+        on_memory_error = self._memory_exhausted if self.max_memory is not None else None
+        return Executor(self.concurrency, self.id, self._report, on_start, on_memory_error=on_memory_error)
+
+    def _memory_exhausted(self, job_id: str, task: str) -> None:
+        exit_on_memory_error(job_id, task, flush=lambda: self.completer.stop(timeout=5.0))
 
     def _install_signals(self) -> None:
         if not self.install_signal_handlers or threading.current_thread() is not threading.main_thread():
@@ -348,6 +360,8 @@ class Worker:
                 self._stopping.wait(delay)
                 continue
             if jobs:
+                if self.fault is not None:
+                    self.fault.passed("after-claim")
                 self._dispatch(jobs)
 
     def _dispatch(self, jobs: list[ClaimedJob]) -> None:
@@ -371,6 +385,8 @@ class Worker:
     # -- outcomes ------------------------------------------------------------------
     def _report(self, attempt: Attempt, outcome: Outcome) -> None:
         """Hand a decided outcome, with the jobs the App stores alongside it, to the completer."""
+        if self.fault is not None and outcome.kind == "completed":
+            self.fault.passed("after-run")
         if self.max_retry_delay is not None and outcome.retry_delay > self.max_retry_delay:
             outcome = replace(outcome, retry_delay=self.max_retry_delay)
         try:
