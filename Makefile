@@ -14,14 +14,15 @@ DJANGO_VENV := .venv-django
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: test-django demo test lint bench bench-smoke bench-peers torture clean chromium screenshots
+.PHONY: test-django demo test lint bench bench-smoke bench-peers torture torture-short clean chromium promtool screenshots observability-preview
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# The embedded default plus pytest, so `python -m conveyor.testing.conformance URL` runs from here too.
 $(CORE): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e '.[testing]'
 	touch $@
 
 $(DEV): $(BIN)/python pyproject.toml
@@ -45,8 +46,15 @@ chromium:
 		apt-get update -qq && apt-get install -y -qq chromium; \
 	fi
 
+## promtool: checks deploy/prometheus/alerts.yml in the tests (Debian's prometheus; installed only when missing)
+promtool:
+	@if ! command -v promtool >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing prometheus (promtool) for the alert rule tests"; \
+		apt-get update -qq && apt-get install -y -qq prometheus; \
+	fi
+
 ## test: lint, the whole suite on every available backend, the Django tests, a short benchmark smoke run
-test: lint $(DEV) chromium test-django
+test: lint $(DEV) chromium promtool test-django
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory bench-smoke
 
@@ -64,11 +72,12 @@ test-django: $(DJANGO_VENV)/.installed
 	@if [ -x $(DJANGO_VENV)/bin/pytest ]; then $(DJANGO_VENV)/bin/pytest -q tests_django; \
 	elif [ "$$CONVEYOR_REQUIRE_DJANGO" = "1" ]; then echo "Django tests required but .venv-django is missing"; exit 1; fi
 
-## bench: the benchmark harness (see docs/benchmarks.md)
+## bench: the benchmark harness (see docs/benchmarks.md), async producers, drain with metrics and tracing on and off
 bench: $(DEV)
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.async_producers
 	$(BIN)/python -m bench.flow_control
+	$(BIN)/python -m bench.observability
 
 bench-smoke: $(DEV)
 	$(BIN)/python -m bench.run --smoke
@@ -87,9 +96,22 @@ bench-peers: $(DEV) $(PEERS)/.installed
 screenshots: $(DEV) chromium
 	$(BIN)/python scripts/dashboard_screenshots.py
 
-## torture: the crash test, long form (20,000 jobs, every backend)
+## observability-preview: the Grafana panels drawn from a real run scraped by a real Prometheus
+observability-preview: $(DEV) promtool
+	$(BIN)/python scripts/observability_preview.py
+
+## torture: the torture suite's long forms and the 20,000-job crash test (docs/reliability.md);
+## BACKEND=sqlite|postgres|redis|memory runs one backend; figures go to torture-results.jsonl
+TORTURE_RESULTS ?= $(CURDIR)/torture-results.jsonl
 torture: $(DEV)
-	CONVEYOR_CRASH_JOBS=20000 $(BIN)/pytest -q -s tests/test_crash.py
+	rm -f $(TORTURE_RESULTS)
+	CONVEYOR_TORTURE=long CONVEYOR_TORTURE_RESULTS=$(TORTURE_RESULTS) CONVEYOR_CRASH_JOBS=20000 \
+		$(BIN)/pytest -q -s --timeout 1800 tests/torture tests/test_crash.py $(if $(BACKEND),-k $(BACKEND))
+	$(BIN)/python tests/torture/report.py $(TORTURE_RESULTS)
+
+## torture-short: the short form of every scenario (also part of `make test`)
+torture-short: $(DEV)
+	$(BIN)/pytest -q -s tests/torture $(if $(BACKEND),-k $(BACKEND))
 
 clean:
-	rm -rf $(VENV) $(PEERS) $(DJANGO_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis conveyor-demo.db*
+	rm -rf torture-results.jsonl $(VENV) $(PEERS) $(DJANGO_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis conveyor-demo.db*

@@ -12,6 +12,7 @@ import pytest
 import conveyor
 from conveyor.backends.base import ClaimedJob, Outcome
 from conveyor.builder import MAX_PRIORITY, MIN_PRIORITY, build_jobs
+from conveyor.errors import InvalidPayload
 
 
 @pytest.fixture
@@ -153,3 +154,11 @@ def test_follow_ups_build_the_completion_callback_through_the_builder(app: conve
     assert app.follow_ups(claimed(None), done) == ()
     retry = Outcome("a" * 32, "lease-1", "retry", 1, "w")
     assert app.follow_ups(claimed("https://example.com/hook"), retry) == ()
+
+
+def test_arguments_nested_deeper_than_the_encoder_recurses_are_invalid_payload(app: conveyor.App) -> None:
+    deep: Any = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(InvalidPayload, match="nested too deeply"):
+        app.prepare([{"task": "send", "args": [deep]}])

@@ -457,7 +457,7 @@ def test_the_signup_example_end_to_end(
         "WEBAPP_URL": web,
         "CONVEYOR_SIGNING_SECRET": SECRET,
         "OUTBOX": str(outbox),
-        "SEND_SECONDS": "1.0",
+        "SEND_SECONDS": "3.0",
         "FLAKY": "0",
     }.items():
         monkeypatch.setenv(name, value)
@@ -473,7 +473,9 @@ def test_the_signup_example_end_to_end(
         response = httpx.post(f"{web}/signup", json={"email": "ada@example.com"})
         took = time.perf_counter() - started
         assert response.status_code == 201, response.text
-        assert took < 0.5, f"signup waited {took:.2f}s: it must not wait for the 1s email"
+        # Waiting for the email would take 3 s; answering without it takes milliseconds, and the
+        # margin holds on a busy machine.
+        assert took < 2.0, f"signup waited {took:.2f}s: it must not wait for the 3s email"
         assert response.json()["user"]["welcome"] == "queued"
         wait_for(lambda: httpx.get(f"{web}/users/1").json()["welcome"] == "sent", 20)
         forged = httpx.post(f"{mail}/hooks/welcome-email", json={"email": "eve@example.com"})

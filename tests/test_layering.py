@@ -23,7 +23,10 @@ PACKAGE = "conveyor"
 
 #: Layers by module prefix (the longest matching prefix wins); ``name=`` matches that module only.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("leaf", ("conveyor.errors", "conveyor.states", "conveyor.ids", "conveyor.durations")),
+    (
+        "leaf",
+        ("conveyor.errors", "conveyor.states", "conveyor.ids", "conveyor.durations", "conveyor.tracing"),
+    ),
     (
         "edges",
         (

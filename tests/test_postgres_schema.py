@@ -217,7 +217,7 @@ def test_every_object_lives_in_the_configured_schema(url: str) -> None:
             ).fetchall()
         assert [t[0] for t in tables] == [
             "action_jobs", "actions", "alerts", "attempts", "groups", "jobs", "keys", "queues",
-            "schedules", "schema_version", "starts",
+            "schedules", "schema_version", "starts", "workers",
         ]  # fmt: skip
         assert [f[0] for f in functions] == [
             "claim_flow", "enqueue", "enqueue_job", "enqueue_jobs", "group_rank", "set_group",

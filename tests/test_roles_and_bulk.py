@@ -120,6 +120,7 @@ def test_no_key_is_a_401_on_every_route_and_changes_nothing(
 def test_the_declared_roles_are_the_specified_ones() -> None:
     declared = {(r.method, r.path): r.role for r in AUTH_ROUTES}
     assert all(role == "read" for (method, _), role in declared.items() if method == "GET")
+    assert declared["GET", "/api/workers"] == "read"
     for operation in ("POST /api/jobs", "POST /api/queue/{job_id}/retry", "POST /api/queue/{job_id}/cancel"):
         method, path = operation.split(" ")
         assert declared[method, path] == "write", operation

@@ -225,6 +225,8 @@ def test_a_running_worker_runs_each_of_its_services(sqlite_app: conveyor.App) ->
     assert worker.services == (
         worker.heartbeat,
         worker.reaper,
+        worker.registry,
+        worker.progress,
         worker.scheduler,
         worker.pruner,
         worker.alerter,

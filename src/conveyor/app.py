@@ -544,6 +544,15 @@ class App:
         """Attempt records, newest first."""
         return self.backend.audits(job_id, limit, offset)
 
+    def workers(self) -> list[dict[str, Any]]:
+        """The live workers (the JSON of ``GET /api/workers``), the longest-running first.
+
+        Each: ``id, host, pid, queues, concurrency, running`` (job ids), ``started_at,
+        last_seen_at, version``. A worker drops off after three missed heartbeats, or at
+        once when it stops cleanly.
+        """
+        return [record.to_dict() for record in self.backend.workers_live()]
+
     # -- async producers (same builder, same checks; the backend's async side) ----------
     async def aenqueue(
         self,
@@ -786,7 +795,8 @@ class App:
         """The job one tick of ``spec`` stores (UnknownTask if this App lacks its task)."""
         args, kwargs = decode_payload(spec.payload)
         (job,) = self.prepare([{"task": spec.task, "args": args, "kwargs": kwargs, "queue": spec.queue}])
-        return job
+        # A tick belongs to no caller's trace (the scheduler's thread may run inside some span).
+        return job._replace(trace_context=None)
 
     # -- failure alerts --------------------------------------------------------------------
     def alert(
@@ -839,7 +849,8 @@ class App:
         """The firing that stores ``spec``'s notification (a ``conveyor.http`` POST) and stamps it."""
         body = alerting.notification(spec, failures)
         (job,) = self.prepare([{"task": "conveyor.http", "kwargs": {"url": spec.url, "json": body}}])
-        return AlertFiring(spec.name, fired_at, fired_at - spec.window, job)
+        # Like a schedule tick, the notification belongs to no caller's trace.
+        return AlertFiring(spec.name, fired_at, fired_at - spec.window, job._replace(trace_context=None))
 
 
 def _queue_dict(usage: QueueUsage, stats: Mapping[str, Any], name: str) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from .backends.base import KeyMode, NewJob
 from .backends.flow import check_group
 from .errors import InvalidName, InvalidPayload, PayloadTooLarge, UnknownTask
 from .ids import new_job_ids
+from .tracing import current_traceparent
 
 if TYPE_CHECKING:
     from .arguments import ArgumentCheck
@@ -174,6 +175,11 @@ def encode_payload(task: str, args: object, kwargs: object, limit: int) -> str:
             if not args and not kwargs
             else _JSON.encode({"args": list(args), "kwargs": dict(kwargs)})
         )
+    except RecursionError:
+        # A cycle is caught above (ValueError); this is nesting deeper than the encoder recurses.
+        raise InvalidPayload(
+            f"arguments of {task} are nested too deeply to encode as JSON; flatten them"
+        ) from None
     except (TypeError, ValueError) as exc:
         raise InvalidPayload(
             f"arguments of {task} are not JSON-serialisable: {exc}; pass plain data "
@@ -192,7 +198,8 @@ def build_jobs(
     """NewJobs for ``items`` (fields of ``POST /api/jobs``) of the registered ``tasks``.
 
     Every item is checked before any is returned, so one bad item stores none. A
-    field set to None is the same as leaving it out (the task's default).
+    field set to None is the same as leaving it out (the task's default). Each job
+    carries the W3C trace context the call was made in, if any (conveyor.tracing).
     """
     items = items if isinstance(items, Sequence) else list(items)
     if not items:
@@ -228,6 +235,9 @@ def build_jobs(
         append(_with_options(ids[index], name, payload, item, task))
     for check, args, kwargs in bind_later:
         check.check(args, kwargs)
+    trace_context = current_traceparent()  # once per call: every item is enqueued in one context
+    if trace_context is not None:
+        return [job._replace(trace_context=trace_context) for job in jobs]
     return jobs
 
 

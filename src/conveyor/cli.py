@@ -26,7 +26,7 @@ from .cli_errors import error_line, full_traceback
 from .cli_logging import setup_logging
 from .durations import parse_duration
 from .loader import load_app
-from .render import console, job_panel, jobs_table, queues_table, stats_table
+from .render import console, job_panel, jobs_table, queues_table, stats_table, workers_table
 from .states import ALL_STATES, PURGEABLE, RESUBMITTABLE
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -119,6 +119,26 @@ def duration(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
         raise click.BadParameter(str(exc)) from None
 
 
+#: Suffixes of ``--max-memory`` and the bytes each stands for (a bare number is MiB).
+SIZE_UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def memory_size(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
+    """A click callback parsing ``512M``, ``2G``, ``65536K`` or ``512`` (MiB) into bytes."""
+    if value is None:
+        return None
+    text = value.strip().lower().removesuffix("b").removesuffix("i")
+    unit = SIZE_UNITS.get(text[-1:], 0)
+    number = text[:-1] if unit else text
+    try:
+        amount = float(number)
+    except ValueError:
+        amount = -1.0
+    if amount <= 0:
+        raise click.BadParameter(f"{value!r} is not a size such as 512M, 2G or 512 (MiB)")
+    return int(amount * (unit or SIZE_UNITS["m"]))
+
+
 def json_value(kind: type) -> Callable[[click.Context, click.Parameter, str | None], Any]:
     """A click callback parsing a JSON list/object argument."""
 
@@ -204,7 +224,22 @@ def main(ctx: click.Context, show_traceback: bool) -> None:
 @click.option(
     "--no-schedules", "no_schedules", is_flag=True, help="Do not run schedules in this worker (others may)."
 )
+@click.option(
+    "--max-memory",
+    callback=memory_size,
+    help="Address-space limit per worker process (512M, 2G; a bare number is MiB). A task that "
+    "runs into it ends the process, and its job counts a lost attempt.",
+)
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=0, max=65535),
+    envvar="CONVEYOR_METRICS_PORT",
+    help="Serve Prometheus metrics at :PORT/metrics (one port for all --processes).",
+)
+@click.option(
+    "--metrics-host", default="0.0.0.0", show_default=True, help="Address the metrics port binds to."
+)
 @url_option
 @click.option("--json", "as_json", is_flag=True, help="Log one JSON object a line (time in UTC).")
 @clean_errors
@@ -218,7 +253,10 @@ def worker(
     prefetch: int | None,
     burst: bool,
     no_schedules: bool,
+    max_memory: int | None,
     log_level: str,
+    metrics_port: int | None,
+    metrics_host: str,
     url: str | None,
     as_json: bool,
 ) -> None:
@@ -229,12 +267,19 @@ def worker(
     """
     setup_logging(log_level, as_json=as_json)
     from .worker import Worker
-    from .worker.supervisor import is_child, supervise
+    from .worker.supervisor import is_child
 
     if processes > 1 and not is_child():
-        sys.exit(supervise(sys.argv[1:], processes, grace if grace is not None else 30.0))
+        sys.exit(_supervise(processes, grace, metrics_port, metrics_host))
     app = open_app(app_path, url)
     queue_list = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
+    metrics = None
+    if metrics_port is not None:
+        from .worker.metrics import WorkerMetrics, serve, supervisor_run_dir
+
+        metrics = WorkerMetrics()
+        if supervisor_run_dir() is None:  # a supervised child writes snapshots its supervisor serves
+            serve(metrics, metrics_port, metrics_host)
     worker = Worker(
         app,
         queues=queue_list,
@@ -243,9 +288,26 @@ def worker(
         grace=grace,
         prefetch=prefetch,
         schedules=not no_schedules,
+        metrics=metrics,
+        max_memory=max_memory,
     )
     wait_for_backend(app, retry=not burst)
     worker.run(burst=burst)
+
+
+def _supervise(processes: int, grace: float | None, metrics_port: int | None, metrics_host: str) -> int:
+    """Run this command as ``processes`` children; with a metrics port, serve their sum on it."""
+    from .worker.supervisor import supervise
+
+    if metrics_port is None:
+        return supervise(sys.argv[1:], processes, grace if grace is not None else 30.0)
+    from .worker.metrics import SupervisorMetrics
+
+    metrics = SupervisorMetrics(metrics_port, metrics_host)
+    try:
+        return supervise(sys.argv[1:], processes, grace if grace is not None else 30.0, metrics)
+    finally:
+        metrics.close()
 
 
 @main.command()
@@ -362,6 +424,20 @@ def stats(app_path: str | None, url: str | None, as_json: bool) -> None:
     else:
         say_backend(app.url)
         console().print(stats_table(data))
+
+
+@main.command()
+@app_option
+@url_option
+@json_option
+@clean_errors
+def workers(app_path: str | None, url: str | None, as_json: bool) -> None:
+    """The live workers: each one's host, pid, queues, busy slots, running jobs and last heartbeat."""
+    data = open_app(app_path, url).workers()
+    if as_json:
+        emit(data)
+    else:
+        console().print(workers_table(data))
 
 
 @main.group()

@@ -28,7 +28,11 @@ class LocalTimeFormatter(logging.Formatter):
 
 
 class JsonLogFormatter(logging.Formatter):
-    """One JSON object a line: ``time`` (ISO-8601 UTC), ``level``, ``logger``, ``message``, ``traceback``."""
+    """One JSON object a line: ``time`` (ISO-8601 UTC), ``level``, ``logger``, ``message``, ``traceback``.
+
+    A worker's line per attempt outcome also carries its fields (``task, id, queue,
+    attempt, max_attempts, outcome, duration``) under ``job``, for log shippers.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         """The record as one line of JSON."""
@@ -40,6 +44,9 @@ class JsonLogFormatter(logging.Formatter):
         }
         if record.exc_info:
             data["traceback"] = self.formatException(record.exc_info)
+        fields = getattr(record, "attempt_outcome", None)
+        if fields is not None:
+            data["job"] = fields
         return json.dumps(data, default=str)
 
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import math
+import time
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
+
+#: The longest progress message kept; longer ones are cut (progress is for people, not data).
+MAX_PROGRESS_MESSAGE = 1000
 
 
 @dataclass(slots=True)
@@ -24,6 +29,12 @@ class JobContext:
     #: What the far side of an HTTP-style task answered; kept in this attempt's audit record.
     status_code: int | None = None
     response_excerpt: str | None = None
+    #: The W3C traceparent stored with the job at enqueue (None: no trace).
+    trace_context: str | None = None
+    #: The latest ``progress()`` as (fraction, message, time), and how many calls so far;
+    #: the worker writes the latest one at most a few times a second.
+    reported_progress: tuple[float | None, str | None, float] | None = field(default=None, repr=False)
+    progress_calls: int = field(default=0, repr=False)
 
     @property
     def cancel_requested(self) -> bool:
@@ -38,6 +49,25 @@ class JobContext:
         """Keep a response's status code and body excerpt in this attempt's audit record."""
         self.status_code = status_code
         self.response_excerpt = excerpt
+
+    def progress(self, fraction: float | None = None, message: str | None = None) -> None:
+        """Report how far the job has got: ``fraction`` from 0 to 1, and/or a short ``message``.
+
+        Cheap however often it is called: the worker stores the latest report with the
+        job at most a few times a second (``progress`` in the job's JSON).
+        """
+        if fraction is not None:
+            if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
+                raise TypeError(f"progress fraction must be a number from 0 to 1, got {fraction!r}")
+            if not (math.isfinite(fraction) and 0.0 <= fraction <= 1.0):
+                raise ValueError(f"progress fraction must be from 0 to 1, got {fraction!r}")
+            fraction = float(fraction)
+        if message is not None:
+            if not isinstance(message, str):
+                raise TypeError(f"progress message must be a string, got {type(message).__name__}")
+            message = message[:MAX_PROGRESS_MESSAGE]
+        self.reported_progress = (fraction, message, time.time())
+        self.progress_calls += 1
 
     def raise_if_cancelled(self) -> None:
         """Raise ``conveyor.JobCancelled`` if cancellation was requested."""

@@ -182,6 +182,16 @@ class Job:
         return self._stored().scheduled_for
 
     @property
+    def progress(self) -> dict[str, Any] | None:
+        """``{"fraction", "message", "updated_at"}`` as the task last reported, or None."""
+        return self._stored().progress
+
+    @property
+    def trace_id(self) -> str | None:
+        """The OpenTelemetry trace the job was enqueued in (32 hex digits), or None."""
+        return self._stored().trace_id
+
+    @property
     def attempts(self) -> list[AttemptRecord]:
         """The audit trail: one record per attempt."""
         return self._stored().attempts

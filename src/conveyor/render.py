@@ -85,6 +85,10 @@ class ShownJob(ListedJob, Protocol):
     def attempts(self) -> Sequence[AttemptRecord]: ...
     @property
     def prior_attempts(self) -> int: ...
+    @property
+    def progress(self) -> dict[str, Any] | None: ...
+    @property
+    def trace_id(self) -> str | None: ...
 
     def to_dict(self, *, with_attempts: bool = ...) -> dict[str, Any]: ...
 
@@ -344,12 +348,47 @@ def job_panel(record: ShownJob, width: int | None = None) -> Panel:
     ]
     if record.cancel_requested:
         rows.append(("cancel", "requested"))
+    if record.progress is not None:
+        rows.append(("progress", progress_text(record.progress)))
+    if record.trace_id is not None:
+        rows.append(("trace id", record.trace_id))
     for name, value in rows:
         info.add_row(name, value)
     parts: list[Any] = [info, attempts_table(record.attempts, inner)]
     if record.traceback:
         parts.append(Panel(record.traceback.rstrip(), title="traceback", border_style="red"))
     return Panel(Group(*parts), title=f"job {record.id}")
+
+
+def progress_text(progress: dict[str, Any]) -> str:
+    """``40% 40 of 100 rows (09:30:01)``: a job's reported progress in one line."""
+    fraction, message = progress.get("fraction"), progress.get("message")
+    parts = [] if fraction is None else [f"{fraction:.0%}"]
+    if message:
+        parts.append(str(message))
+    updated = progress.get("updated_at")
+    if updated:
+        parts.append(f"({local_time(datetime.fromisoformat(updated))})")
+    return " ".join(parts) or "-"
+
+
+def workers_table(workers: list[dict[str, Any]]) -> Table:
+    """The live workers, one row each."""
+    table = Table(title=f"Live workers ({len(workers)})", title_justify="left")
+    for column in ("id", "host", "pid", "queues", "busy", "started", "last seen", "version"):
+        table.add_column(column)
+    for w in workers:
+        table.add_row(
+            w["id"],
+            w["host"],
+            str(w["pid"]),
+            ",".join(w["queues"]),
+            f"{len(w['running'])}/{w['concurrency']}",
+            local_time(datetime.fromisoformat(w["started_at"])),
+            local_time(datetime.fromisoformat(w["last_seen_at"])),
+            w["version"],
+        )
+    return table
 
 
 def console(stderr: bool = False) -> Console:

@@ -53,6 +53,8 @@ class NewJob(NamedTuple):
     on_complete: str | None = None
     #: The job's group for flow control (fairness and group limits), or None.
     group: str | None = None
+    #: The W3C ``traceparent`` of the span the job was enqueued in (None: no trace).
+    trace_context: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,8 @@ class ClaimedJob:
     #: Attempts run before the latest resubmit; this submission's budget is spent when
     #: ``attempt - prior_attempts`` reaches ``max_attempts``.
     prior_attempts: int = 0
+    #: The W3C ``traceparent`` stored at enqueue (None: no trace).
+    trace_context: str | None = None
 
     @property
     def run_in_submission(self) -> int:
@@ -148,6 +152,8 @@ class Outcome:
     status_code: int | None = None
     response_excerpt: str | None = None
     follow_ups: tuple[NewJob, ...] = ()
+    #: The trace id (32 hex digits) of the span the attempt ran in, for its audit record.
+    trace_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +251,7 @@ class AttemptRecord:
     #: The arguments this attempt ran with (None: recorded before the audit trail kept them).
     args: list[Any] | None = None
     kwargs: dict[str, Any] | None = None
+    trace_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of the HTTP API and ``--json``."""
@@ -261,6 +268,7 @@ class AttemptRecord:
             "response_excerpt": self.response_excerpt,
             "args": self.args,
             "kwargs": self.kwargs,
+            "trace_id": self.trace_id,
         }
 
 
@@ -296,6 +304,10 @@ class JobRecord:
     #: The schedule that enqueued the job, and the tick it ran for (None for other jobs).
     schedule: str | None = None
     scheduled_for: datetime | None = None
+    #: ``{"fraction", "message", "updated_at"}`` as the task last reported it, or None.
+    progress: dict[str, Any] | None = None
+    #: The trace the job was enqueued in (32 hex digits), or None.
+    trace_id: str | None = None
 
     @property
     def status(self) -> State:
@@ -329,6 +341,8 @@ class JobRecord:
             "group": self.group,
             "schedule": self.schedule,
             "scheduled_for": _iso(self.scheduled_for),
+            "progress": self.progress,
+            "trace_id": self.trace_id,
         }
         if with_attempts:
             data["attempts"] = [a.to_dict() for a in self.attempts]
@@ -453,6 +467,76 @@ class AlertFiring:
     fired_at: float
     quiet_since: float
     job: NewJob
+
+
+# -- observability: live workers, progress ---------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class WorkerBeat:
+    """What a live worker says about itself at each heartbeat (the registry's input)."""
+
+    id: str
+    host: str
+    pid: int
+    queues: tuple[str, ...]
+    concurrency: int
+    #: Ids of the jobs it runs now.
+    running: tuple[str, ...]
+    started_at: float
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRecord:
+    """A live worker as the registry lists it: its last beat and when the backend saw it."""
+
+    beat: WorkerBeat
+    last_seen_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``GET /api/workers`` and ``conveyor workers --json``."""
+        b = self.beat
+        return {
+            "id": b.id,
+            "host": b.host,
+            "pid": b.pid,
+            "queues": list(b.queues),
+            "concurrency": b.concurrency,
+            "running": list(b.running),
+            "started_at": _iso(from_ts(b.started_at)),
+            "last_seen_at": _iso(from_ts(self.last_seen_at)),
+            "version": b.version,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressUpdate:
+    """A running job's latest progress, written only while ``lease_token`` still holds it."""
+
+    job_id: str
+    lease_token: str
+    fraction: float | None
+    message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueGauges:
+    """What ``/metrics`` exports for one queue: jobs by state, and its oldest due pending job's age."""
+
+    counts: dict[str, int]
+    #: Seconds since the oldest due ``pending`` job of the queue fell due (None: none waits).
+    oldest_pending_age_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Gauges:
+    """Every queue's gauges, read cheaply enough for a scrape every few seconds.
+
+    ``estimated`` names the states whose counts are estimates rather than exact
+    (PostgreSQL's finished states on a large table; see docs/observability.md).
+    """
+
+    queues: dict[str, QueueGauges]
+    estimated: frozenset[str] = frozenset()
 
 
 @runtime_checkable
@@ -625,6 +709,27 @@ class Backend(Protocol):
         """Apply each firing atomically (see AlertFiring); True where it applied."""
         ...
 
+    # -- observability -----------------------------------------------------------
+    def workers_beat(self, beats: Sequence[WorkerBeat], ttl_seconds: float) -> None:
+        """Register or renew live workers; each is listed until ``ttl_seconds`` after this call."""
+        ...
+
+    def workers_remove(self, worker_ids: Sequence[str]) -> None:
+        """Take workers off the list at once (a clean stop)."""
+        ...
+
+    def workers_live(self) -> list[WorkerRecord]:
+        """The workers whose last beat has not expired, oldest first (and forget expired ones)."""
+        ...
+
+    def jobs_progress(self, updates: Sequence[ProgressUpdate]) -> None:
+        """Store each running job's progress with the backend's now, fenced by its lease token."""
+        ...
+
+    def queue_gauges(self) -> Gauges:
+        """Per queue: jobs by state and the oldest due pending job's age, without a pass over every row."""
+        ...
+
 
 class FinishWatch:
     """Wake-ups for some jobs reaching a final state, as ``Backend.watch_finishes`` gives them.
@@ -683,6 +788,13 @@ def decode_payload(payload: str) -> tuple[list[Any], dict[str, Any]]:
 def from_ts(value: float | None) -> datetime | None:
     """POSIX seconds to an aware UTC datetime (None stays None)."""
     return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def trace_id_of(traceparent: str | None) -> str | None:
+    """The trace id (32 hex digits) of a W3C ``traceparent`` (``00-<trace id>-<span id>-<flags>``)."""
+    if not traceparent or len(traceparent) < 35:
+        return None
+    return traceparent[3:35]
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -69,16 +69,22 @@ from .base import (
     AlertSpec,
     AttemptRecord,
     FinishWatch,
+    Gauges,
     JobQuery,
     JobRecord,
     NewJob,
     Outcome,
     OutcomeKind,
+    ProgressUpdate,
+    QueueGauges,
     ScheduleRecord,
     ScheduleSpec,
     Stats,
+    WorkerBeat,
+    WorkerRecord,
     decode_payload,
     from_ts,
+    trace_id_of,
 )
 
 #: Every outcome kind of ``finish_many``, in the protocol's order.
@@ -110,6 +116,8 @@ JOB_FIELDS: Final = (
     "group_key",
     "schedule",
     "scheduled_for",
+    "progress",
+    "trace_context",
 )
 
 #: The columns of an attempt row, in order.
@@ -125,6 +133,7 @@ ATTEMPT_FIELDS: Final = (
     "status_code",
     "response_excerpt",
     "payload",
+    "trace_id",
 )
 
 #: The columns of an action row, in order (``detail`` is JSON text or None).
@@ -252,6 +261,8 @@ def job_record(row: Fields, attempts: Iterable[AttemptRecord] = ()) -> JobRecord
         prior_attempts=int(row["prior_attempts"] or 0),  # a Redis hash omits it until a resubmit
         schedule=row["schedule"],
         scheduled_for=from_ts(_seconds(row["scheduled_for"])),
+        progress=progress_of(row["progress"]),
+        trace_id=trace_id_of(row["trace_context"]),
     )
 
 
@@ -273,6 +284,7 @@ def attempt_record(row: Fields) -> AttemptRecord:
         response_excerpt=row["response_excerpt"],
         args=args,
         kwargs=kwargs,
+        trace_id=row["trace_id"],
     )
 
 
@@ -294,6 +306,7 @@ def outcome_attempt(outcome: Outcome, payload: str | None = None) -> dict[str, A
         "status_code": outcome.status_code,
         "response_excerpt": outcome.response_excerpt,
         "payload": payload,
+        "trace_id": outcome.trace_id,
     }
 
 
@@ -319,6 +332,7 @@ def reaped_attempt(
         "status_code": None,
         "response_excerpt": None,
         "payload": payload,
+        "trace_id": None,
     }
 
 
@@ -399,6 +413,82 @@ def alert_record(row: Fields) -> AlertRecord:
 def by_position(names: tuple[str, ...], row: Iterable[Any]) -> dict[str, Any]:
     """A positional row as a mapping of ``names`` (engines that return tuples)."""
     return dict(zip(names, row, strict=True))
+
+
+# -- observability -------------------------------------------------------------------
+#: How long a worker stays listed after its last beat, in heartbeats: three missed beats.
+MISSED_BEATS_ALLOWED: Final = 3
+
+
+def gauges_from(
+    groups: Iterable[tuple[str, str, int]],
+    oldest_ages: Iterable[tuple[str, float | None]],
+    estimated: frozenset[str] = frozenset(),
+) -> Gauges:
+    """Gauges from ``(queue, state, count)`` groups and ``(queue, oldest due pending age)`` pairs."""
+    counts: dict[str, dict[str, int]] = {}
+    for queue, state, n in groups:
+        per_state = counts.setdefault(queue, dict.fromkeys(ALL_STATES, 0))
+        per_state[state] += int(n)
+    ages = {queue: None if age is None else max(0.0, float(age)) for queue, age in oldest_ages}
+    queues = {
+        queue: QueueGauges(counts.get(queue, dict.fromkeys(ALL_STATES, 0)), ages.get(queue))
+        for queue in sorted(set(counts) | set(ages))
+    }
+    return Gauges(queues, estimated)
+
+
+def progress_text(update: ProgressUpdate, now: float) -> str:
+    """The stored JSON of a progress update, stamped with the backend's ``now``."""
+    return json.dumps(
+        {"fraction": update.fraction, "message": update.message, "updated_at": now}, separators=(",", ":")
+    )
+
+
+def progress_of(stored: str | None) -> dict[str, Any] | None:
+    """The job JSON's ``progress`` from its stored text (``updated_at`` as ISO-8601)."""
+    if not stored:
+        return None
+    data = json.loads(stored)
+    moment = from_ts(data.get("updated_at"))
+    return {
+        "fraction": data.get("fraction"),
+        "message": data.get("message"),
+        "updated_at": None if moment is None else moment.isoformat(),
+    }
+
+
+def worker_info(beat: WorkerBeat) -> str:
+    """A worker's beat as the JSON text the registry stores."""
+    return json.dumps(
+        {
+            "id": beat.id,
+            "host": beat.host,
+            "pid": beat.pid,
+            "queues": list(beat.queues),
+            "concurrency": beat.concurrency,
+            "running": list(beat.running),
+            "started_at": beat.started_at,
+            "version": beat.version,
+        },
+        separators=(",", ":"),
+    )
+
+
+def worker_record(info: str, last_seen_at: float) -> WorkerRecord:
+    """A registry entry from its stored JSON and the backend's time of the last beat."""
+    data = json.loads(info)
+    beat = WorkerBeat(
+        id=data["id"],
+        host=data["host"],
+        pid=int(data["pid"]),
+        queues=tuple(data["queues"]),
+        concurrency=int(data["concurrency"]),
+        running=tuple(data["running"]),
+        started_at=float(data["started_at"]),
+        version=data["version"],
+    )
+    return WorkerRecord(beat, float(last_seen_at))
 
 
 # -- errors --------------------------------------------------------------------------

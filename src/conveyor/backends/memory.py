@@ -38,6 +38,7 @@ from .base import (
     ClaimRequest,
     EnqueueResult,
     FinishWatch,
+    Gauges,
     JobQuery,
     JobRecord,
     Lease,
@@ -46,9 +47,12 @@ from .base import (
     NewJob,
     Outcome,
     Page,
+    ProgressUpdate,
     ReapResult,
     ScheduleRecord,
     Stats,
+    WorkerBeat,
+    WorkerRecord,
     from_ts,
 )
 from .flow import GroupUsage, QueueSettings, QueueUpdate, QueueUsage
@@ -102,6 +106,8 @@ class _Job:
     fair_rank: int = 0
     schedule: str | None = None
     scheduled_for: float | None = None
+    progress: str | None = None  # JSON text, as the other engines store it
+    trace_context: str | None = None
 
     def __getitem__(self, name: str) -> Any:
         """Read a column by name, as the kit's row mapping does."""
@@ -147,6 +153,8 @@ class _Store:
     alerts: dict[str, AlertRecord] = field(default_factory=dict)
     #: Watches of jobs reaching a final state (``Job.result`` waiting), woken directly.
     finishes: kit.FinishHub = field(default_factory=kit.FinishHub)
+    #: The worker registry: id -> (beat JSON, last seen, expires at).
+    workers: dict[str, tuple[str, float, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.changed = threading.Condition(self.lock)
@@ -225,6 +233,7 @@ class MemoryBackend(MemoryMaintenance):
                 holder.payload, holder.priority = new.payload, new.priority
                 holder.run_at = kit.due_time(new, now)
                 holder.max_attempts, holder.on_complete = new.max_attempts, new.on_complete
+                holder.trace_context = new.trace_context
                 return EnqueueResult(holder.id, holder.state, False)
             # replace mode with a running or finished holder: the newest arguments run next.
         job = _Job(
@@ -240,6 +249,7 @@ class MemoryBackend(MemoryMaintenance):
             key=new.key,
             on_complete=new.on_complete,
             group_key=new.group,
+            trace_context=new.trace_context,
         )
         if new.group is not None:
             job.fair_rank = self._rank(new.queue, new.group)
@@ -573,7 +583,7 @@ class MemoryBackend(MemoryMaintenance):
         job.state, job.prior_attempts, job.run_at = "pending", job.attempt, now
         job.payload = job.payload if payload is None else payload
         job.started_at = job.finished_at = None
-        job.error = job.traceback = job.result = job.worker = None
+        job.error = job.traceback = job.result = job.worker = job.progress = None
         job.cancel_requested = False
         self._store.waiting.setdefault(job.queue, set()).add(job.id)
 
@@ -691,6 +701,57 @@ class MemoryBackend(MemoryMaintenance):
                 found = [actions[i - 1] for i in reversed(self._store.job_actions.get(job_id, []))]
         return found[offset : offset + max(limit, 0)]
 
+    # -- observability -------------------------------------------------------------
+    def workers_beat(self, beats: Sequence[WorkerBeat], ttl_seconds: float) -> None:
+        """Register or renew workers until ``ttl_seconds`` from now."""
+        with self._store.lock:
+            now = time.time()
+            for beat in beats:
+                self._store.workers[beat.id] = (kit.worker_info(beat), now, now + ttl_seconds)
+
+    def workers_remove(self, worker_ids: Sequence[str]) -> None:
+        """Take workers off the list."""
+        with self._store.lock:
+            for worker_id in worker_ids:
+                self._store.workers.pop(worker_id, None)
+
+    def workers_live(self) -> list[WorkerRecord]:
+        """Workers whose beat has not expired, oldest first; expired ones are forgotten."""
+        with self._store.lock:
+            now = time.time()
+            workers = self._store.workers
+            for worker_id in [w for w, (_, _, expires) in workers.items() if expires < now]:
+                del workers[worker_id]
+            entries = list(workers.values())
+        records = [kit.worker_record(info, seen) for info, seen, _ in entries]
+        return sorted(records, key=lambda r: (r.beat.started_at, r.beat.id))
+
+    def queue_gauges(self) -> Gauges:
+        """Counts by queue and state, and each queue's oldest due pending job's age."""
+        counts: dict[tuple[str, str], int] = {}
+        oldest: dict[str, float] = {}
+        with self._store.lock:
+            now = time.time()
+            for job in self._store.jobs.values():
+                counts[job.queue, job.state] = counts.get((job.queue, job.state), 0) + 1
+                if (
+                    job.state == "pending"
+                    and job.run_at <= now
+                    and job.run_at < oldest.get(job.queue, now + 1)
+                ):
+                    oldest[job.queue] = job.run_at
+        groups = [(queue, state, n) for (queue, state), n in counts.items()]
+        return kit.gauges_from(groups, [(queue, now - due) for queue, due in oldest.items()])
+
+    def jobs_progress(self, updates: Sequence[ProgressUpdate]) -> None:
+        """Store progress on the jobs whose lease the update still holds."""
+        with self._store.lock:
+            now = time.time()
+            for update in updates:
+                job = self._held(update.job_id, update.lease_token)
+                if job is not None:
+                    job.progress = kit.progress_text(update, now)
+
 
 def _claimed(job: _Job, token: str) -> ClaimedJob:
     return ClaimedJob(
@@ -708,6 +769,7 @@ def _claimed(job: _Job, token: str) -> ClaimedJob:
         run_at=job.run_at,
         prior_attempts=job.prior_attempts,
         group=job.group_key,
+        trace_context=job.trace_context,
     )
 
 

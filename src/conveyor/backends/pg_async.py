@@ -118,14 +118,21 @@ class AsyncPostgresBackend:
         keyed = any(job.key is not None for job in jobs)
         params = self.backend.enqueue_params(jobs, keyed)
         query = self.queries["enqueue_jobs" if keyed else "insert_jobs"]
+        traced = keyed and any(job.trace_context for job in jobs)
         if connection is None:
             rows = await self._rows(query, params)
+            if traced:  # keyed jobs get their trace context in a second statement
+                await self._rows(self.queries["set_trace_contexts"], self.backend.trace_params(jobs, rows))
         else:
             caller = _caller_connection(connection)
             await asyncio.to_thread(self.backend.ensure_schema)
             async with caller.cursor(row_factory=tuple_row) as cur:
                 await cur.execute(query, params)
                 rows = await cur.fetchall()
+                if traced:
+                    await cur.execute(
+                        self.queries["set_trace_contexts"], self.backend.trace_params(jobs, rows)
+                    )
         if keyed:
             return [EnqueueResult(r[0], r[1], r[2]) for r in rows]
         return [EnqueueResult(job.id, "pending", True) for job in jobs]

@@ -183,4 +183,5 @@ def _job_arrays(
         "groups": [j.group for j in jobs],
         "schedules": [schedule for _ in jobs],
         "scheduled_fors": list(ticks),
+        "trace_contexts": [j.trace_context for j in jobs],
     }

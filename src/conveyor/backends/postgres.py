@@ -50,6 +50,7 @@ from .base import (
 from .flow import GroupUsage, QueueSettings, QueueUpdate, QueueUsage
 from .pg_listener import FinishListener, Listener, Snapshot
 from .pg_maintenance import PostgresMaintenance
+from .pg_observe import PostgresObservability
 from .pg_schema import MIGRATIONS, SCHEMA_VERSION, Queries, first
 from .pg_session import configure_session, is_connection_failure, is_stale
 from .pg_url import PostgresOptions, parse_postgres_url, redact
@@ -75,7 +76,7 @@ def _connect_failure(exc: psycopg.Error) -> str:
     return " ".join(reason.split()).removeprefix("FATAL: ")
 
 
-class PostgresBackend(PostgresMaintenance):
+class PostgresBackend(PostgresMaintenance, PostgresObservability):
     """The Backend protocol on PostgreSQL (see module docstring and docs/postgres.md)."""
 
     def __init__(self, url: str, *, key_retention: float = 86400.0) -> None:
@@ -283,14 +284,21 @@ class PostgresBackend(PostgresMaintenance):
         keyed = any(job.key is not None for job in jobs)
         params = self.enqueue_params(jobs, keyed)
         query = self.queries["enqueue_jobs" if keyed else "insert_jobs"]
-        if connection is None:
+        traced = keyed and any(job.trace_context for job in jobs)
+        if connection is None and not traced:
             rows = self._execute(query, params)
+        elif connection is None:
+            with self._conn() as conn, conn.transaction():
+                rows = conn.execute(query, params).fetchall()
+                conn.execute(self.queries["set_trace_contexts"], self.trace_params(jobs, rows))
         else:
             caller = self._caller_connection(connection)
             if not self._ready:
                 self._check_schema()
             with caller.cursor(row_factory=tuple_row) as cur:
                 rows = cur.execute(query, params).fetchall()
+                if traced:
+                    cur.execute(self.queries["set_trace_contexts"], self.trace_params(jobs, rows))
         if keyed:
             return [EnqueueResult(r[0], r[1], r[2]) for r in rows]
         return [EnqueueResult(job.id, "pending", True) for job in jobs]
@@ -310,12 +318,20 @@ class PostgresBackend(PostgresMaintenance):
             "groups": [j.group for j in jobs],
         }
         if not keyed:
+            params["trace_contexts"] = [j.trace_context for j in jobs]
             params["notify"] = list(dict.fromkeys(j.queue for j in jobs))
         else:
             params["keys"] = [j.key for j in jobs]
             params["key_modes"] = [j.key_mode for j in jobs]
             params["key_retention"] = float(self.key_retention)
         return params
+
+    @staticmethod
+    def trace_params(jobs: Sequence[NewJob], rows: Sequence[Any]) -> dict[str, Any]:
+        """Values of ``set_trace_contexts``: the keyed jobs created (a matched key keeps its own)."""
+        created = {r[0] for r in rows if r[2]}
+        traced = [j for j in jobs if j.trace_context and j.id in created]
+        return {"ids": [j.id for j in traced], "trace_contexts": [j.trace_context for j in traced]}
 
     @staticmethod
     def _caller_connection(connection: Any) -> Conn:
@@ -375,6 +391,7 @@ class PostgresBackend(PostgresMaintenance):
                 run_at=r[10],
                 prior_attempts=r[11],
                 group=r[12],
+                trace_context=r[13],
             )
             for r in rows
         ]
@@ -523,6 +540,9 @@ class PostgresBackend(PostgresMaintenance):
             params[f"{kind}_excerpts"] = [o.response_excerpt for o in group]
         params["completed_results"] = [o.result for o in outcomes if o.kind == "completed"]
         params["retry_delays"] = [float(o.retry_delay) for o in outcomes if o.kind == "retry"]
+        traced = [o for o in outcomes if o.trace_id is not None]
+        params["traced_ids"] = [o.job_id for o in traced]
+        params["trace_ids"] = [o.trace_id for o in traced]
         return params
 
     def reap_expired(self, limit: int = 500) -> ReapResult:

@@ -40,6 +40,7 @@ from .base import (
     ClaimRequest,
     EnqueueResult,
     FinishWatch,
+    Gauges,
     JobQuery,
     JobRecord,
     Lease,
@@ -48,8 +49,11 @@ from .base import (
     NewJob,
     Outcome,
     Page,
+    ProgressUpdate,
     ReapResult,
     Stats,
+    WorkerBeat,
+    WorkerRecord,
 )
 from .flow import GroupUsage, QueueSettings, QueueUpdate, QueueUsage
 from .redis_maintenance import RedisMaintenance
@@ -71,6 +75,10 @@ SCHEMA_VERSION = 1
 ENQUEUE_CHUNK = 2000
 #: Ids per script call in ``resubmit_many`` and ``delete_many``.
 RESUBMIT_CHUNK = 500
+#: Fields per job in the claim script's flat reply (docs/redis.md lists them): id, task,
+#: queue, payload, attempt, max_attempts, priority, key, on_complete, created_at, run_at,
+#: prior_attempts, group, trace_context.
+CLAIM_REPLY_WIDTH = 14
 
 
 def _num(value: float) -> str:
@@ -85,9 +93,9 @@ def enqueue_args(jobs: Sequence[NewJob]) -> list[Any]:
         run_at = "" if job.run_at is None else _num(job.run_at)
         meta = (
             f"{job.id}|{job.task}|{job.queue}|{job.priority}|{run_at}|{_num(job.delay)}|"
-            f"{job.max_attempts}|{job.key_mode}"
+            f"{job.max_attempts}|{job.key_mode}|{job.trace_context or ''}"
         )
-        if meta.count("|") != 7:
+        if meta.count("|") != 8:
             raise InvalidName(f"job {job.id!r}: id, task and queue may not contain '|' ({meta!r})")
         args += (meta, job.payload, job.key or "", job.on_complete or "", job.group or "")
     return args
@@ -257,8 +265,9 @@ class RedisBackend(RedisMaintenance):
                 run_at=float(flat[i + 10]),
                 prior_attempts=int(flat[i + 11] or 0),
                 group=flat[i + 12],
+                trace_context=flat[i + 13],
             )
-            for i in range(0, len(flat), 13)
+            for i in range(0, len(flat), CLAIM_REPLY_WIDTH)
         ]
 
     @translate_errors
@@ -552,6 +561,54 @@ class RedisBackend(RedisMaintenance):
             kit.action_record(kit.by_position(kit.ACTION_FIELDS, flat[i : i + width]))
             for i in range(0, len(flat), width)
         ]
+
+    # -- observability -------------------------------------------------------------
+    @translate_errors
+    def workers_beat(self, beats: Sequence[WorkerBeat], ttl_seconds: float) -> None:
+        """Register or renew workers until ``ttl_seconds`` from the server's now (one script)."""
+        if beats:
+            args: list[Any] = [_num(ttl_seconds)]
+            for beat in beats:
+                args += (beat.id, kit.worker_info(beat))
+            self._run("workers_beat", args, retry=True)
+
+    @translate_errors
+    def workers_remove(self, worker_ids: Sequence[str]) -> None:
+        """Take workers off the list."""
+        if worker_ids:
+            self._run("workers_remove", list(worker_ids), retry=True)
+
+    @translate_errors
+    def workers_live(self) -> list[WorkerRecord]:
+        """Workers whose beat has not expired, oldest first."""
+        flat = self._run("workers_live", [], retry=True)
+        records = [kit.worker_record(flat[i + 1], float(flat[i + 2])) for i in range(0, len(flat), 3)]
+        return sorted(records, key=lambda r: (r.beat.started_at, r.beat.id))
+
+    @translate_errors
+    def queue_gauges(self) -> Gauges:
+        """Counts by queue and state (index cardinalities) and each queue's oldest due pending age."""
+        flat = self._run("gauges", ALL_STATES, retry=True)
+        now = float(flat[0])
+        width = 2 + len(ALL_STATES)
+        groups: list[tuple[str, str, int]] = []
+        oldest: list[tuple[str, float | None]] = []
+        for i in range(1, len(flat), width):
+            queue, due = flat[i], flat[i + 1]
+            groups += [(queue, s, int(n)) for s, n in zip(ALL_STATES, flat[i + 2 : i + width], strict=True)]
+            oldest.append((queue, None if due is None else now - float(due)))
+        return kit.gauges_from(groups, oldest)
+
+    @translate_errors
+    def jobs_progress(self, updates: Sequence[ProgressUpdate]) -> None:
+        """Store progress on the jobs whose lease each update still holds (one script)."""
+        if not updates:
+            return
+        args: list[Any] = []
+        for u in updates:
+            fraction = "" if u.fraction is None else repr(float(u.fraction))
+            args += (u.job_id, u.lease_token, fraction, u.message or "", 0 if u.message is None else 1)
+        self._run("progress", args, retry=True)
 
 
 __all__ = ["RedisBackend"]

@@ -39,6 +39,10 @@ SCRIPT_NAMES = (
     "alert_fire",
     "alert_save",
     "audits",
+    "progress",
+    "workers_beat",
+    "workers_live",
+    "workers_remove",
     "cancel",
     "claim",
     "clock",
@@ -48,6 +52,7 @@ SCRIPT_NAMES = (
     "extend",
     "failures_since",
     "finish",
+    "gauges",
     "get",
     "list",
     "next_due",
@@ -260,10 +265,13 @@ def _config_value(client: Any, name: str) -> str | None:
 
 
 # -- the stored shapes of records -------------------------------------------------
-#: The fields of a stored attempt record, in order (Lua scripts write the same arrays).
-_STORED_ATTEMPT_FIELDS = kit.ATTEMPT_FIELDS[1:]
-#: What the client sends: all but the payload, which the finish script appends from the job.
-_SENT_ATTEMPT_FIELDS = tuple(name for name in _STORED_ATTEMPT_FIELDS if name != "payload")
+#: What the client sends: the kit's ATTEMPT_FIELDS after job_id but the payload, which the
+#: finish script appends from the job.
+_SENT_ATTEMPT_FIELDS = tuple(name for name in kit.ATTEMPT_FIELDS[1:] if name != "payload")
+#: The fields of a stored attempt record, in order: the payload last, as the scripts append it.
+_STORED_ATTEMPT_FIELDS = (*_SENT_ATTEMPT_FIELDS, "payload")
+#: Where ``trace_id`` sits; records from before it existed lack it.
+_TRACE_AT = _STORED_ATTEMPT_FIELDS.index("trace_id")
 
 
 def decode_record(job_id: str, flat: list[str], attempts: list[str] | None = None) -> JobRecord | None:
@@ -288,8 +296,12 @@ def encode_attempt(o: Outcome) -> str:
 def decode_attempt(job_id: str, text: str) -> AttemptRecord:
     """An AttemptRecord from its stored JSON array (see ``encode_attempt``)."""
     values = json.loads(text)
-    # Records written before the audit trail kept arguments end without the payload.
-    values += [None] * (len(_STORED_ATTEMPT_FIELDS) - len(values))
+    full = len(_STORED_ATTEMPT_FIELDS)
+    if len(values) == full - 1:
+        # Written before trace ids existed: the payload is still last.
+        values.insert(_TRACE_AT, None)
+    # Records from before the audit trail kept arguments are shorter still: None for the rest.
+    values += [None] * (full - len(values))
     row = dict(zip(_STORED_ATTEMPT_FIELDS, values, strict=True))
     row["job_id"] = job_id
     return kit.attempt_record(row)

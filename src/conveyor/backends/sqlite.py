@@ -30,6 +30,7 @@ from .base import (
     ClaimRequest,
     EnqueueResult,
     FinishWatch,
+    Gauges,
     JobQuery,
     JobRecord,
     Lease,
@@ -38,8 +39,11 @@ from .base import (
     NewJob,
     Outcome,
     Page,
+    ProgressUpdate,
     ReapResult,
     Stats,
+    WorkerBeat,
+    WorkerRecord,
 )
 from .flow import QueueSettings, QueueUpdate, QueueUsage
 from .sqlite_maintenance import SQLiteMaintenance
@@ -212,7 +216,7 @@ class SQLiteBackend(SQLiteMaintenance):
                 SQL["insert_plain_jobs"],
                 [
                     (j.id, j.task, j.queue, j.payload, j.priority, kit.due_time(j, now),
-                     now, j.max_attempts, j.on_complete)
+                     now, j.max_attempts, j.on_complete, j.trace_context)
                     for j in jobs
                 ],
             )  # fmt: skip
@@ -233,6 +237,7 @@ class SQLiteBackend(SQLiteMaintenance):
             "on_complete": job.on_complete,
             "group_key": job.group,
             "fair_rank": 0,
+            "trace_context": job.trace_context,
         }
 
     def _enqueue_one(self, conn: sqlite3.Connection, job: NewJob, now: float) -> EnqueueResult:
@@ -309,6 +314,7 @@ class SQLiteBackend(SQLiteMaintenance):
                 run_at=r["run_at"],
                 prior_attempts=r["prior_attempts"],
                 group=r["group_key"],
+                trace_context=r["trace_context"],
             )
             for r in rows
         ]
@@ -540,6 +546,45 @@ class SQLiteBackend(SQLiteMaintenance):
         else:
             rows = conn.execute(SQL["actions_job"], {"job_id": job_id, "limit": limit, "offset": offset})
         return [kit.action_record(kit.by_position(kit.ACTION_FIELDS, r)) for r in rows]
+
+    # -- observability -------------------------------------------------------------
+    def workers_beat(self, beats: Sequence[WorkerBeat], ttl_seconds: float) -> None:
+        """Register or renew workers until ``ttl_seconds`` from now, in one transaction."""
+        now = time.time()
+        rows = [
+            {"id": b.id, "info": kit.worker_info(b), "now": now, "expires": now + ttl_seconds} for b in beats
+        ]
+        with self._write() as conn:
+            conn.executemany(SQL["worker_beat"], rows)
+            conn.execute(SQL["workers_forget_expired"], {"now": now})
+
+    def workers_remove(self, worker_ids: Sequence[str]) -> None:
+        """Take workers off the list."""
+        with self._write() as conn:
+            conn.executemany(SQL["worker_remove"], [{"id": w} for w in worker_ids])
+
+    def workers_live(self) -> list[WorkerRecord]:
+        """Workers whose beat has not expired, oldest first."""
+        rows = self._conn().execute(SQL["workers_live"], {"now": time.time()}).fetchall()
+        records = [kit.worker_record(r["info"], r["last_seen_at"]) for r in rows]
+        return sorted(records, key=lambda r: (r.beat.started_at, r.beat.id))
+
+    def queue_gauges(self) -> Gauges:
+        """Counts by queue and state (the state index), and each queue's oldest due pending job."""
+        conn = self._conn()
+        groups = conn.execute(SQL["stats"]).fetchall()
+        now = time.time()
+        oldest = conn.execute(SQL["oldest_pending_by_queue"], {"now": now}).fetchall()
+        return kit.gauges_from(groups, [(queue, now - due) for queue, due in oldest])
+
+    def jobs_progress(self, updates: Sequence[ProgressUpdate]) -> None:
+        """Store progress on the jobs whose lease the update still holds, in one transaction."""
+        now = time.time()
+        rows = [
+            {"id": u.job_id, "token": u.lease_token, "progress": kit.progress_text(u, now)} for u in updates
+        ]
+        with self._write() as conn:
+            conn.executemany(SQL["job_progress"], rows)
 
 
 def _statements(script: str) -> Iterator[str]:

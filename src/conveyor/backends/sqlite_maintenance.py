@@ -159,4 +159,5 @@ def _job_row(conn: sqlite3.Connection, job: NewJob, now: float) -> dict[str, obj
         "now": now,
         "max_attempts": job.max_attempts,
         "on_complete": job.on_complete,
+        "trace_context": job.trace_context,
     }

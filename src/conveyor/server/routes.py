@@ -14,6 +14,7 @@ from starlette.responses import HTMLResponse, Response
 
 from ..actions import new_action
 from ..builder import check_name
+from ..tracing import incoming
 from ..worker import Worker
 from .errors import ApiError, from_exception, json_response
 from .inputs import check_job_id
@@ -51,6 +52,7 @@ from .shapes import (
     RetriedMany,
     Stats,
     Unhealthy,
+    Workers,
 )
 
 log = logging.getLogger("conveyor.server")
@@ -76,7 +78,9 @@ async def create_jobs(call: Call[JobRequest | JobBatch, NoQuery]) -> Response:
     batch = isinstance(call.body, list)
     items = [job.item() for job in call.body] if isinstance(call.body, list) else [call.body.item()]
     try:
-        jobs = state.prepare(items)
+        # Jobs enqueued over HTTP join the caller's trace (its W3C traceparent header).
+        with incoming(call.request.headers.get("traceparent")):
+            jobs = state.prepare(items)
     except (TypeError, ValueError) as exc:
         # The model's own checks (key length, URL, payload size...) speak for the client's input.
         raise from_exception(exc, input_checks=True) or exc from None
@@ -315,6 +319,13 @@ async def actions(call: Call[None, ActionQuery]) -> Response:
 async def key_info(call: Call[None, NoQuery]) -> Response:
     """The calling key's role and the name the action trail gives it (the dashboard shows it)."""
     return json_response({"role": call.actor.role, "actor": call.actor.name})
+
+
+# -- workers -----------------------------------------------------------------------------------------
+@API.route("GET", "/api/workers", responses={200: Workers})
+async def workers(call: Call[None, NoQuery]) -> Response:
+    """The live workers: id, host, pid, queues, concurrency, running jobs, started and last seen."""
+    return json_response({"items": await run_in_threadpool(call.state.app.workers)})
 
 
 # -- no key needed -----------------------------------------------------------------------------------

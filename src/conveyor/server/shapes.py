@@ -367,6 +367,16 @@ class Attempt(Struct):
     #: The arguments this attempt ran with (null on records from before they were kept).
     args: list[Any] | None = None
     kwargs: dict[str, Any] | None = None
+    #: The OpenTelemetry trace this attempt ran in (32 hex digits), null when none.
+    trace_id: str | None = None
+
+
+class Progress(Struct):
+    """What a running task last reported through ``current_job().progress()``."""
+
+    fraction: float | None = None
+    message: str | None = None
+    updated_at: datetime | None = None
 
 
 class JobSummary(Struct):
@@ -398,6 +408,10 @@ class JobSummary(Struct):
     #: The schedule that enqueued the job and the tick it ran for (null for other jobs).
     schedule: str | None = None
     scheduled_for: datetime | None = None
+    #: The task's latest progress report, null before the first.
+    progress: Progress | None = None
+    #: The OpenTelemetry trace the job was enqueued in (32 hex digits), null when none.
+    trace_id: str | None = None
 
 
 class JobDetail(JobSummary):
@@ -493,6 +507,27 @@ class AuditPage(Struct):
     items: list[Attempt]
     limit: int
     offset: int
+
+
+class Worker(Struct):
+    """A live worker: registered, renewing its entry with each heartbeat."""
+
+    id: str
+    host: str
+    pid: int
+    queues: list[str]
+    concurrency: int
+    #: Ids of the jobs it runs now.
+    running: list[str]
+    started_at: datetime
+    last_seen_at: datetime
+    version: str
+
+
+class Workers(Struct):
+    """The live workers, the longest-running first."""
+
+    items: list[Worker]
 
 
 class Health(Struct):

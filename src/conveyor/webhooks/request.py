@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from ..builder import check_url
 from ..context import running_job
 from ..errors import ConveyorError, Permanent, RetryAfter
+from ..tracing import outgoing_headers
 from .signing import SIGNATURE_HEADER, sign
 
 if TYPE_CHECKING:
@@ -189,6 +190,11 @@ def send_request(spec: HTTPRequestSpec, secret: str | None) -> dict[str, Any]:
     if context is not None:
         headers["X-Conveyor-Job-Id"] = context.id
         headers["X-Conveyor-Attempt"] = str(context.attempt)
+    # The attempt's span (or, without OpenTelemetry, the trace the job was enqueued in).
+    present = {name.lower() for name in headers}
+    for name, value in outgoing_headers(None if context is None else context.trace_context).items():
+        if name.lower() not in present:  # a traceparent the job's own headers set wins
+            headers[name] = value
     where = _where(spec.method, spec.url)
     try:
         with _http_client().stream(

@@ -13,6 +13,7 @@ from ..backends.base import ClaimedJob, Lease, Outcome, OutcomeKind, decode_payl
 from ..context import JobContext
 from ..errors import InvalidArguments, JobCancelled, TaskTimeout
 from ..task import Task
+from ..tracing import ConsumerSpan
 
 #: How much of a traceback the failure table keeps.
 MAX_TRACEBACK_CHARS = 20_000
@@ -32,6 +33,10 @@ class Attempt:
     lost: bool = False
     thread_id: int | None = None
     future: Any = None  # the asyncio task of an async job
+    #: The attempt's OpenTelemetry span (None without OpenTelemetry).
+    span: ConsumerSpan | None = None
+    #: ``context.progress_calls`` when its progress was last written.
+    progress_written: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -64,6 +69,7 @@ class Attempt:
             retry_delay=retry_delay,
             status_code=self.context.status_code,
             response_excerpt=self.context.response_excerpt,
+            trace_id=None if self.span is None else self.span.trace_id,
         )
 
     def decide(self) -> bool:

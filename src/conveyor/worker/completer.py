@@ -97,20 +97,65 @@ class Completer:
 
 
 def _log_written(batch: Written, applied: list[bool]) -> None:
-    """One line per discarded outcome and per failed attempt; nothing for the rest."""
+    """One line per attempt outcome: INFO, WARNING for retry and failed (with the error line).
+
+    The line names the task, job id, queue, attempt, outcome and run time, never
+    arguments or results; the same fields ride on the record as ``attempt_outcome``
+    so a JSON log formatter can emit them as fields.
+    """
+    if not log.isEnabledFor(logging.INFO):
+        return
     for (attempt, outcome), ok in zip(batch, applied, strict=True):
         job = attempt.job
+        kind = outcome.kind if ok else "discarded"
+        ran = (
+            outcome.finished_at - outcome.started_at
+            if outcome.started_at is not None and outcome.finished_at is not None
+            else None
+        )
+        fields = {
+            "task": job.task,
+            "id": job.id,
+            "queue": job.queue,
+            "attempt": outcome.attempt,
+            "max_attempts": job.max_attempts,
+            "outcome": kind,
+            "duration": None if ran is None else round(ran, 6),
+        }
+        timing = "" if ran is None else f" (ran {ran:.3f}s)"
         if not ok:
             log.info(
-                "job %s: lease was lost before its outcome (%s) was written; discarded", job.id, outcome.kind
+                "%s %s [%s] attempt %d/%d: lease was lost before its outcome (%s) was written; discarded",
+                job.task,
+                job.id,
+                job.queue,
+                outcome.attempt,
+                job.max_attempts,
+                outcome.kind,
+                extra={"attempt_outcome": fields},
             )
         elif outcome.kind in ("retry", "failed"):
             log.warning(
-                "job %s (%s) attempt %d/%d %s: %s",
-                job.id,
+                "%s %s [%s] attempt %d/%d: %s%s: %s",
                 job.task,
+                job.id,
+                job.queue,
                 outcome.attempt,
                 job.prior_attempts + job.max_attempts,  # the last attempt of this submission
                 "will retry" if outcome.kind == "retry" else "failed",
+                timing,
                 outcome.error,
+                extra={"attempt_outcome": fields},
+            )
+        else:
+            log.info(
+                "%s %s [%s] attempt %d/%d: %s%s",
+                job.task,
+                job.id,
+                job.queue,
+                outcome.attempt,
+                job.max_attempts,
+                outcome.kind,
+                timing,
+                extra={"attempt_outcome": fields},
             )

@@ -22,11 +22,16 @@ from typing import Any
 from ..backends.base import Outcome
 from ..context import enter_job, leave_job
 from ..errors import JobCancelled, TaskTimeout
+from ..tracing import ConsumerSpan, start_consumer_span
 from .attempt import Attempt, call_arguments, encode_result, outcome_for_error, timed_out
 
 log = logging.getLogger("conveyor.worker")
 
 OnOutcome = Callable[[Attempt, Outcome], None]
+#: Told when an attempt starts running (worker metrics); must be cheap.
+OnStart = Callable[[Attempt], None]
+#: Told (job id, task) when a task ran out of memory; None: MemoryError is the job's error.
+OnMemoryError = Callable[[str, str], None]
 
 _STOP = object()
 
@@ -38,10 +43,20 @@ def _raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> None:
 class Executor:
     """Runs Attempts; reports each decided Outcome through ``on_outcome``."""
 
-    def __init__(self, concurrency: int, worker_id: str, on_outcome: OnOutcome) -> None:
+    def __init__(
+        self,
+        concurrency: int,
+        worker_id: str,
+        on_outcome: OnOutcome,
+        on_start: OnStart | None = None,
+        *,
+        on_memory_error: OnMemoryError | None = None,
+    ) -> None:
         self.concurrency = concurrency
         self.worker_id = worker_id
         self.on_outcome = on_outcome
+        self.on_start = on_start
+        self.on_memory_error = on_memory_error
         self._work: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._threads: set[threading.Thread] = set()
         self._abandoned: set[int] = set()
@@ -126,21 +141,36 @@ class Executor:
                 return  # released or cancelled before it started
             attempt.thread_id = threading.get_ident()
             attempt.started_at = time.time()
+        if self.on_start is not None:
+            self.on_start(attempt)
         token = enter_job(attempt.context)
         if task is not None and task.defaults.timeout is not None:
             self._watch(attempt, time.monotonic() + task.defaults.timeout)
+        span = attempt.span = _span(attempt)
         try:
-            if task is None or task.fn is None:
-                raise LookupError(f"task {attempt.job.task!r} is not registered in this worker")
-            args, kwargs = call_arguments(attempt)
-            value = task.fn(*args, **kwargs)
-            result = encode_result(value)
+            if span is None:
+                result = self._call_sync(attempt)
+            else:
+                with span.activate():
+                    result = self._call_sync(attempt)
+        except MemoryError as exc:
+            if self.on_memory_error is not None:
+                self.on_memory_error(attempt.job.id, attempt.job.task)
+            self._finish(attempt, error=exc)
         except BaseException as exc:  # noqa: BLE001 - every failure is the job's outcome
             self._finish(attempt, error=exc)
         else:
             self._finish(attempt, result=result)
         finally:
             leave_job(token)
+
+    @staticmethod
+    def _call_sync(attempt: Attempt) -> str:
+        task = attempt.task
+        if task is None or task.fn is None:
+            raise LookupError(f"task {attempt.job.task!r} is not registered in this worker")
+        args, kwargs = call_arguments(attempt)
+        return encode_result(task.fn(*args, **kwargs))
 
     # -- the end of every attempt -------------------------------------------------------
     def _finish(
@@ -157,6 +187,8 @@ class Executor:
             outcome = attempt.outcome("completed", self.worker_id, result=result)
         else:
             outcome = outcome_for_error(attempt, error, self.worker_id)
+        if attempt.span is not None:
+            attempt.span.end(outcome.kind, error)
         self.on_outcome(attempt, outcome)
         return True
 
@@ -224,14 +256,26 @@ class Executor:
             if attempt.decided:
                 return  # released or cancelled before it started
             attempt.started_at = time.time()
+        if self.on_start is not None:
+            self.on_start(attempt)
         enter_job(attempt.context)
         timeout = task.defaults.timeout
         attempt.future = asyncio.current_task()
+        span = attempt.span = _span(attempt)
         try:
             args, kwargs = call_arguments(attempt)
             coro = task.fn(*args, **kwargs)
-            value = await (asyncio.wait_for(coro, timeout) if timeout is not None else coro)
+            awaited = asyncio.wait_for(coro, timeout) if timeout is not None else coro
+            if span is None:
+                value = await awaited
+            else:
+                with span.activate():  # the task's own spans are children of this one
+                    value = await awaited
             result = encode_result(value)
+        except MemoryError as exc:
+            if self.on_memory_error is not None:
+                self.on_memory_error(attempt.job.id, attempt.job.task)
+            self._finish(attempt, error=exc)
         except asyncio.CancelledError:
             self._finish(attempt, error=JobCancelled(f"job {attempt.job.id} was cancelled while running"))
         except TimeoutError:
@@ -240,3 +284,9 @@ class Executor:
             self._finish(attempt, error=exc)
         else:
             self._finish(attempt, result=result)
+
+
+def _span(attempt: Attempt) -> ConsumerSpan | None:
+    """The attempt's consumer span, or None (always None without OpenTelemetry)."""
+    job = attempt.job
+    return start_consumer_span(job.task, job.id, job.queue, job.attempt, job.max_attempts, job.trace_context)

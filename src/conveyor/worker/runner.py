@@ -8,6 +8,7 @@ loop.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
@@ -20,14 +21,26 @@ from dataclasses import dataclass, replace
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from ..backends.base import ClaimedJob, ClaimRequest, Outcome
+from ..backends.base import ClaimedJob, ClaimRequest, Outcome, WorkerBeat
 from ..context import JobContext
 from ..task import check_name
 from .attempt import Attempt
 from .completer import Completer, Written
 from .executor import Executor
+from .faults import exit_on_memory_error, fault_point_from_environment, limit_memory
+from .metrics import WorkerMetrics, supervisor_run_dir
 from .recovery import RetryDelay, error_line
-from .services import Alerter, Heartbeat, PeriodicService, Pruner, Reaper, Scheduler
+from .services import (
+    Alerter,
+    Heartbeat,
+    MetricsService,
+    PeriodicService,
+    ProgressWriter,
+    Pruner,
+    Reaper,
+    Scheduler,
+    WorkerRegistry,
+)
 
 if TYPE_CHECKING:
     from ..app import App
@@ -80,6 +93,8 @@ class Worker:
         install_signal_handlers: bool = True,
         max_retry_delay: float | None = None,
         schedules: bool = True,
+        metrics: WorkerMetrics | None = None,
+        max_memory: int | None = None,
     ) -> None:
         if max_retry_delay is not None and max_retry_delay < 0:
             raise ValueError(f"max_retry_delay must be None or >= 0 seconds, got {max_retry_delay!r}")
@@ -112,9 +127,15 @@ class Worker:
         #: Seconds a retry waits at most, whatever its backoff or RetryAfter asked (None:
         #: as asked). 0 makes retries due at once: ``conveyor.testing.drain`` uses it.
         self.max_retry_delay = max_retry_delay
+        #: Bytes of address space this process may use while it runs (``--max-memory``), or None.
+        self.max_memory = max_memory
+        #: Where this worker fails on purpose (``CONVEYOR_FAULT_POINT``, read once), or None.
+        self.fault = fault_point_from_environment()
         self.id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
         self.backend = app.backend
-        self.executor = Executor(self.concurrency, self.id, self._report)
+        #: Prometheus metrics (``--metrics-port``), or None: nothing is recorded.
+        self.metrics = metrics
+        self.executor = self._new_executor()
         self.completer = Completer(self.backend, self._written)
         self.inflight: dict[str, Attempt] = {}
         self._busy = 0  # claimed jobs not yet decided
@@ -131,6 +152,10 @@ class Worker:
             on_cancel_requested=self._cancel_requested,
         )
         self.reaper = Reaper(self.backend, self.settings.reaper_interval)
+        #: Lists this worker in the backend (``conveyor workers``), renewed with the heartbeat.
+        self.registry = WorkerRegistry(self.backend, self.settings.heartbeat_interval, self._describe)
+        self.progress = ProgressWriter(self.backend, self._held_attempts)
+        self.started_at = time.time()
         # The maintenance services: safe with any number of workers (see each module).
         #: None with ``schedules=False`` (``conveyor worker --no-schedules``).
         self.scheduler = Scheduler(app, self.settings.scheduler_interval) if schedules else None
@@ -140,7 +165,19 @@ class Worker:
         if self.scheduler is not None:
             maintenance = (self.scheduler, *maintenance)
         #: Everything ``run`` starts beside the fetch loop; a new service is one more entry.
-        self.services: tuple[PeriodicService, ...] = (self.heartbeat, self.reaper, *maintenance)
+        self.services: tuple[PeriodicService, ...] = (
+            self.heartbeat,
+            self.reaper,
+            self.registry,
+            self.progress,
+        )
+        self.metrics_service: MetricsService | None = None
+        if metrics is not None:
+            metrics.set_slots(self.concurrency)
+            metrics.serve_queues(self.queues)
+            self.metrics_service = MetricsService(metrics, self._running_count, run_dir=supervisor_run_dir())
+            self.services += (self.metrics_service,)
+        self.services += maintenance
         self._started = False
 
     def __repr__(self) -> str:
@@ -150,6 +187,8 @@ class Worker:
     def run(self, *, burst: bool = False) -> None:
         """Work until ``stop()`` or SIGTERM/SIGINT; with ``burst``, until nothing is due."""
         self._install_signals()
+        if self.max_memory is not None:
+            limit_memory(self.max_memory)
         self._start()
         log.info(
             "worker %s serving %s (concurrency %d, lease %gs)",
@@ -205,6 +244,14 @@ class Worker:
         )
 
     # -- start and stop ------------------------------------------------------------
+    def _new_executor(self) -> Executor:
+        on_start = None if self.metrics is None else self.metrics.attempt_started
+        on_memory_error = self._memory_exhausted if self.max_memory is not None else None
+        return Executor(self.concurrency, self.id, self._report, on_start, on_memory_error=on_memory_error)
+
+    def _memory_exhausted(self, job_id: str, task: str) -> None:
+        exit_on_memory_error(job_id, task, flush=lambda: self.completer.stop(timeout=5.0))
+
     def _install_signals(self) -> None:
         if not self.install_signal_handlers or threading.current_thread() is not threading.main_thread():
             return
@@ -228,7 +275,7 @@ class Worker:
         if self._started:
             return
         self._started = True
-        self.executor = Executor(self.concurrency, self.id, self._report)
+        self.executor = self._new_executor()
         self.executor.start()
         self.completer.start()
         if services:
@@ -244,8 +291,11 @@ class Worker:
             service.request_stop()
         for service in self.services:
             service.join()
+        self._leave_registry()
         self.completer.stop()
         self.executor.close()
+        if self.metrics_service is not None:
+            self.metrics_service.run_once()  # the last outcomes, and a child's final snapshot
         self._started = False
         log.info("worker %s stopped: %s", self.id, self.counts)
 
@@ -282,6 +332,27 @@ class Worker:
                     return False
                 self._cv.wait(0.1 if left is None else min(left, 0.1))
         return True
+
+    def _leave_registry(self) -> None:
+        try:
+            self.registry.leave()
+        except Exception as exc:  # noqa: BLE001 - the entry expires by itself anyway
+            log.warning("could not take worker %s off the registry (%s)", self.id, error_line(exc))
+
+    def _describe(self) -> WorkerBeat:
+        """What the registry says about this worker now."""
+        with self._cv:
+            running = tuple(a.job.id for a in self.inflight.values() if a.started_at is not None)
+        return WorkerBeat(
+            id=self.id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            queues=self.queues,
+            concurrency=self.concurrency,
+            running=running,
+            started_at=self.started_at,
+            version=_version(),
+        )
 
     # -- fetching ------------------------------------------------------------------
     def _request(self, limit: int, start_limit: int | None = None) -> ClaimRequest:
@@ -344,6 +415,8 @@ class Worker:
                 self._stopping.wait(delay)
                 continue
             if jobs:
+                if self.fault is not None:
+                    self.fault.passed("after-claim")
                 self._dispatch(jobs)
 
     def _await_free_slots(self) -> None:
@@ -362,7 +435,13 @@ class Worker:
         tasks = self.app.tasks
         for job in jobs:
             context = JobContext(
-                job.id, job.task, job.queue, job.attempt, job.max_attempts, job.prior_attempts
+                job.id,
+                job.task,
+                job.queue,
+                job.attempt,
+                job.max_attempts,
+                job.prior_attempts,
+                trace_context=job.trace_context,
             )
             attempt = Attempt(job, tasks.get(job.task), context)
             with self._cv:
@@ -373,6 +452,8 @@ class Worker:
     # -- outcomes ------------------------------------------------------------------
     def _report(self, attempt: Attempt, outcome: Outcome) -> None:
         """Hand a decided outcome, with the jobs the App stores alongside it, to the completer."""
+        if self.fault is not None and outcome.kind == "completed":
+            self.fault.passed("after-run")
         if self.max_retry_delay is not None and outcome.retry_delay > self.max_retry_delay:
             outcome = replace(outcome, retry_delay=self.max_retry_delay)
         try:
@@ -404,13 +485,21 @@ class Worker:
                 if ok:
                     self.counts[outcome.kind] += 1
             self._cv.notify_all()
+        if self.metrics is not None:
+            self.metrics.outcomes_written(batch, applied)
 
     # -- what the heartbeat learns -----------------------------------------------------
     def _held_attempts(self) -> list[Attempt]:
         with self._cv:
             return list(self.inflight.values())
 
+    def _running_count(self) -> int:
+        with self._cv:
+            return sum(1 for a in self.inflight.values() if a.started_at is not None and not a.decided)
+
     def _lease_lost(self, attempt: Attempt) -> None:
+        if self.metrics is not None and not attempt.lost:
+            self.metrics.lease_lost(attempt.job.queue)
         attempt.lost = True
         log.warning(
             "job %s: lease lost (taken over after expiry); its result will be discarded", attempt.job.id
@@ -437,3 +526,14 @@ class Worker:
     def stats(self) -> dict[str, Any]:
         """This worker's counters."""
         return {"id": self.id, "queues": list(self.queues), "busy": self._busy, **self.counts}
+
+
+@functools.cache
+def _version() -> str:
+    """This Conveyor's version, as installed (``unknown`` from a bare source tree)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("conveyor")
+    except PackageNotFoundError:
+        return "unknown"

@@ -15,6 +15,8 @@ import sys
 import time
 from types import FrameType
 
+from .metrics import SupervisorMetrics
+
 log = logging.getLogger("conveyor.supervisor")
 
 #: Set in a child's environment: it must run one process, not supervise again.
@@ -26,9 +28,12 @@ def is_child() -> bool:
     return os.environ.get(CHILD_ENV) == "1"
 
 
-def supervise(argv: list[str], processes: int, grace: float) -> int:
-    """Run ``conveyor <argv>`` as ``processes`` children until signalled; returns the exit code."""
-    env = {**os.environ, CHILD_ENV: "1"}
+def supervise(argv: list[str], processes: int, grace: float, metrics: SupervisorMetrics | None = None) -> int:
+    """Run ``conveyor <argv>`` as ``processes`` children until signalled; returns the exit code.
+
+    With ``metrics``, the children record into its run directory and it serves their sum.
+    """
+    env = {**os.environ, CHILD_ENV: "1", **(metrics.child_env() if metrics is not None else {})}
     command = [sys.executable, "-m", "conveyor", *argv]
     children: dict[int, subprocess.Popen[bytes]] = {}
     restarts: dict[int, float] = {}

@@ -3,8 +3,10 @@
 -- Managed queues (flow control, backends/flow.py) are claimed first by the flow
 -- claim below, within min(limit, start_limit); the plain claim takes the rest.
 -- ARGV: limit, lease_seconds, worker, lease_token, start_limit, queue...
--- Returns 13 fields per job: id, task, queue, payload, attempt, max_attempts,
--- priority, key, on_complete, created_at, run_at, prior_attempts, group (a flat array).
+-- Returns 14 fields per job (a flat array): id, task, queue, payload, attempt,
+-- max_attempts, priority, key, on_complete, created_at, run_at, prior_attempts ('0'
+-- when absent), group (nil when absent), trace_context (nil when absent).
+-- docs/redis.md lists the layout; RedisBackend.claim reads it.
 
 local now, now_s = clock()
 local limit = tonumber(ARGV[1])
@@ -206,7 +208,7 @@ for i = 1, #picked, 3 do
   local id, queue, priority = picked[i], picked[i + 1], picked[i + 2]
   local jk = B .. 'j:' .. id
   local f = redis.call('HMGET', jk, 'state', 'task', 'payload', 'attempt', 'max_attempts', 'key',
-    'on_complete', 'created_at', 'run_at', 'prior_attempts', 'group_key')
+    'on_complete', 'created_at', 'run_at', 'prior_attempts', 'group_key', 'trace_context')
   wait_remove(queue, priority, id)
   if f[1] == 'pending' or f[1] == 'retry' then
     local attempt = tonumber(f[4]) + 1
@@ -228,6 +230,7 @@ for i = 1, #picked, 3 do
     out[#out + 1] = f[9]
     out[#out + 1] = f[10] or '0'
     out[#out + 1] = f[11]
+    out[#out + 1] = f[12]
   end
   -- (a waiting entry whose job is not waiting cannot happen; it is dropped above)
 end

@@ -1,10 +1,11 @@
 -- enqueue: store new jobs in one atomic step, honouring idempotency keys.
 -- ARGV: 5 per job: meta, payload, key ('' = none), on_complete ('' = none),
 --   group ('' = none), where
---   meta = "id|task|queue|priority|run_at|delay|max_attempts|key_mode" (names are
---   [A-Za-z0-9_.-], so '|' cannot occur in them; packing the short fields into one
---   argument halves the client's cost per job), run_at is POSIX seconds as text
---   ('' = now + delay), key_mode is 'keep' or 'replace'.
+--   meta = "id|task|queue|priority|run_at|delay|max_attempts|key_mode|trace_context" (names
+--   are [A-Za-z0-9_.-] and a W3C traceparent is hex and '-', so '|' cannot occur in them;
+--   packing the short fields into one argument halves the client's cost per job), run_at
+--   is POSIX seconds as text ('' = now + delay), key_mode is 'keep' or 'replace',
+--   trace_context '' = none.
 -- Returns id, state, created (1 | 0) per job, in input order.
 
 local now, now_s = clock()
@@ -12,7 +13,7 @@ local out = {}
 local queues = {}
 local due_after = {} -- delay text -> due time text, computed once per distinct delay
 
-local META = '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$'
+local META = '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$'
 
 local function due_time(run_at, delay)
   if run_at ~= '' then
@@ -27,7 +28,7 @@ local function due_time(run_at, delay)
   return due
 end
 
-local function insert(id, task, queue, priority, max_attempts, i, due)
+local function insert(id, task, queue, priority, max_attempts, i, due, trace)
   local fields = {
     'task', task, 'queue', queue, 'state', 'pending', 'payload', ARGV[i + 1],
     'priority', priority, 'run_at', due, 'created_at', now_s, 'attempt', '0', 'max_attempts', max_attempts,
@@ -47,6 +48,10 @@ local function insert(id, task, queue, priority, max_attempts, i, due)
     fields[#fields + 1] = 'fair_rank'
     fields[#fields + 1] = group_rank(queue, group) -- the queue is managed already (below)
   end
+  if trace ~= '' then
+    fields[#fields + 1] = 'trace_context'
+    fields[#fields + 1] = trace
+  end
   redis.call('HSET', B .. 'j:' .. id, unpack(fields))
   wait_add(queue, priority, due, id)
   index_add('pending', queue, now_s, id)
@@ -54,7 +59,7 @@ local function insert(id, task, queue, priority, max_attempts, i, due)
 end
 
 -- replace mode on a waiting holder: its arguments and timing become the new ones.
-local function replace(holder, priority, max_attempts, i, due)
+local function replace(holder, priority, max_attempts, i, due, trace)
   flush() -- the holder may have been inserted earlier in this same call
   local jk = B .. 'j:' .. holder
   local f = redis.call('HMGET', jk, 'queue', 'priority')
@@ -64,6 +69,11 @@ local function replace(holder, priority, max_attempts, i, due)
     redis.call('HSET', jk, 'on_complete', ARGV[i + 3])
   else
     redis.call('HDEL', jk, 'on_complete')
+  end
+  if trace ~= '' then
+    redis.call('HSET', jk, 'trace_context', trace)
+  else
+    redis.call('HDEL', jk, 'trace_context')
   end
   redis.call('ZREM', waiting_key(f[1], f[2]), holder)
   if managed(f[1]) then
@@ -81,7 +91,7 @@ for i = 1, #ARGV, 5 do
 end
 
 for i = 1, #ARGV, 5 do
-  local id, task, queue, priority, run_at, delay, max_attempts, mode = string.match(ARGV[i], META)
+  local id, task, queue, priority, run_at, delay, max_attempts, mode, trace = string.match(ARGV[i], META)
   local stored = redis.call('EXISTS', B .. 'j:' .. id) == 1 and redis.call('HGET', B .. 'j:' .. id, 'state')
   if stored then
     -- The same job again (a producer retrying after a lost reply): never a duplicate.
@@ -106,13 +116,13 @@ for i = 1, #ARGV, 5 do
       out[#out + 1] = holder_state
       out[#out + 1] = 0
     elseif holder and (holder_state == 'pending' or holder_state == 'retry') then
-      replace(holder, priority, max_attempts, i, due)
+      replace(holder, priority, max_attempts, i, due, trace)
       out[#out + 1] = holder
       out[#out + 1] = holder_state
       out[#out + 1] = 0
     else
       -- No holder, or replace mode with a running/completed one: the newest arguments run next.
-      insert(id, task, queue, priority, max_attempts, i, due)
+      insert(id, task, queue, priority, max_attempts, i, due, trace)
       if key ~= '' then
         redis.call('SET', B .. 'k:' .. key, id)
       end

@@ -39,9 +39,12 @@ for _, id in ipairs(ids) do
       index_add('pending', queue, created, id)
       wait_add(queue, f[8], now_s, id)
     end
+    -- The stored attempt layout (docs/redis.md): attempt, worker, started_at, finished_at,
+    -- outcome, error, traceback, status_code, response_excerpt, trace_id (null: no span
+    -- ran for a lost attempt), payload.
     audit(id, cjson.encode({
       tonumber(f[2]), f[4] or cjson.null, f[5] or cjson.null, now_s, outcome, lost_error,
-      cjson.null, cjson.null, cjson.null, f[12] or cjson.null,
+      cjson.null, cjson.null, cjson.null, cjson.null, f[12] or cjson.null,
     }))
   end
 end

@@ -28,7 +28,7 @@ for i = 3, #ARGV do
   if code == 'ok' then
     redis.call('HSET', jk, 'state', 'pending', 'prior_attempts', f[6] or '0', 'run_at', now_s,
       'cancel_requested', '0')
-    redis.call('HDEL', jk, 'finished_at', 'started_at', 'error', 'traceback', 'result', 'worker')
+    redis.call('HDEL', jk, 'finished_at', 'started_at', 'error', 'traceback', 'result', 'worker', 'progress')
     if ARGV[1] == '1' then
       redis.call('HSET', jk, 'payload', ARGV[2])
     end

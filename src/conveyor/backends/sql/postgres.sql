@@ -270,6 +270,24 @@ CREATE TABLE {schema}.action_jobs (
 CREATE INDEX action_jobs_job ON {schema}.action_jobs (job_id, action_id);
 
 -- name: migration_005
+-- Observability: a running job's progress (JSON text), the W3C trace context it was
+-- enqueued in, the trace id of each attempt, and the registry of live workers (one row per
+-- worker, renewed by its heartbeat; listed while expires_at is ahead of the database clock).
+ALTER TABLE {schema}.jobs ADD COLUMN progress text, ADD COLUMN trace_context text;
+ALTER TABLE {schema}.attempts ADD COLUMN trace_id text;
+CREATE TABLE {schema}.workers (
+    id           text COLLATE "C" PRIMARY KEY,
+    info         text NOT NULL,
+    last_seen_at timestamptz NOT NULL,
+    expires_at   timestamptz NOT NULL
+);
+-- The joint frequencies of (queue, state) that ANALYZE keeps: /metrics estimates the counts
+-- of finished jobs on a large table from them instead of counting every row (gauge_estimates).
+-- 1000 entries hold every combination of up to 166 queues.
+CREATE STATISTICS {schema}.jobs_queue_state (mcv) ON queue, state FROM {schema}.jobs;
+ALTER STATISTICS {schema}.jobs_queue_state SET STATISTICS 1000;
+
+-- name: migration_006
 -- Flow control (backends/flow.py states the rules): a job's group and fair rank, the settings
 -- of managed queues with their fair-order clock, each group's last rank, recorded starts for
 -- sliding-window rates, and the flow claim.
@@ -462,7 +480,7 @@ CREATE FUNCTION {schema}.claim_flow(
 ) RETURNS TABLE (
     id text, task text, queue text, payload text, attempt integer, max_attempts integer,
     priority integer, key text, on_complete text, created_at float8, run_at float8,
-    prior_attempts integer, group_key text
+    prior_attempts integer, group_key text, trace_context text
 )
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
@@ -553,12 +571,13 @@ BEGIN
         WHERE j.id = ANY(v_ids)
         RETURNING j.id, j.task, j.queue, j.payload, j.attempt, j.max_attempts, j.priority, j.key,
                   j.on_complete, extract(epoch FROM j.created_at)::float8,
-                  extract(epoch FROM j.run_at)::float8, j.prior_attempts, j.group_key;
+                  extract(epoch FROM j.run_at)::float8, j.prior_attempts, j.group_key,
+                  j.trace_context;
     END IF;
 END
 $$;
 
--- name: migration_006
+-- name: migration_007
 -- Schedules, failure alerts, and the schedule tick a job was enqueued for (their queries are
 -- in postgres_maintenance.sql).
 ALTER TABLE {schema}.jobs ADD COLUMN schedule text, ADD COLUMN scheduled_for timestamptz;
@@ -631,16 +650,19 @@ SELECT extract(epoch FROM now())::float8
 WITH inserted AS (
     INSERT INTO {schema}.jobs
         (id, task, queue, state, payload, priority, run_at, created_at, max_attempts, on_complete,
-         group_key, fair_rank)
+         group_key, fair_rank, trace_context)
     SELECT t.id, t.task, t.queue, 'pending', t.payload, t.priority,
            coalesce(to_timestamp(t.run_at), statement_timestamp() + t.delay * interval '1 second'),
            statement_timestamp(), t.max_attempts, t.on_complete, t.group_key,
            -- fair rank (backends/flow.py): only grouped jobs pay for the group's row
-           CASE WHEN t.group_key IS NULL THEN 0 ELSE {schema}.group_rank(t.queue, t.group_key) END
+           CASE WHEN t.group_key IS NULL THEN 0 ELSE {schema}.group_rank(t.queue, t.group_key) END,
+           t.trace_context
     FROM unnest(%(ids)b::text[], %(tasks)b::text[], %(queues)b::text[], %(payloads)b::text[],
                 %(priorities)b::integer[], %(run_ats)b::float8[], %(delays)b::float8[],
-                %(max_attempts)b::integer[], %(on_completes)b::text[], %(groups)b::text[])
-         AS t(id, task, queue, payload, priority, run_at, delay, max_attempts, on_complete, group_key)
+                %(max_attempts)b::integer[], %(on_completes)b::text[], %(groups)b::text[],
+                %(trace_contexts)b::text[])
+         AS t(id, task, queue, payload, priority, run_at, delay, max_attempts, on_complete, group_key,
+              trace_context)
 )
 SELECT count(pg_notify({channel}, q)) FROM unnest(%(notify)b::text[]) AS q
 
@@ -663,6 +685,13 @@ FROM {schema}.enqueue_jobs(
 -- at-least-once allows: an un-persisted claim leaves the job pending, an un-persisted outcome
 -- leaves it leased until the reaper requeues it. Enqueues always commit synchronously.
 -- ---------------------------------------------------------------------------------------
+
+-- name: set_trace_contexts
+-- The trace context of keyed jobs just created by enqueue_jobs (same transaction).
+UPDATE {schema}.jobs j SET trace_context = t.trace_context
+FROM unnest(%(ids)b::text[], %(trace_contexts)b::text[]) AS t(id, trace_context)
+WHERE j.id = t.id AND t.trace_context IS NOT NULL
+RETURNING j.id
 
 -- name: waiting_levels
 -- The distinct priorities of the waiting jobs of each queue of the queues array, by a
@@ -719,7 +748,7 @@ plain AS (
     WHERE j.id = ANY(ARRAY(SELECT c.id FROM candidates c))
     RETURNING j.id, j.task, j.queue, j.payload, j.attempt, j.max_attempts, j.priority, j.key, j.on_complete,
               extract(epoch FROM j.created_at)::float8, extract(epoch FROM j.run_at)::float8, j.prior_attempts,
-              j.group_key
+              j.group_key, j.trace_context
 )
 SELECT p.*, set_config('synchronous_commit',
                        coalesce(%(commit)s::text, current_setting('synchronous_commit')), true)
@@ -847,10 +876,12 @@ applied AS (
 audited AS (
     INSERT INTO {schema}.attempts
         (job_id, attempt, worker, started_at, finished_at, outcome, error, traceback, status_code,
-         response_excerpt, payload)
+         response_excerpt, payload, trace_id)
     SELECT a.id, a.attempt, a.worker, to_timestamp(a.started_at), to_timestamp(a.finished_at), a.kind,
-           a.error, a.traceback, a.status_code, a.response_excerpt, a.payload
+           a.error, a.traceback, a.status_code, a.response_excerpt, a.payload, t.trace_id
     FROM applied a
+    -- The trace ids of the attempts that ran in a span: one pair of arrays for every kind.
+    LEFT JOIN unnest(%(traced_ids)b::text[], %(trace_ids)b::text[]) AS t(id, trace_id) ON t.id = a.id
     WHERE a.started_at IS NOT NULL
 ),
 woken AS (
@@ -936,12 +967,12 @@ extract(epoch FROM j.run_at)::float8, extract(epoch FROM j.created_at)::float8,
 extract(epoch FROM j.started_at)::float8, extract(epoch FROM j.finished_at)::float8,
 j.result, j.error, j.traceback, j.key, j.worker, extract(epoch FROM j.lease_expires_at)::float8,
 j.cancel_requested, j.on_complete, j.prior_attempts, j.group_key, j.schedule,
-extract(epoch FROM j.scheduled_for)::float8
+extract(epoch FROM j.scheduled_for)::float8, j.progress, j.trace_context
 
 -- name: attempt_columns
 a.job_id, a.attempt, a.worker, extract(epoch FROM a.started_at)::float8,
 extract(epoch FROM a.finished_at)::float8, a.outcome, a.error, a.traceback, a.status_code,
-a.response_excerpt, a.payload
+a.response_excerpt, a.payload, a.trace_id
 
 -- name: get_job
 SELECT {job_columns} FROM {schema}.jobs j WHERE j.id = %(id)s
@@ -1008,7 +1039,7 @@ WITH resubmitted AS (
     SET state = 'pending', prior_attempts = j.attempt, run_at = now(),
         payload = coalesce(%(payload)s, j.payload),
         finished_at = NULL, started_at = NULL, error = NULL, traceback = NULL, result = NULL,
-        cancel_requested = false, worker = NULL
+        cancel_requested = false, worker = NULL, progress = NULL
     WHERE j.id = %(id)s AND j.state IN ('failed', 'cancelled')
     RETURNING j.queue
 )
@@ -1195,3 +1226,90 @@ WHERE j.queue = %(queue)s AND j.group_key IS NOT NULL AND j.state IN ('pending',
 GROUP BY j.group_key
 ORDER BY 3 DESC, 2 DESC, 1
 LIMIT %(limit)s
+
+-- ---------------------------------------------------------------------------------------
+-- Observability: the registry of live workers, and progress. Times on the database clock.
+-- ---------------------------------------------------------------------------------------
+
+-- name: workers_beat
+-- Register or renew a batch of workers; forget the ones that expired long ago (an hour), so
+-- the table holds only recent workers without a sweeper of its own.
+WITH beat AS (
+    INSERT INTO {schema}.workers AS w (id, info, last_seen_at, expires_at)
+    SELECT b.id, b.info, now(), now() + %(ttl)s * interval '1 second'
+    FROM unnest(%(ids)b::text[], %(infos)b::text[]) AS b(id, info)
+    ON CONFLICT (id) DO UPDATE SET info = EXCLUDED.info, last_seen_at = EXCLUDED.last_seen_at,
+                                   expires_at = EXCLUDED.expires_at
+    RETURNING w.id
+)
+DELETE FROM {schema}.workers w
+WHERE w.expires_at < now() - interval '1 hour' AND w.id <> ALL(ARRAY(SELECT id FROM beat))
+RETURNING w.id
+
+-- name: workers_remove
+DELETE FROM {schema}.workers WHERE id = ANY(%(ids)b::text[]) RETURNING id
+
+-- name: workers_live
+SELECT w.info, extract(epoch FROM w.last_seen_at)::float8
+FROM {schema}.workers w
+WHERE w.expires_at >= now()
+
+-- name: jobs_progress
+-- Fenced like every write after a claim: only while the update's lease still holds the job.
+-- The JSON is completed here with the database clock's updated_at.
+UPDATE {schema}.jobs j
+SET progress = json_build_object('fraction', p.fraction, 'message', p.message,
+                                 'updated_at', extract(epoch FROM now())::float8)::text
+FROM unnest(%(ids)b::text[], %(tokens)b::text[], %(fractions)b::float8[], %(messages)b::text[])
+     AS p(id, token, fraction, message)
+WHERE j.id = p.id AND j.lease_token = p.token
+RETURNING j.id
+
+-- name: gauge_table_rows
+-- The planner's row count of the job table (-1 before its first ANALYZE).
+SELECT c.reltuples::float8
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %(schema)s AND c.relname = 'jobs'
+
+-- name: gauge_exact_counts
+-- Waiting and running jobs through the claim and lease indexes, and the failure table through
+-- jobs_finished (one range of it): what a person acts on is always exact.
+SELECT j.queue, j.state, count(*)
+FROM {schema}.jobs j
+WHERE j.state IN ('pending', 'retry') OR j.state = 'processing'
+GROUP BY j.queue, j.state
+UNION ALL
+SELECT j.queue, j.state, count(*)
+FROM {schema}.jobs j
+WHERE j.state = 'failed'
+GROUP BY j.queue, j.state
+
+-- name: gauge_finished_counts
+-- Completed and cancelled jobs counted one by one: only while the table is small.
+SELECT j.queue, j.state, count(*)
+FROM {schema}.jobs j
+WHERE j.state IN ('completed', 'cancelled')
+GROUP BY j.queue, j.state
+
+-- name: gauge_estimates
+-- The (queue, state) pairs and their frequencies from the last ANALYZE (autovacuum re-analyses
+-- the table after 5 percent of its rows change); the caller multiplies by the row count.
+SELECT s.most_common_vals, s.most_common_freqs
+FROM pg_stats_ext s
+WHERE s.schemaname = %(schema)s AND s.statistics_name = 'jobs_queue_state'
+
+-- name: gauge_oldest_pending
+-- Each queue's oldest due pending job: per (queue, priority) level (waiting_levels), the first
+-- due pending job along the claim index, then the oldest per queue.
+WITH RECURSIVE {waiting_levels}
+SELECT l.queue, extract(epoch FROM now() - min(n.run_at))::float8
+FROM levels l
+CROSS JOIN LATERAL (
+    SELECT j.run_at FROM {schema}.jobs j
+    WHERE j.queue = l.queue AND j.priority = l.priority AND j.state IN ('pending', 'retry')
+      AND j.run_at <= now() AND j.state = 'pending'
+    ORDER BY j.run_at
+    LIMIT 1
+) AS n
+WHERE l.priority IS NOT NULL
+GROUP BY l.queue

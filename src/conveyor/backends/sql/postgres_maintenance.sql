@@ -56,16 +56,17 @@ WHERE s.name = %(name)s
 WITH inserted AS (
     INSERT INTO {schema}.jobs
         (id, task, queue, state, payload, priority, run_at, created_at, max_attempts, on_complete,
-         group_key, fair_rank, schedule, scheduled_for)
+         group_key, fair_rank, schedule, scheduled_for, trace_context)
     SELECT t.id, t.task, t.queue, 'pending', t.payload, t.priority, statement_timestamp(),
            statement_timestamp(), t.max_attempts, t.on_complete, t.group_key,
            CASE WHEN t.group_key IS NULL THEN 0 ELSE {schema}.group_rank(t.queue, t.group_key) END,
-           t.schedule, to_timestamp(t.scheduled_for)
+           t.schedule, to_timestamp(t.scheduled_for), t.trace_context
     FROM unnest(%(ids)s::text[], %(tasks)s::text[], %(queues)s::text[], %(payloads)s::text[],
                 %(priorities)s::integer[], %(max_attempts)s::integer[], %(on_completes)s::text[],
-                %(groups)s::text[], %(schedules)s::text[], %(scheduled_fors)s::float8[])
+                %(groups)s::text[], %(schedules)s::text[], %(scheduled_fors)s::float8[],
+                %(trace_contexts)s::text[])
          AS t(id, task, queue, payload, priority, max_attempts, on_complete, group_key, schedule,
-              scheduled_for)
+              scheduled_for, trace_context)
     RETURNING queue
 )
 SELECT count(pg_notify({channel}, d.queue)) FROM (SELECT DISTINCT queue FROM inserted) AS d

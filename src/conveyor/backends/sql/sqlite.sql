@@ -81,6 +81,19 @@ CREATE TABLE IF NOT EXISTS conveyor_action_jobs (
 CREATE INDEX IF NOT EXISTS conveyor_action_jobs_job ON conveyor_action_jobs (job_id, action_id);
 
 -- name: migration_004
+-- Observability: a running job's progress (JSON text), the W3C trace context it was
+-- enqueued in, the trace id of each attempt, and the registry of live workers.
+ALTER TABLE conveyor_jobs ADD COLUMN progress TEXT;
+ALTER TABLE conveyor_jobs ADD COLUMN trace_context TEXT;
+ALTER TABLE conveyor_attempts ADD COLUMN trace_id TEXT;
+CREATE TABLE IF NOT EXISTS conveyor_workers (
+    id           TEXT PRIMARY KEY,
+    info         TEXT NOT NULL,
+    last_seen_at REAL NOT NULL,
+    expires_at   REAL NOT NULL
+);
+
+-- name: migration_005
 -- Flow control (backends/flow.py): a job's group and fair rank, the settings of managed
 -- queues with their fair-order clock, each group's last rank, and recorded starts.
 ALTER TABLE conveyor_jobs ADD COLUMN group_key TEXT;
@@ -118,7 +131,7 @@ CREATE TABLE IF NOT EXISTS conveyor_starts (
 CREATE INDEX IF NOT EXISTS conveyor_starts_group ON conveyor_starts (queue, group_key, started_at);
 CREATE INDEX IF NOT EXISTS conveyor_starts_queue ON conveyor_starts (queue, started_at);
 
--- name: migration_005
+-- name: migration_006
 -- Schedules, failure alerts, and the schedule tick a job was enqueued for (queries in
 -- sqlite_maintenance.sql).
 ALTER TABLE conveyor_jobs ADD COLUMN schedule TEXT;
@@ -158,16 +171,16 @@ INSERT INTO conveyor_schema (version) VALUES (:version)
 -- name: insert_job
 INSERT INTO conveyor_jobs
     (id, task, queue, state, payload, priority, run_at, created_at, max_attempts, key, on_complete,
-     group_key, fair_rank)
+     group_key, fair_rank, trace_context)
 VALUES
     (:id, :task, :queue, 'pending', :payload, :priority, :run_at, :now, :max_attempts, :key, :on_complete,
-     :group_key, :fair_rank)
+     :group_key, :fair_rank, :trace_context)
 
 -- name: insert_plain_jobs
 -- Bulk insert without keys, positional for speed; the order of _plain_row's fields.
 INSERT INTO conveyor_jobs
-    (id, task, queue, state, payload, priority, run_at, created_at, max_attempts, on_complete)
-VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)
+    (id, task, queue, state, payload, priority, run_at, created_at, max_attempts, on_complete, trace_context)
+VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)
 
 -- name: find_by_key
 -- A live job with this key, or one completed within the retention window.
@@ -181,7 +194,7 @@ LIMIT 1
 -- name: replace_waiting
 UPDATE conveyor_jobs
 SET payload = :payload, priority = :priority, run_at = :run_at, max_attempts = :max_attempts,
-    on_complete = :on_complete
+    on_complete = :on_complete, trace_context = :trace_context
 WHERE id = :id AND state IN ('pending', 'retry')
 
 -- name: any_due
@@ -203,7 +216,7 @@ SET state = 'processing', attempt = attempt + 1, lease_token = :token,
     lease_expires_at = :now + :lease, worker = :worker, started_at = :now
 WHERE id IN (SELECT value FROM json_each(:ids)) AND +state IN ('pending', 'retry')  -- '+': look up by id, not by state
 RETURNING id, task, queue, payload, attempt, max_attempts, priority, key, on_complete,
-          created_at, run_at, prior_attempts, group_key, fair_rank
+          created_at, run_at, prior_attempts, group_key, fair_rank, trace_context
 
 -- name: extend_lease
 UPDATE conveyor_jobs SET lease_expires_at = :expires
@@ -249,9 +262,9 @@ WHERE id = :id AND lease_token = :token AND state = 'processing'
 -- rule): a payload never changes while its job is processing.
 INSERT INTO conveyor_attempts
     (job_id, attempt, worker, started_at, finished_at, outcome, error, traceback,
-     status_code, response_excerpt, payload)
+     status_code, response_excerpt, payload, trace_id)
 SELECT :job_id, :attempt, :worker, :started_at, :finished_at, :outcome, :error, :traceback,
-       :status_code, :response_excerpt, payload
+       :status_code, :response_excerpt, payload, :trace_id
 FROM conveyor_jobs WHERE id = :job_id
 
 -- name: expired_leases
@@ -314,7 +327,7 @@ SELECT min(run_at) FROM conveyor_jobs WHERE state = 'pending' AND run_at <= :now
 UPDATE conveyor_jobs
 SET state = 'pending', prior_attempts = attempt, run_at = :now, payload = coalesce(:payload, payload),
     finished_at = NULL, started_at = NULL, error = NULL, traceback = NULL, result = NULL,
-    cancel_requested = 0, worker = NULL
+    cancel_requested = 0, worker = NULL, progress = NULL
 WHERE id = :id AND state IN ('failed', 'cancelled')
 
 -- name: resubmittable_ids
@@ -459,3 +472,30 @@ WHERE queue = :queue AND group_key IS NOT NULL AND state IN ('pending', 'retry',
 GROUP BY group_key
 ORDER BY processing DESC, waiting DESC, group_key
 LIMIT :limit
+
+-- ---------------------------------------------------------------------------------------
+-- Observability: the registry of live workers, and progress
+-- ---------------------------------------------------------------------------------------
+
+-- name: worker_beat
+INSERT INTO conveyor_workers (id, info, last_seen_at, expires_at)
+VALUES (:id, :info, :now, :expires)
+ON CONFLICT (id) DO UPDATE SET info = excluded.info, last_seen_at = excluded.last_seen_at,
+                               expires_at = excluded.expires_at
+
+-- name: worker_remove
+DELETE FROM conveyor_workers WHERE id = :id
+
+-- name: workers_forget_expired
+DELETE FROM conveyor_workers WHERE expires_at < :now
+
+-- name: workers_live
+SELECT info, last_seen_at FROM conveyor_workers WHERE expires_at >= :now ORDER BY id
+
+-- name: job_progress
+-- Fenced like every write after a claim: only while the update's lease still holds the job.
+UPDATE conveyor_jobs SET progress = :progress
+WHERE id = :id AND lease_token = :token AND state = 'processing'
+
+-- name: oldest_pending_by_queue
+SELECT queue, min(run_at) FROM conveyor_jobs WHERE state = 'pending' AND run_at <= :now GROUP BY queue

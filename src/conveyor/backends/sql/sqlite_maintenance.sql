@@ -46,13 +46,13 @@ WHERE name = :name
 
 -- name: insert_scheduled_job
 -- The columns of insert_job in sqlite.sql (with the fair rank flow control gives a grouped
--- job), plus the schedule and its tick.
+-- job and the trace context observability stores), plus the schedule and its tick.
 INSERT INTO conveyor_jobs
     (id, task, queue, state, payload, priority, run_at, created_at, max_attempts, on_complete,
-     group_key, fair_rank, schedule, scheduled_for)
+     group_key, fair_rank, schedule, scheduled_for, trace_context)
 VALUES
     (:id, :task, :queue, 'pending', :payload, :priority, :run_at, :now, :max_attempts, :on_complete,
-     :group_key, :fair_rank, :schedule, :scheduled_for)
+     :group_key, :fair_rank, :schedule, :scheduled_for, :trace_context)
 
 -- name: alert_save
 INSERT INTO conveyor_alerts (name, url, threshold, window_seconds, queue)

@@ -7,8 +7,21 @@ the Worker's ``services`` tuple.
 from .alerter import Alerter
 from .base import PeriodicService
 from .heartbeat import Heartbeat
+from .metrics import MetricsService
+from .progress import ProgressWriter
 from .pruner import Pruner
 from .reaper import Reaper
+from .registry import WorkerRegistry
 from .scheduler import Scheduler
 
-__all__ = ["Alerter", "Heartbeat", "PeriodicService", "Pruner", "Reaper", "Scheduler"]
+__all__ = [
+    "Alerter",
+    "Heartbeat",
+    "MetricsService",
+    "PeriodicService",
+    "ProgressWriter",
+    "Pruner",
+    "Reaper",
+    "Scheduler",
+    "WorkerRegistry",
+]
