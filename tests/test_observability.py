@@ -112,6 +112,23 @@ def test_a_running_worker_lists_its_running_jobs_over_the_api_and_the_cli(app: c
 
 
 # -- progress ---------------------------------------------------------------------------------------
+def test_the_paused_gauge_reads_the_queue_settings(app: conveyor.App) -> None:
+    @app.task(queue="emails")
+    def send() -> None: ...
+
+    send.enqueue()
+    app.pause_queue("reports")  # paused while it holds no jobs: listed all the same
+    with serving(create_app(app, [KEY])) as base:
+        metrics = httpx.get(f"{base}/metrics", timeout=10).text
+        assert 'conveyor_queue_paused{queue="emails"} 0.0' in metrics
+        assert 'conveyor_queue_paused{queue="reports"} 1.0' in metrics
+        app.pause_queue("emails")
+        app.resume_queue("reports")
+        metrics = httpx.get(f"{base}/metrics", timeout=10).text
+        assert 'conveyor_queue_paused{queue="emails"} 1.0' in metrics
+        assert 'conveyor_queue_paused{queue="reports"} 0.0' in metrics
+
+
 def test_progress_is_visible_while_the_job_runs_and_writes_are_coalesced(app: conveyor.App) -> None:
     gate = threading.Event()
     calls = 20_000
