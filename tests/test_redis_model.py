@@ -69,6 +69,10 @@ class RedisMatchesSQLite(RuleBasedStateMachine):
         self.redis = RedisBackend(self.url)
         self.ids: list[str] = []
         self.held: list[Held] = []
+        #: Set once a job was resubmitted beside a waiting holder of its key: both then wait
+        #: (the holder keeps answering for the key, docs/architecture.md), so from then on a
+        #: key may have two waiting jobs and only the non-strict invariants apply.
+        self.keys_shared = False
 
     def teardown(self) -> None:
         drop_redis_prefix(self.redis.clients.retrying, self.prefix)
@@ -80,6 +84,15 @@ class RedisMatchesSQLite(RuleBasedStateMachine):
         """Keys of running jobs: superseding such a holder has no reference answer (see enqueue)."""
         running = self.sqlite.list_jobs(JobQuery(status="processing", limit=1000)).items
         return {r.key for r in running if r.key}
+
+    def waiting_keys(self) -> set[str]:
+        """Keys of waiting jobs: resubmitting another job of such a key leaves two waiting."""
+        waiting = [
+            r
+            for state in ("pending", "retry")
+            for r in self.sqlite.list_jobs(JobQuery(status=state, limit=1000)).items  # type: ignore[arg-type]
+        ]
+        return {r.key for r in waiting if r.key}
 
     def both(self, op: str, *args: Any) -> Any:
         """Run op on both; same answer or same error class."""
@@ -171,6 +184,8 @@ class RedisMatchesSQLite(RuleBasedStateMachine):
         record = self.sqlite.get(job_id)
         if op == "resubmit" and record is not None and record.key in self.running_keys():
             return  # resubmitting beside a running holder: the same gap as replace mode
+        if op == "resubmit" and record is not None and record.key in self.waiting_keys():
+            self.keys_shared = True
         self.both(op, job_id)
 
     @rule(status=st.sampled_from([None, "failed", "cancelled"]), queue=st.sampled_from([None, *QUEUES]))
@@ -182,6 +197,8 @@ class RedisMatchesSQLite(RuleBasedStateMachine):
         ]
         if set(waiting_room) & self.running_keys():
             return  # resubmitting beside a running holder: the same gap as replace mode
+        if set(waiting_room) & self.waiting_keys():
+            self.keys_shared = True
         results = self.both("resubmit_many", JobQuery(status=status, queue=queue))  # type: ignore[arg-type]
         assert results["sqlite"] == results["redis"]
 
@@ -222,7 +239,7 @@ class RedisMatchesSQLite(RuleBasedStateMachine):
             my_page = self.redis.list_jobs(JobQuery(status=status, limit=5, offset=1))  # type: ignore[arg-type]
             assert my_page.total == ref_page.total
             assert [r.id for r in my_page.items] == [r.id for r in ref_page.items]
-        check_redis_invariants(self.url, strict_keys=True)
+        check_redis_invariants(self.url, strict_keys=not self.keys_shared)
 
 
 @pytest.fixture(autouse=True)
