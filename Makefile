@@ -68,6 +68,7 @@ test-django: $(DJANGO_VENV)/.installed
 bench: $(DEV)
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.async_producers
+	$(BIN)/python -m bench.flow_control
 
 bench-smoke: $(DEV)
 	$(BIN)/python -m bench.run --smoke

@@ -27,7 +27,10 @@ from conveyor.backends.postgres import PostgresBackend  # noqa: E402
 
 PAYLOAD = '{"args":[],"kwargs":{}}'
 KILL = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s"
-CLAIM_PARAMS = {"queues": ["default"], "limit": 5, "token": "t", "lease": 30.0, "worker": "w", "commit": None}
+CLAIM_PARAMS = {
+    "queues": ["default"], "limit": 5, "flow_limit": 5, "token": "t", "lease": 30.0, "worker": "w",
+    "commit": None,
+}  # fmt: skip
 
 
 @pytest.fixture

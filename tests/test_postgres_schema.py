@@ -216,13 +216,11 @@ def test_every_object_lives_in_the_configured_schema(url: str) -> None:
                 [b.schema],
             ).fetchall()
         assert [t[0] for t in tables] == [
-            "action_jobs",
-            "actions",
-            "attempts",
-            "jobs",
-            "keys",
-            "schema_version",
-        ]
-        assert [f[0] for f in functions] == ["enqueue", "enqueue_job", "enqueue_jobs"]
+            "action_jobs", "actions", "attempts", "groups", "jobs", "keys", "queues", "schema_version",
+            "starts",
+        ]  # fmt: skip
+        assert [f[0] for f in functions] == [
+            "claim_flow", "enqueue", "enqueue_job", "enqueue_jobs", "group_rank", "set_group",
+        ]  # fmt: skip
     finally:
         b.close()

@@ -36,6 +36,7 @@ EXAMPLE_BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/queue/purge"): {"status": "failed", "older_than": "0s"},
     ("POST", "/api/queue/retry"): {"status": "failed"},
     ("POST", "/api/queue/delete"): {"status": "failed"},
+    ("PATCH", "/api/queues/{name}"): {"concurrency": 5},
 }
 AUTH_ROUTES = [r for r in API.routes if r.auth]
 
@@ -119,6 +120,14 @@ def test_the_declared_roles_are_the_specified_ones() -> None:
         method, path = operation.split(" ")
         assert declared[method, path] == "write", operation
     for operation in ("DELETE /api/queue/{job_id}", "POST /api/queue/purge", "POST /api/queue/delete"):
+        method, path = operation.split(" ")
+        assert declared[method, path] == "admin", operation
+    assert declared["GET", "/api/queues"] == "read"
+    for operation in (
+        "PATCH /api/queues/{name}",
+        "POST /api/queues/{name}/pause",
+        "POST /api/queues/{name}/resume",
+    ):
         method, path = operation.split(" ")
         assert declared[method, path] == "admin", operation
 
@@ -267,3 +276,23 @@ def test_each_action_names_the_key_that_did_it(
     assert history[2]["detail"] == {"edited": True, "previous": {"args": ["x"], "kwargs": {}}}
     for secret in (READ_KEY, WRITE_KEY, ADMIN_KEY):
         assert secret not in str(history)
+
+
+def test_queue_settings_and_pauses_over_http_are_in_the_trail(
+    fresh: tuple[httpx.Client, httpx.Client, conveyor.App],
+) -> None:
+    admin, reader, app = fresh
+    assert reader.patch("/api/queues/roles", json={"concurrency": 2}).status_code == 403
+    assert admin.patch("/api/queues/roles", json={"concurrency": 2, "rate_limit": None}).status_code == 200
+    assert admin.post("/api/queues/roles/pause").status_code == 200
+    assert admin.post("/api/queues/roles/resume").status_code == 200
+    assert reader.get("/api/queues").json()["items"][0]["concurrency"] == 2
+    trail = reader.get("/api/actions").json()["items"]
+    admin_name = parse_key(ADMIN_KEY).actor.name
+    assert [(t["action"], t["actor"], t["role"], t["count"]) for t in trail] == [
+        ("queue_resume", admin_name, "admin", 0),
+        ("queue_pause", admin_name, "admin", 0),
+        ("queue_update", admin_name, "admin", 0),
+    ]
+    assert trail[2]["detail"] == {"queue": "roles", "settings": {"concurrency": 2, "rate_limit": None}}
+    assert trail[0]["detail"] == {"queue": "roles"}

@@ -1,10 +1,11 @@
 """The operators' action trail: who did what to which jobs, as the App records it.
 
 Every admin write that goes through the App (retry, cancel, delete, purge, the bulk
-actions; the HTTP API's ``process``) is stored with its :class:`Actor`: the API key's
-role and name (never the key itself) for the HTTP API and the dashboard, ``python``
-for code calling the App, ``cli`` for the ``conveyor`` command. An action that changed
-nothing (a purge or a bulk action that matched no job) is not recorded.
+actions, queue settings and pauses; the HTTP API's ``process``) is stored with its
+:class:`Actor`: the API key's role and name (never the key itself) for the HTTP API
+and the dashboard, ``python`` for code calling the App, ``cli`` for the ``conveyor``
+command. An action that changed nothing (a purge or a bulk action that matched no job)
+is not recorded.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def check_error_filter(value: object) -> str:
 def filter_detail(query: JobQuery) -> dict[str, Any]:
     """The filters a bulk action was given (only those set), as its trail shows them."""
     detail: dict[str, Any] = {}
-    for name in ("status", "queue", "task", "error"):
+    for name in ("status", "queue", "task", "error", "group"):
         value = getattr(query, name)
         if value is not None:
             detail[name] = value

@@ -15,6 +15,7 @@ from .actions import PYTHON, Actor, BulkDeleted, check_error_filter, filter_deta
 from .backends import open_async_backend, open_backend
 from .backends.aio import AsyncBackend
 from .backends.base import ActionRecord, Backend, ClaimedJob, JobQuery, NewAction, NewJob, Outcome
+from .backends.flow import QueueUsage, check_group, queue_update
 from .backoff import BackoffPolicy
 from .builder import (
     build_jobs,
@@ -151,6 +152,7 @@ class App:
         backoff: BackoffPolicy | None = None,
         retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
         permanent_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+        group_by: str | Callable[..., Any] | None = None,
     ) -> Callable[[F], Task[Any, Any]]: ...
 
     def task(self, fn: Any = None, /, *, name: str | None = None, **options: Any) -> Any:
@@ -258,13 +260,14 @@ class App:
         created_after: datetime | float | str | None = None,
         created_before: datetime | float | str | None = None,
         error: str | None = None,
+        group: str | None = None,
     ) -> JobPage:
         """A page of jobs, newest first: iterate it, ``len(page)``, ``page.items``, ``page.total``.
 
         ``error``: only jobs whose last error contains this text (plain, case-sensitive).
         """
         page = self.backend.list_jobs(
-            self._query(status, queue, task, limit, offset, created_after, created_before, error)
+            self._query(status, queue, task, limit, offset, created_after, created_before, error, group)
         )
         return JobPage([Job.loaded(self, record) for record in page.items], page.total)
 
@@ -278,6 +281,7 @@ class App:
         created_after: datetime | float | str | None = None,
         created_before: datetime | float | str | None = None,
         error: str | None = None,
+        group: str | None = None,
     ) -> JobQuery:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= 10_000:
             raise ValueError(f"limit must be an int from 0 to 10000, got {limit!r}")
@@ -290,6 +294,7 @@ class App:
             created_after=None if created_after is None else parse_time("created_after", created_after),
             created_before=None if created_before is None else parse_time("created_before", created_before),
             error=None if error is None else check_error_filter(error),
+            group=None if group is None else check_group(group),
             limit=limit,
             offset=offset,
         )
@@ -297,6 +302,62 @@ class App:
     def stats(self) -> dict[str, Any]:
         """The dict of ``GET /api/queue/stats``."""
         return self.backend.stats().to_dict()
+
+    # -- flow control ------------------------------------------------------------
+    def configure_queue(self, queue: str, *, actor: Actor | None = None, **settings: Any) -> dict[str, Any]:
+        """Set a queue's limits, stored in the backend and applied from the next claim.
+
+        ``concurrency`` and ``group_concurrency`` are whole numbers >= 1; ``rate_limit``
+        and ``group_rate_limit`` are ``"N/PERIOD"`` (``"100/m"``, ``"5/10s"``); None
+        removes a limit; settings not named stay as they are. A bad value raises
+        InvalidLimit naming it, and nothing changes. Returns the queue as in :meth:`queues`.
+        The change is recorded in the action trail (``queue_update``, with the settings given).
+        """
+        return self._update_queue(queue, settings, "queue_update", actor)
+
+    def pause_queue(self, queue: str, *, actor: Actor | None = None) -> dict[str, Any]:
+        """Stop claims from ``queue`` (enqueue still works; running jobs finish)."""
+        return self._update_queue(queue, {"paused": True}, "queue_pause", actor)
+
+    def resume_queue(self, queue: str, *, actor: Actor | None = None) -> dict[str, Any]:
+        """Let workers claim from ``queue`` again."""
+        return self._update_queue(queue, {"paused": False}, "queue_resume", actor)
+
+    def _update_queue(
+        self, queue: str, settings: Mapping[str, Any], action: str, actor: Actor | None
+    ) -> dict[str, Any]:
+        name = check_name("queue", queue)
+        self.backend.queue_update(queue_update(name, settings))
+        detail: dict[str, Any] = {"queue": name}
+        if action == "queue_update":
+            detail["settings"] = dict(settings)
+        # A queue setting names no job: recorded like a purge, with no job links and count 0.
+        self._record(new_action(actor or self.actor, action, (), 0, **detail))
+        return self.queue(name)
+
+    def queue(self, queue: str) -> dict[str, Any]:
+        """One queue as in :meth:`queues` (an unmanaged queue has no limits and is not paused)."""
+        name = check_name("queue", queue)
+        found = [q for q in self.queues() if q["name"] == name]
+        if found:
+            return found[0]
+        return _queue_dict(QueueUsage(queue_update(name, {}).applied_to(None), 0, 0), self.stats(), name)
+
+    def queues(self) -> list[dict[str, Any]]:
+        """Every queue with jobs or settings: its limits, whether paused or throttled now, counts.
+
+        Each item: ``name, paused, concurrency, rate_limit, group_concurrency,
+        group_rate_limit, counts`` (the six states), and ``processing`` (against
+        ``concurrency``), ``started_in_window`` (against ``rate_limit``), ``throttled``
+        and ``busiest_groups``.
+        """
+        stats = self.stats()
+        usage = {u.settings.name: u for u in self.backend.queue_usage()}
+        names = sorted(set(stats["queues"]) | set(usage))
+        return [
+            _queue_dict(usage.get(n) or QueueUsage(queue_update(n, {}).applied_to(None), 0, 0), stats, n)
+            for n in names
+        ]
 
     def cancel(self, job_id: str, *, actor: Actor | None = None) -> Job:
         """Cancel a job: waiting jobs at once; running ones are asked to stop."""
@@ -506,9 +567,10 @@ class App:
         created_after: datetime | float | str | None = None,
         created_before: datetime | float | str | None = None,
         error: str | None = None,
+        group: str | None = None,
     ) -> JobPage:
         """``jobs``, awaited."""
-        query = self._query(status, queue, task, limit, offset, created_after, created_before, error)
+        query = self._query(status, queue, task, limit, offset, created_after, created_before, error, group)
         page = await self.async_backend.list_jobs(query)
         return JobPage([Job.loaded(self, record) for record in page.items], page.total)
 
@@ -546,3 +608,16 @@ class App:
         """``delete``, awaited."""
         await self.async_backend.delete(job_id)
         await asyncio.to_thread(self._record, new_action(actor or self.actor, "delete", (job_id,), 1))
+
+
+def _queue_dict(usage: QueueUsage, stats: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The JSON shape of one queue in ``app.queues()`` and ``GET /api/queues``."""
+    counts = stats["queues"].get(name) or dict.fromkeys(stats["counts"], 0)
+    return {
+        **usage.settings.to_dict(),
+        "counts": dict(counts),
+        "processing": counts.get("processing", usage.processing),
+        "started_in_window": usage.started_in_window,
+        "throttled": usage.throttled,
+        "busiest_groups": [g.to_dict() for g in usage.busiest_groups],
+    }

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .backends.base import KeyMode, NewJob
+from .backends.flow import check_group
 from .errors import InvalidName, InvalidPayload, PayloadTooLarge, UnknownTask
 from .ids import new_job_ids
 
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 PAYLOAD_FIELDS = frozenset({"task", "args", "kwargs"})
 #: The per-job options an item may carry besides its payload.
 OPTION_FIELDS = frozenset(
-    {"queue", "delay", "run_at", "priority", "key", "key_mode", "max_attempts", "on_complete"}
+    {"queue", "delay", "run_at", "priority", "key", "key_mode", "max_attempts", "on_complete", "group"}
 )
 #: Every field an item (and ``POST /api/jobs``) may carry.
 ITEM_FIELDS = PAYLOAD_FIELDS | OPTION_FIELDS
@@ -215,6 +216,8 @@ def build_jobs(
         if task.arguments is not None:  # a declared task has no signature to check against
             bind_later.append((task.arguments, args, kwargs))
         d = task.defaults
+        if d.group_by is not None and item.get("group") is None:
+            item = {**item, "group": task.group_of(item.get("args") or (), item.get("kwargs") or {})}
         if item.keys() <= PAYLOAD_FIELDS:  # the bulk fast path: the task's checked defaults
             append(NewJob(ids[index], name, d.queue, payload, d.max_attempts, d.priority))
             continue
@@ -250,4 +253,5 @@ def _with_options(
         key=None if key is None else check_key(key),
         key_mode="keep" if key_mode is None else check_key_mode(key_mode),
         on_complete=None if on_complete is None else check_url(on_complete, "on_complete"),
+        group=None if item.get("group") is None else check_group(item["group"]),
     )

@@ -26,7 +26,7 @@ from .cli_errors import error_line, full_traceback
 from .cli_logging import setup_logging
 from .durations import parse_duration
 from .loader import load_app
-from .render import console, job_panel, jobs_table, stats_table
+from .render import console, job_panel, jobs_table, queues_table, stats_table
 from .states import ALL_STATES, PURGEABLE, RESUBMITTABLE
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -367,6 +367,7 @@ def jobs() -> None:
 @click.option("--status", "-s", type=click.Choice(ALL_STATES), help="Filter by state.")
 @click.option("--queue", "-q", help="Filter by queue.")
 @click.option("--task", "-t", help="Filter by task.")
+@click.option("--group", "-g", help="Filter by group (flow control).")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(0, 10_000))
 @click.option("--offset", default=0, show_default=True, type=click.IntRange(min=0))
 @app_option
@@ -378,6 +379,7 @@ def jobs_list(
     status: str | None,
     queue: str | None,
     task: str | None,
+    group: str | None,
     limit: int,
     offset: int,
     app_path: str | None,
@@ -386,7 +388,7 @@ def jobs_list(
 ) -> None:
     """List jobs, newest first (--status failed is the failure table)."""
     app = open_app(app_path, url, existing=True)
-    page = app.jobs(status=status, queue=queue, task=task, limit=limit, offset=offset)
+    page = app.jobs(status=status, queue=queue, task=task, group=group, limit=limit, offset=offset)
     if as_json:
         emit(
             {
@@ -505,6 +507,107 @@ def jobs_purge(status: str, older_than: float, app_path: str | None, url: str | 
         task = bar.add_task(f"{status} job(s)", total=None)
         total = app.purge(status, older_than, progress=lambda n: bar.update(task, completed=n))
     click.echo(f"purged {total} {status} job(s)")
+
+
+@main.group()
+def queues() -> None:
+    """Flow control: each queue's limits (stored in the backend, held across every worker) and pause."""
+
+
+def _show_queue(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        emit(data)
+    else:
+        console().print(queues_table([data]))
+
+
+@queues.command("list")
+@app_option
+@url_option
+@json_option
+@clean_errors
+@admin_command
+def queues_list(app_path: str | None, url: str | None, as_json: bool) -> None:
+    """Every queue with jobs or settings: limits, paused or throttled now, busiest groups."""
+    app = open_app(app_path, url, existing=True)
+    data = app.queues()
+    if as_json:
+        emit({"items": data})
+    else:
+        say_backend(app.url)
+        console().print(queues_table(data))
+
+
+def _setting(name: str, text: str) -> Any:
+    """A limit as typed: 'none' removes it; counts become ints (the model refuses bad ones by value)."""
+    if text == "none":
+        return None
+    if name.endswith("concurrency"):
+        try:
+            return int(text)
+        except ValueError:
+            return text
+    return text
+
+
+@queues.command("set")
+@click.argument("queue")
+@click.option("--concurrency", help="Most jobs processing at once, across every worker ('none' removes it).")
+@click.option("--rate-limit", help="Most starts per period: 100/m, 5/s, 5/10s ('none' removes it).")
+@click.option("--group-concurrency", help="Most jobs of one group processing at once ('none' removes it).")
+@click.option("--group-rate-limit", help="Most starts of one group per period ('none' removes it).")
+@app_option
+@url_option
+@json_option
+@clean_errors
+@admin_command
+def queues_set(
+    queue: str,
+    concurrency: str | None,
+    rate_limit: str | None,
+    group_concurrency: str | None,
+    group_rate_limit: str | None,
+    app_path: str | None,
+    url: str | None,
+    as_json: bool,
+) -> None:
+    """Set a queue's limits; options not given stay as they are. Applies from the next claim."""
+    given = {
+        "concurrency": concurrency,
+        "rate_limit": rate_limit,
+        "group_concurrency": group_concurrency,
+        "group_rate_limit": group_rate_limit,
+    }
+    changes = {name: _setting(name, text) for name, text in given.items() if text is not None}
+    if not changes:
+        raise click.UsageError(
+            "give at least one of --concurrency, --rate-limit, --group-concurrency, --group-rate-limit"
+        )
+    _show_queue(open_app(app_path, url).configure_queue(queue, **changes), as_json)
+
+
+@queues.command("pause")
+@click.argument("queue")
+@app_option
+@url_option
+@json_option
+@clean_errors
+@admin_command
+def queues_pause(queue: str, app_path: str | None, url: str | None, as_json: bool) -> None:
+    """Stop claims from QUEUE (enqueue still works; running jobs finish)."""
+    _show_queue(open_app(app_path, url).pause_queue(queue), as_json)
+
+
+@queues.command("resume")
+@click.argument("queue")
+@app_option
+@url_option
+@json_option
+@clean_errors
+@admin_command
+def queues_resume(queue: str, app_path: str | None, url: str | None, as_json: bool) -> None:
+    """Let workers claim from QUEUE again."""
+    _show_queue(open_app(app_path, url).resume_queue(queue), as_json)
 
 
 @main.command()

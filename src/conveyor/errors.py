@@ -47,6 +47,14 @@ class InvalidState(ConveyorError):
     """The job is not in a state that allows the operation (e.g. retrying a completed job)."""
 
 
+class InvalidLimit(ConveyorError, ValueError):
+    """A queue limit that cannot work: a malformed rate (``"ten/s"``), zero or a negative count."""
+
+
+class InvalidGroup(ConveyorError, ValueError):
+    """A job group that is not a string of 1 to 200 characters."""
+
+
 class InvalidStatus(ConveyorError, ValueError):
     """A status word that is not one of the six states."""
 

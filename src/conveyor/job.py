@@ -161,6 +161,11 @@ class Job:
         return self._stored().on_complete
 
     @property
+    def group(self) -> str | None:
+        """The job's group for flow control (fairness and group limits), or None."""
+        return self._stored().group
+
+    @property
     def attempts(self) -> list[AttemptRecord]:
         """The audit trail: one record per attempt."""
         return self._stored().attempts

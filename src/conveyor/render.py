@@ -201,6 +201,38 @@ def stats_table(stats: dict[str, Any]) -> Table:
     return table
 
 
+def queues_table(queues: Sequence[dict[str, Any]]) -> Table:
+    """Each queue's limits and how it stands against them (``conveyor queues list``)."""
+    table = Table(title="Queues", title_justify="left")
+    for name in (
+        "queue",
+        "state",
+        "running",
+        "concurrency",
+        "rate",
+        "group conc.",
+        "group rate",
+        "busiest groups",
+    ):
+        table.add_column(name, justify="right" if name == "running" else "left")
+    for q in queues:
+        state = "paused" if q["paused"] else "throttled" if q["throttled"] else "open"
+        groups = ", ".join(f"{g['group']} ({g['processing']}+{g['waiting']})" for g in q["busiest_groups"])
+        table.add_row(
+            q["name"],
+            Text(state, style="yellow" if state != "open" else "green"),
+            str(q["processing"]),
+            "-" if q["concurrency"] is None else str(q["concurrency"]),
+            q["rate_limit"] or "-",
+            "-" if q["group_concurrency"] is None else str(q["group_concurrency"]),
+            q["group_rate_limit"] or "-",
+            groups or "-",
+        )
+    table.caption = "busiest groups: processing+waiting"
+    table.caption_justify = "left"
+    return table
+
+
 #: The job listing's columns; the failure table drops ``queue`` first and keeps ``error``.
 JOB_COLUMNS = (
     Column("id"),

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from .arguments import ArgumentCheck
+from .backends.flow import check_group
 from .backoff import DEFAULT as DEFAULT_BACKOFF
 from .backoff import BackoffPolicy
 from .builder import check_max_attempts, check_name, check_option_names, check_priority
@@ -47,6 +48,9 @@ class TaskDefaults:
     backoff: BackoffPolicy = DEFAULT_BACKOFF
     retry_on: tuple[type[BaseException], ...] = ()
     permanent_on: tuple[type[BaseException], ...] = ()
+    #: The job's group for flow control: the name of an argument, or a callable given the
+    #: task's arguments (``group_by(*args, **kwargs)``) returning a string or None.
+    group_by: str | Callable[..., Any] | None = None
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> TaskDefaults:
@@ -64,6 +68,8 @@ class TaskDefaults:
             raise ValueError(f"timeout must be > 0 seconds, got {self.timeout!r}")
         if not hasattr(self.backoff, "delay"):
             raise TypeError(f"backoff must be a policy from conveyor.backoff, got {self.backoff!r}")
+        if not (self.group_by is None or isinstance(self.group_by, str) or callable(self.group_by)):
+            raise TypeError(f"group_by takes an argument name or a callable, got {self.group_by!r}")
 
     @property
     def retry_policy(self) -> RetryPolicy:
@@ -89,6 +95,31 @@ class Task(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<Task {self.name} queue={self.defaults.queue}>"
+
+    def group_of(self, args: Any, kwargs: Mapping[str, Any]) -> str | None:
+        """The group ``group_by`` gives a run with these arguments (None: no group)."""
+        group_by = self.defaults.group_by
+        if group_by is None:
+            return None
+        if callable(group_by):
+            value = group_by(*args, **kwargs)
+        elif group_by in kwargs:
+            value = kwargs[group_by]
+        else:
+            value = self._positional(group_by, args)
+        return None if value is None else check_group(value if isinstance(value, str) else str(value))
+
+    def _positional(self, name: str, args: Any) -> Any:
+        """The value of parameter ``name`` among positional ``args`` (None when not given)."""
+        if self.fn is None:
+            raise TypeError(
+                f"task {self.name!r} groups by {name!r}, which a declared task can only read from kwargs"
+            )
+        params = list(inspect.signature(self.fn).parameters)
+        if name not in params:
+            raise TypeError(f"task {self.name!r} groups by {name!r}, which is not one of its parameters")
+        index = params.index(name)
+        return args[index] if index < len(args) else None
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the function here and now (no queue)."""

@@ -27,3 +27,21 @@ def record(n: int, work_ms: float = 30.0) -> int:
         _fd = os.open(os.path.join(LOG_DIR, f"{os.getpid()}.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     os.write(_fd, f"{n} {os.getpid()}\n".encode())
     return n
+
+
+_spans: int | None = None
+
+
+@app.task(max_attempts=100, queue="limited")
+def hold(n: int, work_ms: float = 50.0) -> int:
+    """Work for ``work_ms``, then append ``<n> <start> <end>`` to this process's ``.spans`` file."""
+    global _spans
+    start = time.time()
+    time.sleep(work_ms / 1000)
+    end = time.time()
+    if _spans is None:
+        _spans = os.open(
+            os.path.join(LOG_DIR, f"{os.getpid()}.spans"), os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        )
+    os.write(_spans, f"{n} {start:.6f} {end:.6f}\n".encode())
+    return n

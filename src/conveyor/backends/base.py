@@ -7,10 +7,10 @@ database's or server's ``now``), so worker clocks never decide a lease. The
 rules every engine applies the same way (the reap verdict, the idempotency key
 rule, the claim order) are written once in :mod:`conveyor.backends.kit`.
 
-Room to grow: rate and concurrency limits belong in ``claim`` (as fields of
-:class:`ClaimRequest`), pause/resume as ``queue_pause``/``queue_resume`` next to
-the admin operations, and schedules as a ``schedule_*`` family with its own
-table/keys; nothing above this layer needs to change shape for them.
+Flow control (queue and group limits, fairness, pause) lives inside ``claim``;
+its settings travel as ``queue_update``/``queue_usage`` and its rules are
+written once in :mod:`conveyor.backends.flow`. Room to grow: schedules as a
+``schedule_*`` family with its own table/keys.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 from ..states import State
+from .flow import QueueSettings, QueueUpdate, QueueUsage
 
 KeyMode = Literal["keep", "replace"]
 OutcomeKind = Literal["completed", "retry", "failed", "cancelled", "released"]
@@ -49,6 +50,8 @@ class NewJob(NamedTuple):
     key: str | None = None
     key_mode: KeyMode = "keep"
     on_complete: str | None = None
+    #: The job's group for flow control (fairness and group limits), or None.
+    group: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +65,18 @@ class EnqueueResult:
 
 @dataclass(frozen=True, slots=True)
 class ClaimRequest:
-    """Claim up to ``limit`` due jobs from ``queues`` for ``lease_seconds``."""
+    """Claim up to ``limit`` due jobs from ``queues`` for ``lease_seconds``.
+
+    ``start_limit`` caps the jobs taken from managed queues (flow control): a worker
+    passes its free run slots, so it never buffers jobs of a limited queue that it
+    cannot start at once, and a limit counts starts, not prefetched claims.
+    """
 
     queues: tuple[str, ...]
     limit: int
     lease_seconds: float
     worker_id: str
+    start_limit: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +95,7 @@ class ClaimedJob:
     on_complete: str | None
     created_at: float
     run_at: float
+    group: str | None = None
     #: Attempts run before the latest resubmit; this submission's budget is spent when
     #: ``attempt - prior_attempts`` reaches ``max_attempts``.
     prior_attempts: int = 0
@@ -158,6 +168,8 @@ class JobQuery:
     created_before: float | None = None
     #: Only jobs whose last error contains this text (case-sensitive, matched as plain text).
     error: str | None = None
+    #: Only jobs of this flow-control group.
+    group: str | None = None
     limit: int = 50
     offset: int = 0
 
@@ -276,6 +288,7 @@ class JobRecord:
     lease_expires_at: datetime | None = None
     cancel_requested: bool = False
     on_complete: str | None = None
+    group: str | None = None
     attempts: list[AttemptRecord] = field(default_factory=list)
     #: Attempts run before the latest resubmit: numbers keep counting, the budget restarts.
     prior_attempts: int = 0
@@ -309,6 +322,7 @@ class JobRecord:
             "worker": self.worker,
             "cancel_requested": self.cancel_requested,
             "on_complete": self.on_complete,
+            "group": self.group,
         }
         if with_attempts:
             data["attempts"] = [a.to_dict() for a in self.attempts]
@@ -388,6 +402,15 @@ class Backend(Protocol):
 
     def reap_expired(self, limit: int = 500) -> ReapResult:
         """Return jobs with lapsed leases to the queue, or fail them when attempts are spent."""
+        ...
+
+    # -- flow control ------------------------------------------------------
+    def queue_update(self, update: QueueUpdate) -> QueueSettings:
+        """Apply a checked change to one queue's settings atomically; the settings after it."""
+        ...
+
+    def queue_usage(self, names: Sequence[str] | None = None) -> list[QueueUsage]:
+        """Managed queues (all, or those of ``names`` that are) against their limits, by name."""
         ...
 
     # -- admin -------------------------------------------------------------

@@ -89,6 +89,7 @@ JOB_FIELDS: Final = (
     "cancel_requested",
     "on_complete",
     "prior_attempts",
+    "group_key",
 )
 
 #: The columns of an attempt row, in order.
@@ -173,6 +174,7 @@ def query_params(query: JobQuery) -> dict[str, Any]:
         "created_after": query.created_after,
         "created_before": query.created_before,
         "error": query.error,
+        "group": query.group,
         "limit": query.limit,
         "offset": query.offset,
     }
@@ -225,6 +227,7 @@ def job_record(row: Fields, attempts: Iterable[AttemptRecord] = ()) -> JobRecord
         lease_expires_at=from_ts(_seconds(row["lease_expires_at"])),
         cancel_requested=bool(row["cancel_requested"]),
         on_complete=row["on_complete"],
+        group=row["group_key"],
         attempts=list(attempts),
         prior_attempts=int(row["prior_attempts"] or 0),  # a Redis hash omits it until a resubmit
     )

@@ -19,6 +19,7 @@ import re
 import secrets
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +27,7 @@ from urllib.parse import urlsplit
 
 from ..errors import BadURL, ConfigurationError
 from ..states import LIVE_STATES, RESUBMITTABLE, State
-from . import kit
+from . import flow, kit
 from .base import (
     WORKER_LOST,
     ActionRecord,
@@ -47,6 +48,7 @@ from .base import (
     Stats,
     from_ts,
 )
+from .flow import GroupUsage, QueueSettings, QueueUpdate, QueueUsage
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 _WAITING = frozenset({"pending", "retry"})
@@ -91,6 +93,9 @@ class _Job:
     lease_expires_at: float | None = None
     cancel_requested: bool = False
     prior_attempts: int = 0
+    group_key: str | None = None
+    #: The fair-order rank (the flow module's virtual time); 0 without a group.
+    fair_rank: int = 0
 
     def __getitem__(self, name: str) -> Any:
         """Read a column by name, as the kit's row mapping does."""
@@ -123,6 +128,14 @@ class _Store:
     #: The operators' actions, oldest first, and the ids of those naming each job.
     actions: list[ActionRecord] = field(default_factory=list)
     job_actions: dict[str, list[int]] = field(default_factory=dict)
+    #: Ids of processing jobs by queue: what a flow claim counts against concurrency limits.
+    processing: dict[str, set[str]] = field(default_factory=dict)
+    #: Flow control: settings of managed queues, their fair-order clocks, each group's
+    #: last rank, and the starts (time, group) within the longest rate window.
+    settings: dict[str, QueueSettings] = field(default_factory=dict)
+    clocks: dict[str, int] = field(default_factory=dict)
+    group_ranks: dict[tuple[str, str], int] = field(default_factory=dict)
+    starts: dict[str, deque[tuple[float, str | None]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.changed = threading.Condition(self.lock)
@@ -213,12 +226,23 @@ class MemoryBackend:
             created_at=now,
             key=new.key,
             on_complete=new.on_complete,
+            group_key=new.group,
         )
+        if new.group is not None:
+            job.fair_rank = self._rank(new.queue, new.group)
         store.jobs[job.id] = job
         store.waiting.setdefault(job.queue, set()).add(job.id)
         if job.key is not None:
             store.keyed.setdefault(job.key, set()).add(job.id)
         return EnqueueResult(job.id, "pending", True)
+
+    def _rank(self, queue: str, group: str) -> int:
+        """The next fair rank of ``group`` (flow module); its queue becomes managed. Lock held."""
+        store = self._store
+        store.settings.setdefault(queue, QueueSettings(queue))
+        rank = flow.first_rank(store.group_ranks.get((queue, group)), store.clocks.get(queue))
+        store.group_ranks[queue, group] = rank
+        return rank
 
     def _key_holder(self, key: str, now: float) -> _Job | None:
         """The job answering for ``key``: newest waiting, else newest running or recently completed."""
@@ -244,11 +268,25 @@ class MemoryBackend:
         token = secrets.token_hex(8)
         with store.lock:
             now = time.time()
-            due = [job for job in self._waiting_jobs(request.queues) if job.run_at <= now]
+            queues = flow.names_of(request.queues)
+            plain = [q for q in queues if q not in store.settings]
+            due = [job for job in self._waiting_jobs(plain) if job.run_at <= now]
+            start_limit = request.limit if request.start_limit is None else request.start_limit
+            for queue in queues:
+                if queue in store.settings and start_limit > 0:
+                    picked = self._flow_pick(store.settings[queue], min(request.limit, start_limit), now)
+                    start_limit -= len(picked)
+                    due.extend(picked)
             due.sort(key=kit.claim_order)
             claimed: list[ClaimedJob] = []
             for job in due[: request.limit]:
                 store.waiting[job.queue].discard(job.id)
+                store.processing.setdefault(job.queue, set()).add(job.id)
+                settings = store.settings.get(job.queue)
+                if settings is not None:
+                    store.clocks[job.queue] = max(store.clocks.get(job.queue, 0), job.fair_rank)
+                    if settings.rated:
+                        store.starts.setdefault(job.queue, deque()).append((now, job.group_key))
                 job.state = "processing"
                 job.attempt += 1
                 job.lease_token = token
@@ -257,6 +295,48 @@ class MemoryBackend:
                 job.started_at = now
                 claimed.append(_claimed(job, token))
         return claimed
+
+    def _flow_pick(self, settings: QueueSettings, limit: int, now: float) -> list[_Job]:
+        """The due jobs a claim may take from a managed queue (the flow module's rules). Lock held."""
+        store = self._store
+        queue = settings.name
+        starts = self._recent_starts(settings, now)
+        running = [store.jobs[i] for i in store.processing.get(queue, ())]
+        room = flow.queue_room(settings, len(running), self._started(starts, settings.rate_limit, now), limit)
+        if room <= 0:
+            return []
+        due = [store.jobs[i] for i in store.waiting.get(queue, ()) if store.jobs[i].run_at <= now]
+        due.sort(key=lambda job: (-job.priority, job.fair_rank, job.run_at, job.id))
+        due = due[: flow.scan_size(room)]
+        rooms: dict[str, int | None] = {}
+        if flow.has_group_limits(settings):
+            for group in {job.group_key for job in due if job.group_key is not None}:
+                busy = sum(1 for job in running if job.group_key == group)
+                started = self._started(starts, settings.group_rate_limit, now, group)
+                rooms[group] = flow.group_room(settings, busy, started)
+        chosen = set(flow.pick(((job.id, job.group_key) for job in due), room, rooms))
+        return [job for job in due if job.id in chosen]
+
+    def _recent_starts(self, settings: QueueSettings, now: float) -> deque[tuple[float, str | None]]:
+        """The queue's recorded starts, pruned past its longest rate window. Lock held."""
+        starts = self._store.starts.setdefault(settings.name, deque())
+        horizon = now - settings.longest_window
+        while starts and starts[0][0] <= horizon:
+            starts.popleft()
+        return starts
+
+    @staticmethod
+    def _started(
+        starts: Iterable[tuple[float, str | None]],
+        rate: flow.Rate | None,
+        now: float,
+        group: str | None = None,
+    ) -> int:
+        """Starts within ``rate``'s window (of ``group`` when given); 0 without a rate."""
+        if rate is None:
+            return 0
+        since = now - rate.period
+        return sum(1 for at, g in starts if at > since and (group is None or g == group))
 
     def _waiting_jobs(self, queues: Iterable[str]) -> list[_Job]:
         store = self._store
@@ -322,6 +402,7 @@ class MemoryBackend:
     def _apply(self, job: _Job, outcome: Outcome, now: float) -> None:
         """One outcome on the job that holds its lease. Call with the lock held."""
         job.release_lease()
+        self._store.processing[job.queue].discard(job.id)
         if outcome.kind == "released":  # back in line where it was; the attempt did not count
             job.state, job.attempt, job.worker, job.started_at = "pending", job.attempt - 1, None, None
         elif outcome.kind == "retry":
@@ -359,6 +440,7 @@ class MemoryBackend:
                     job.cancel_requested, job.attempt, job.max_attempts, job.prior_attempts
                 )
                 job.release_lease()
+                store.processing[job.queue].discard(job.id)
                 job.error = WORKER_LOST
                 if verdict == "pending":
                     job.state, job.run_at = "pending", now
@@ -375,6 +457,37 @@ class MemoryBackend:
             if requeued:
                 store.changed.notify_all()
         return ReapResult(requeued, failed)
+
+    # -- flow control ----------------------------------------------------------------
+    def queue_update(self, update: QueueUpdate) -> QueueSettings:
+        """Apply a checked change to one queue's settings; the next claim sees it."""
+        store = self._store
+        with store.changed:
+            settings = store.settings[update.name] = update.applied_to(store.settings.get(update.name))
+            store.changed.notify_all()  # a resumed or widened queue may have claimable jobs
+        return settings
+
+    def queue_usage(self, names: Sequence[str] | None = None) -> list[QueueUsage]:
+        """Managed queues against their limits: processing, starts in the rate window, busiest groups."""
+        store = self._store
+        with store.lock:
+            now = time.time()
+            wanted = sorted(store.settings) if names is None else sorted(set(names) & set(store.settings))
+            usage: list[QueueUsage] = []
+            for queue in wanted:
+                settings = store.settings[queue]
+                starts = self._recent_starts(settings, now)
+                running = [store.jobs[i] for i in store.processing.get(queue, ())]
+                waiting = [store.jobs[i] for i in store.waiting.get(queue, ())]
+                groups: dict[str, list[int]] = {}
+                for jobs, column in ((waiting, 0), (running, 1)):
+                    for job in jobs:
+                        if job.group_key is not None:
+                            groups.setdefault(job.group_key, [0, 0])[column] += 1
+                top = flow.busiest(GroupUsage(g, w, p) for g, (w, p) in groups.items())
+                started = self._started(starts, settings.rate_limit, now)
+                usage.append(QueueUsage(settings, len(running), started, top))
+        return usage
 
     # -- admin -----------------------------------------------------------------------
     def get(self, job_id: str) -> JobRecord | None:
@@ -396,6 +509,7 @@ class MemoryBackend:
             and (query.created_after is None or job.created_at >= query.created_after)
             and (query.created_before is None or job.created_at < query.created_before)
             and (query.error is None or (job.error is not None and query.error in job.error))
+            and (query.group is None or job.group_key == query.group)
         ]
         jobs.sort(key=lambda job: (job.created_at, job.id), reverse=True)
         return jobs
@@ -566,6 +680,7 @@ def _claimed(job: _Job, token: str) -> ClaimedJob:
         created_at=job.created_at,
         run_at=job.run_at,
         prior_attempts=job.prior_attempts,
+        group=job.group_key,
     )
 
 

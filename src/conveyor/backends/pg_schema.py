@@ -29,7 +29,7 @@ SCHEMA_VERSION = max(MIGRATIONS)
 _FILTERED = ("list_jobs", "count_jobs", "resubmit_many", "delete_many")
 #: Blocks spliced into others by name (``{job_columns}``...), formatted for the schema first.
 _FRAGMENTS = ("job_columns", "attempt_columns", "action_columns", "waiting_levels")
-_FILTER_FIELDS = ("status", "queue", "task", "created_after", "created_before", "error")
+_FILTER_FIELDS = ("status", "queue", "task", "created_after", "created_before", "error", "group")
 
 
 def literal(text: str) -> LiteralString:

@@ -26,7 +26,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..errors import BackendUnavailable, ConfigurationError, SchemaMismatch
 from ..states import State
-from . import kit, pg_schema
+from . import flow, kit, pg_schema
 from .base import (
     WORKER_LOST,
     ActionRecord,
@@ -46,6 +46,7 @@ from .base import (
     ReapResult,
     Stats,
 )
+from .flow import GroupUsage, QueueSettings, QueueUpdate, QueueUsage
 from .pg_listener import Listener, Snapshot
 from .pg_schema import MIGRATIONS, SCHEMA_VERSION, Queries, first
 from .pg_session import configure_session, is_connection_failure, is_stale
@@ -55,6 +56,9 @@ from .pg_url import PostgresOptions, parse_postgres_url, redact
 #: by another claimer, or by a caller's open transaction): short, doubling while it lasts, so
 #: never a busy loop.
 _LOCKED_DUE_WAIT = 0.01
+#: The most it doubles to: a due job may also be held back by a queue's limits (flow control),
+#: which free up as jobs finish and rate windows slide, not only at a commit that notifies.
+_LOCKED_DUE_CAP = 0.05
 
 Row = tuple[Any, ...]
 Conn = psycopg.Connection[Row]
@@ -294,6 +298,7 @@ class PostgresBackend:
             "delays": [float(j.delay) for j in jobs],
             "max_attempts": [j.max_attempts for j in jobs],
             "on_completes": [j.on_complete for j in jobs],
+            "groups": [j.group for j in jobs],
         }
         if not keyed:
             params["notify"] = list(dict.fromkeys(j.queue for j in jobs))
@@ -332,11 +337,13 @@ class PostgresBackend:
             # claim runs (and that it may have missed) must not be slept through.
             self._local.snapshot = (tuple(queues), listener.snapshot(queues))
         token = secrets.token_hex(8)
+        flow_limit = request.limit if request.start_limit is None else min(request.limit, request.start_limit)
         rows = self._execute(
             self.queries["claim"],
             {
                 "queues": queues,
                 "limit": request.limit,
+                "flow_limit": flow_limit,
                 "token": token,
                 "lease": float(request.lease_seconds),
                 "worker": request.worker_id,
@@ -358,6 +365,7 @@ class PostgresBackend:
                 created_at=r[9],
                 run_at=r[10],
                 prior_attempts=r[11],
+                group=r[12],
             )
             for r in rows
         ]
@@ -408,7 +416,7 @@ class PostgresBackend:
             wait = min(wait, due_in)
         elif due_in is not None:  # due, yet the claim got nothing: it is locked for now
             locked_wait: float = getattr(self._local, "locked_wait", _LOCKED_DUE_WAIT)
-            self._local.locked_wait = min(locked_wait * 2, self.options.poll)
+            self._local.locked_wait = min(locked_wait * 2, self.options.poll, _LOCKED_DUE_CAP)
             wait = min(wait, locked_wait)
         if listener is None or not listener.listening:
             wait = min(wait, self.options.poll)
@@ -512,6 +520,43 @@ class PostgresBackend:
         """Requeue lapsed leases (the attempt counts); fail them when attempts are spent."""
         row = self._one(self.queries["reap"], {"limit": limit, "error": WORKER_LOST, "commit": self._commit})
         return ReapResult(requeued=int(row[0]), failed=int(row[1]))
+
+    # -- flow control --------------------------------------------------------------------
+    def queue_update(self, update: QueueUpdate) -> QueueSettings:
+        """Apply a checked change under the queue row's lock (one transaction)."""
+        with self._conn() as conn, conn.transaction():
+            conn.execute(self.queries["lock_queue"], {"name": update.name})
+            row = conn.execute(self.queries["locked_queue"], {"name": update.name}).fetchone()
+            current = None if row is None else flow.settings_from_row(_settings_fields(row))
+            settings = update.applied_to(current)
+            stored = settings.stored()
+            for name, rate in (("rate", settings.rate_limit), ("group_rate", settings.group_rate_limit)):
+                stored[f"{name}_count"] = None if rate is None else rate.count
+                stored[f"{name}_period"] = None if rate is None else rate.period
+            stored["paused"] = settings.paused
+            conn.execute(self.queries["save_queue"], stored)
+        return settings
+
+    def queue_usage(self, names: Sequence[str] | None = None) -> list[QueueUsage]:
+        """Managed queues against their limits, by name."""
+        usage: list[QueueUsage] = []
+        with self._conn() as conn:
+            if names is None:
+                rows = conn.execute(self.queries["all_queue_settings"]).fetchall()
+            else:
+                rows = conn.execute(self.queries["queue_settings"], {"names": list(names)}).fetchall()
+            for row in rows:
+                settings = flow.settings_from_row(_settings_fields(row))
+                params = {"queue": settings.name}
+                running = first(conn.execute(self.queries["queue_running"], params).fetchone())
+                started = 0
+                if settings.rate_limit is not None:
+                    period = {**params, "period": settings.rate_limit.period}
+                    started = first(conn.execute(self.queries["queue_started"], period).fetchone())
+                top = conn.execute(self.queries["busiest_groups"], {**params, "limit": flow.BUSIEST_GROUPS})
+                groups = tuple(GroupUsage(r[0], int(r[1]), int(r[2])) for r in top)
+                usage.append(QueueUsage(settings, int(running), int(started), groups))
+        return usage
 
     # -- admin -------------------------------------------------------------------------
     def get(self, job_id: str) -> JobRecord | None:
@@ -641,6 +686,11 @@ class PostgresBackend:
 def _float(value: float | None) -> float | None:
     """Array parameters travel in binary, one element type per array: ints become floats."""
     return None if value is None else float(value)
+
+
+def _settings_fields(row: Row) -> dict[str, Any]:
+    """A queue settings row (name, concurrency, rate_limit, group_concurrency, group_rate_limit, paused)."""
+    return kit.by_position(("name", *flow.SETTING_FIELDS[:-1], "paused"), row)
 
 
 def _job_fields(row: Row) -> dict[str, Any]:

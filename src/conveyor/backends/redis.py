@@ -29,7 +29,7 @@ import redis
 
 from ..errors import ConfigurationError, InvalidName, SchemaMismatch
 from ..states import ALL_STATES, State
-from . import kit
+from . import flow, kit
 from .base import (
     WORKER_LOST,
     ActionRecord,
@@ -49,6 +49,7 @@ from .base import (
     ReapResult,
     Stats,
 )
+from .flow import GroupUsage, QueueSettings, QueueUpdate, QueueUsage
 from .redis_support import (
     MAX_BLOCK,
     Clients,
@@ -74,7 +75,7 @@ def _num(value: float) -> str:
 
 
 def enqueue_args(jobs: Sequence[NewJob]) -> list[Any]:
-    """The enqueue script's arguments for ``jobs`` (four per job), sync or async."""
+    """The enqueue script's arguments for ``jobs`` (five per job), sync or async."""
     args: list[Any] = []
     for job in jobs:
         run_at = "" if job.run_at is None else _num(job.run_at)
@@ -84,7 +85,7 @@ def enqueue_args(jobs: Sequence[NewJob]) -> list[Any]:
         )
         if meta.count("|") != 7:
             raise InvalidName(f"job {job.id!r}: id, task and queue may not contain '|' ({meta!r})")
-        args += (meta, job.payload, job.key or "", job.on_complete or "")
+        args += (meta, job.payload, job.key or "", job.on_complete or "", job.group or "")
     return args
 
 
@@ -188,7 +189,7 @@ class RedisBackend:
         if not jobs:
             return []
         args = enqueue_args(jobs)
-        step = ENQUEUE_CHUNK * 4
+        step = ENQUEUE_CHUNK * 5
         if len(args) <= step:
             flat = self._run("enqueue", args, retry=True)
         else:
@@ -225,8 +226,10 @@ class RedisBackend:
         if request.limit <= 0 or not queues:
             return []
         token = secrets.token_hex(8)
+        start_limit = request.limit if request.start_limit is None else request.start_limit
         flat = self._run(
-            "claim", [request.limit, _num(request.lease_seconds), request.worker_id, token, *queues]
+            "claim",
+            [request.limit, _num(request.lease_seconds), request.worker_id, token, start_limit, *queues],
         )
         return [
             ClaimedJob(
@@ -243,8 +246,9 @@ class RedisBackend:
                 created_at=float(flat[i + 9]),
                 run_at=float(flat[i + 10]),
                 prior_attempts=int(flat[i + 11] or 0),
+                group=flat[i + 12],
             )
-            for i in range(0, len(flat), 12)
+            for i in range(0, len(flat), 13)
         ]
 
     @translate_errors
@@ -321,6 +325,37 @@ class RedisBackend:
         requeued, failed = self._run("reap", [limit, WORKER_LOST, self.options.audit_max], retry=True)
         return ReapResult(int(requeued), int(failed))
 
+    # -- flow control --------------------------------------------------------------------
+    @translate_errors
+    def queue_update(self, update: QueueUpdate) -> QueueSettings:
+        """Apply a checked change in one script (the queue becomes managed)."""
+        args: list[Any] = [update.name]
+        for name, value in update.changes:
+            if name in ("rate_limit", "group_rate_limit"):
+                prefix = name.removesuffix("_limit")
+                args += (name, "" if value is None else value.text)
+                args += (f"{prefix}_count", "" if value is None else value.count)
+                args += (f"{prefix}_period", "" if value is None else _num(value.period))
+            elif name == "paused":
+                args += (name, "1" if value else "0")
+            else:
+                args += (name, "" if value is None else value)
+        flat = self._run("queue_update", args)
+        return _settings(update.name, flat)
+
+    @translate_errors
+    def queue_usage(self, names: Sequence[str] | None = None) -> list[QueueUsage]:
+        """Managed queues against their limits, by name."""
+        reply = self._run("queue_usage", [""] if names is None else list(names), retry=True)
+        usage: list[QueueUsage] = []
+        for i in range(0, len(reply), 5):
+            name, settings, running, started, flat = reply[i : i + 5]
+            groups = (GroupUsage(flat[j], int(flat[j + 1]), int(flat[j + 2])) for j in range(0, len(flat), 3))
+            usage.append(
+                QueueUsage(_settings(name, settings), int(running), int(started), flow.busiest(groups))
+            )
+        return usage
+
     # -- admin ---------------------------------------------------------------------------
     @translate_errors
     def get(self, job_id: str) -> JobRecord | None:
@@ -346,6 +381,7 @@ class RedisBackend:
             query.limit,
             query.task or "",
             query.error or "",
+            query.group or "",
         ]
         return self._run("list", args, retry=True)
 
@@ -487,3 +523,10 @@ class RedisBackend:
 
 
 __all__ = ["RedisBackend"]
+
+
+def _settings(name: str, flat: list[str]) -> QueueSettings:
+    """QueueSettings from a flat HGETALL of a settings hash."""
+    stored = dict(zip(flat[::2], flat[1::2], strict=True))
+    row = {field: stored.get(field) for field in flow.SETTING_FIELDS}
+    return flow.settings_from_row({**row, "name": name})

@@ -47,6 +47,8 @@ SCRIPT_NAMES = (
     "list",
     "next_due",
     "purge",
+    "queue_update",
+    "queue_usage",
     "reap",
     "resubmit",
     "stats",

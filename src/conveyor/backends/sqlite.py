@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from ..errors import BadURL, ConfigurationError, SchemaMismatch
 from ..states import State
-from . import kit, sqlfile
+from . import kit, sqlfile, sqlite_flow
 from .base import (
     WORKER_LOST,
     ActionRecord,
@@ -40,6 +40,7 @@ from .base import (
     ReapResult,
     Stats,
 )
+from .flow import QueueSettings, QueueUpdate, QueueUsage
 
 SQL = sqlfile.load("sqlite.sql")
 #: Migration blocks by version (``migration_NNN`` in sqlite.sql); a file records each one applied.
@@ -204,7 +205,7 @@ class SQLiteBackend:
 
     def _insert(self, conn: sqlite3.Connection, jobs: Sequence[NewJob]) -> list[EnqueueResult]:
         now = time.time()
-        if all(j.key is None for j in jobs):
+        if all(j.key is None and j.group is None for j in jobs):
             conn.executemany(
                 SQL["insert_plain_jobs"],
                 [
@@ -228,6 +229,8 @@ class SQLiteBackend:
             "max_attempts": job.max_attempts,
             "key": job.key,
             "on_complete": job.on_complete,
+            "group_key": job.group,
+            "fair_rank": 0,
         }
 
     def _enqueue_one(self, conn: sqlite3.Connection, job: NewJob, now: float) -> EnqueueResult:
@@ -243,6 +246,8 @@ class SQLiteBackend:
                     conn.execute(SQL["replace_waiting"], {**row, "id": found["id"]})
                     return EnqueueResult(found["id"], found["state"], False)
                 # replace mode with a running/finished holder: the newest arguments run next.
+        if job.group is not None:
+            row["fair_rank"] = sqlite_flow.rank(conn, job.queue, job.group)
         conn.execute(SQL["insert_job"], row)
         return EnqueueResult(job.id, "pending", True)
 
@@ -258,16 +263,24 @@ class SQLiteBackend:
         with self._write() as conn:
             now = time.time()
             candidates: list[tuple[int, float, str]] = []
-            for queue in request.queues:
+            managed = sqlite_flow.managed(conn, request.queues)
+            start_limit = request.limit if request.start_limit is None else request.start_limit
+            for queue in dict.fromkeys(request.queues):
+                settings = managed.get(queue)
+                if settings is not None:  # flow control: limits and fair order (backends/flow.py)
+                    if start_limit > 0:
+                        picked = sqlite_flow.pick(conn, settings, min(request.limit, start_limit), now)
+                        start_limit -= len(picked)
+                        candidates.extend(picked)
+                    continue
                 cursor = conn.execute(
                     SQL["claim_candidates"], {"queue": queue, "now": now, "limit": request.limit}
                 )
                 candidates.extend((-r[1], r[2], r[0]) for r in cursor)
             if not candidates:
                 return []
-            chosen = [
-                c[2] for c in (sorted(candidates)[: request.limit] if len(request.queues) > 1 else candidates)
-            ]
+            mixed = len(request.queues) > 1 or bool(managed)
+            chosen = [c[2] for c in (sorted(candidates)[: request.limit] if mixed else candidates)]
             params = {
                 "token": token,
                 "now": now,
@@ -276,6 +289,8 @@ class SQLiteBackend:
                 "ids": json.dumps(chosen),
             }
             rows = conn.execute(SQL["claim"], params).fetchall()
+            if managed:
+                sqlite_flow.record_claims(conn, managed, rows, now)
         claimed = [
             ClaimedJob(
                 id=r["id"],
@@ -291,6 +306,7 @@ class SQLiteBackend:
                 created_at=r["created_at"],
                 run_at=r["run_at"],
                 prior_attempts=r["prior_attempts"],
+                group=r["group_key"],
             )
             for r in rows
         ]
@@ -381,6 +397,16 @@ class SQLiteBackend:
                 audit = kit.reaped_attempt(r["id"], r["attempt"], r["worker"], r["started_at"], now, verdict)
                 conn.execute(SQL["insert_attempt"], audit)
         return ReapResult(requeued, failed)
+
+    # -- flow control -------------------------------------------------------
+    def queue_update(self, update: QueueUpdate) -> QueueSettings:
+        """Apply a checked change to a queue's settings in one transaction."""
+        with self._write() as conn:
+            return sqlite_flow.update(conn, update)
+
+    def queue_usage(self, names: Sequence[str] | None = None) -> list[QueueUsage]:
+        """Managed queues against their limits, by name."""
+        return sqlite_flow.usage(self._conn(), names, time.time())
 
     # -- admin ---------------------------------------------------------------
     def get(self, job_id: str) -> JobRecord | None:

@@ -9,6 +9,8 @@ from starlette.responses import Response
 
 from ..errors import (
     InvalidArguments,
+    InvalidGroup,
+    InvalidLimit,
     InvalidName,
     InvalidPayload,
     InvalidState,
@@ -67,6 +69,10 @@ def from_exception(exc: BaseException, *, input_checks: bool = False) -> ApiErro
         return ApiError(422, "unknown_status", str(exc))
     if isinstance(exc, InvalidArguments):
         return ApiError(422, "invalid_arguments", str(exc))
+    if isinstance(exc, InvalidLimit):
+        return ApiError(422, "invalid_limit", str(exc))
+    if isinstance(exc, InvalidGroup):
+        return ApiError(422, "invalid_group", str(exc))
     if isinstance(exc, InvalidName):
         return ApiError(422, "invalid_name", str(exc))
     if isinstance(exc, InvalidPayload):

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, Response
 
 from ..actions import new_action
+from ..builder import check_name
 from ..worker import Worker
 from .errors import ApiError, from_exception, json_response
 from .inputs import check_job_id
@@ -42,6 +43,9 @@ from .shapes import (
     ProcessQuery,
     Purged,
     PurgeRequest,
+    QueueInfo,
+    QueueList,
+    QueuePatch,
     Resubmit,
     RetriedMany,
     Stats,
@@ -108,6 +112,7 @@ async def list_queue(call: Call[None, JobListQuery]) -> Response:
         created_after=query.created_after,
         created_before=query.created_before,
         error=query.error,
+        group=query.group,
     )
     items = [job.to_dict(with_attempts=False) for job in page]
     return json_response({"items": items, "total": page.total, "limit": query.limit, "offset": query.offset})
@@ -231,6 +236,46 @@ async def delete_job(call: Call[None, NoQuery]) -> Response:
     job_id = check_job_id(call.path("job_id"))
     await run_in_threadpool(lambda: state.app.delete(job_id, actor=call.actor))
     return json_response({"id": job_id, "deleted": True})
+
+
+# -- flow control ------------------------------------------------------------------------------------
+@API.route("GET", "/api/queues", responses={200: QueueList}, role="read")
+async def list_queues(call: Call[None, NoQuery]) -> Response:
+    """Every queue with jobs or settings: its limits, whether paused or throttled now, its counts."""
+    return json_response({"items": await run_in_threadpool(call.state.app.queues)})
+
+
+def _queue_name(call: Call[Any, Any]) -> str:
+    return check_name("queue", call.path("name"))
+
+
+@API.route(
+    "PATCH",
+    "/api/queues/{name}",
+    responses={200: QueueInfo},
+    errors=(413, 422),
+    body_limit=ADMIN_BODY_LIMIT,
+    role="admin",
+)
+async def configure_queue(call: Call[QueuePatch, NoQuery]) -> Response:
+    """Change a queue's limits (null removes one, absent ones stay); applies from the next claim."""
+    name, changes = _queue_name(call), call.body.changes()
+    app, actor = call.state.app, call.actor
+    return json_response(await run_in_threadpool(lambda: app.configure_queue(name, actor=actor, **changes)))
+
+
+@API.route("POST", "/api/queues/{name}/pause", responses={200: QueueInfo}, errors=(422,), role="admin")
+async def pause_queue(call: Call[None, NoQuery]) -> Response:
+    """Stop claims from the queue; enqueue still works and running jobs finish."""
+    name = _queue_name(call)
+    return json_response(await run_in_threadpool(lambda: call.state.app.pause_queue(name, actor=call.actor)))
+
+
+@API.route("POST", "/api/queues/{name}/resume", responses={200: QueueInfo}, errors=(422,), role="admin")
+async def resume_queue(call: Call[None, NoQuery]) -> Response:
+    """Let workers claim from the queue again."""
+    name = _queue_name(call)
+    return json_response(await run_in_threadpool(lambda: call.state.app.resume_queue(name, actor=call.actor)))
 
 
 # -- audits ------------------------------------------------------------------------------------------

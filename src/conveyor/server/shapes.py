@@ -27,9 +27,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from msgspec import Meta, Struct
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 from ..actions import MAX_ERROR_FILTER
+from ..backends.flow import MAX_GROUP_CHARS
 from ..builder import MAX_ATTEMPTS, MAX_DELAY_SECONDS, MAX_PRIORITY, MAX_TIMESTAMP, NAME_PATTERN
 from ..durations import parse_duration
 from ..states import ALL_STATES, PURGEABLE, RESUBMITTABLE, State
@@ -168,6 +169,9 @@ ErrorText = Annotated[
     ),
 ]
 Limit = Annotated[int, Meta(ge=0, le=MAX_PAGE, description="Page size.")]
+Group = Annotated[
+    str, Meta(min_length=1, max_length=MAX_GROUP_CHARS, description="The job's group (flow control).")
+]
 Offset = Annotated[int, Meta(ge=0, le=MAX_OFFSET, description="How many to skip.")]
 
 
@@ -194,6 +198,7 @@ class JobRequest(Struct, forbid_unknown_fields=True):
     key_mode: Literal["keep", "replace"] | None = None
     max_attempts: Annotated[int, Meta(ge=1, le=MAX_ATTEMPTS)] | None = None
     on_complete: Annotated[str, Meta(description="An http(s) URL to POST the outcome to.")] | None = None
+    group: Group | None = None
 
     def __post_init__(self) -> None:
         if self.delay is not None and self.run_at is not None:
@@ -233,6 +238,7 @@ class JobListQuery(Struct, forbid_unknown_fields=True, frozen=True):
     status: Annotated[Status, Meta(description="Only jobs in this status.")] | None = None
     queue: Annotated[QueueName, Meta(description="Only jobs in this queue.")] | None = None
     task: Annotated[TaskName, Meta(description="Only jobs of this task.")] | None = None
+    group: Annotated[Group, Meta(description="Only jobs of this group.")] | None = None
     limit: Limit = 50
     offset: Offset = 0
     created_after: Instant | None = None
@@ -262,6 +268,28 @@ class BulkDeleteRequest(Struct, forbid_unknown_fields=True):
     created_after: Instant | None = None
     created_before: Instant | None = None
     dry_run: Annotated[bool, Meta(description="Count the matching jobs and change nothing.")] = False
+
+
+#: A concurrency limit as stored: a whole number of jobs.
+LimitCount = Annotated[int, Meta(description="At most this many jobs processing at once.")]
+#: A rate as text; the model checks its form (``"N/PERIOD"``) and answers 422 when it is wrong.
+RateText = Annotated[
+    str, Meta(description="N/PERIOD, PERIOD one of s, m, h, d with an optional count: 100/m, 5/10s.")
+]
+
+
+class QueuePatch(Struct, forbid_unknown_fields=True):
+    """Changes to a queue's flow-control settings: an absent field stays, null removes that limit."""
+
+    concurrency: LimitCount | UnsetType | None = UNSET
+    rate_limit: RateText | UnsetType | None = UNSET
+    group_concurrency: LimitCount | UnsetType | None = UNSET
+    group_rate_limit: RateText | UnsetType | None = UNSET
+    paused: bool | UnsetType = UNSET
+
+    def changes(self) -> dict[str, Any]:
+        """The fields that were given."""
+        return {name: value for name in self.__struct_fields__ if (value := getattr(self, name)) is not UNSET}
 
 
 class ProcessQuery(Struct, forbid_unknown_fields=True, frozen=True):
@@ -366,6 +394,7 @@ class JobSummary(Struct):
     worker: str | None = None
     cancel_requested: bool = False
     on_complete: str | None = None
+    group: str | None = None
 
 
 class JobDetail(JobSummary):
@@ -400,6 +429,36 @@ class Stats(Struct):
     counts: StateCounts
     queues: dict[str, StateCounts]
     oldest_pending_age_s: float | None
+
+
+class GroupCounts(Struct):
+    """One of a queue's busiest groups."""
+
+    group: str
+    waiting: int
+    processing: int
+
+
+class QueueInfo(Struct):
+    """A queue: its flow-control settings, its counts, and how it stands against its limits now."""
+
+    name: str
+    paused: bool
+    concurrency: int | None
+    rate_limit: str | None
+    group_concurrency: int | None
+    group_rate_limit: str | None
+    counts: StateCounts
+    processing: int
+    started_in_window: int
+    throttled: bool
+    busiest_groups: list[GroupCounts]
+
+
+class QueueList(Struct):
+    """Every queue with jobs or settings."""
+
+    items: list[QueueInfo]
 
 
 class Deleted(Struct):

@@ -33,6 +33,12 @@ if TYPE_CHECKING:
     from ..app import App
 
 log = logging.getLogger("conveyor.worker")
+#: A wait for jobs shorter than this means jobs were due that the claim could not take.
+_THROTTLED_WAKE = 0.002
+_THROTTLE_BASE = 0.0005
+_THROTTLE_CAP = 0.02
+#: How long a claim from limited queues waits for more free slots after the first one.
+_GATHER_SLOTS = 0.005
 
 
 @dataclass
@@ -99,6 +105,8 @@ class Worker:
         self._refill_below = min(
             self.concurrency + self.prefetch, self.concurrency + max(1, self.prefetch // 2)
         )
+        #: Free run slots a claim from limited queues waits to gather (up to _GATHER_SLOTS seconds).
+        self._slot_batch = max(1, self.concurrency // 4)
         self.install_signal_handlers = install_signal_handlers
         #: Seconds a retry waits at most, whatever its backoff or RetryAfter asked (None:
         #: as asked). 0 makes retries due at once: ``conveyor.testing.drain`` uses it.
@@ -267,24 +275,37 @@ class Worker:
         return True
 
     # -- fetching ------------------------------------------------------------------
-    def _request(self, limit: int) -> ClaimRequest:
-        return ClaimRequest(self.queues, limit, self.settings.lease, self.id)
+    def _request(self, limit: int, start_limit: int | None = None) -> ClaimRequest:
+        # Jobs of managed (limited) queues count as started when claimed: take no more of
+        # them than there are free run slots, so the prefetch buffer never hoards them.
+        if start_limit is None:
+            start_limit = self.concurrency - len(self.inflight)
+        return ClaimRequest(self.queues, limit, self.settings.lease, self.id, max(0, start_limit))
 
     def _fetch_loop(self, burst: bool) -> None:
         capacity = self.concurrency + self.prefetch
         refill_below = self._refill_below
         retry = RetryDelay()
+        throttled = 0  # empty claims in a row although jobs were due (limits, pause)
+        # True while the work on offer is from limited queues only (a claim with every run slot
+        # busy got nothing): such jobs are claimed per free slot, so wait for slots, not the buffer.
+        per_slot = False
         while not self._stopping.is_set():
             with self._cv:
                 while not self._stopping.is_set() and self._busy >= refill_below:
                     self._cv.wait(0.5)
+                if per_slot:
+                    self._await_free_slots()
                 room = capacity - self._busy
+                # A job holds its slot until its outcome is written (the completer batches
+                # writes), so limited queues are claimed for the jobs not in flight.
+                start_limit = self.concurrency - len(self.inflight)
             if self._stopping.is_set():
                 return
             with self._cv:
                 idle_before = not self.inflight
             try:
-                jobs = self.backend.claim(self._request(room))
+                jobs = self.backend.claim(self._request(room, start_limit))
                 if not jobs:
                     if burst:
                         if idle_before:
@@ -292,7 +313,21 @@ class Worker:
                         with self._cv:
                             self._cv.wait(0.05)
                         continue
+                    if start_limit <= 0:
+                        per_slot = True
+                        continue
+                    waited = time.monotonic()
                     self.backend.wait_for_jobs(self.queues, self.idle_wait)
+                    if time.monotonic() - waited < _THROTTLED_WAKE:
+                        # Due jobs that the claim could not take: a queue is paused or at its
+                        # limit. Back off a little (doubling to a cap) instead of spinning.
+                        throttled += 1
+                        self._stopping.wait(min(_THROTTLE_CAP, _THROTTLE_BASE * 2 ** min(throttled, 8)))
+                    else:
+                        throttled = 0
+                else:
+                    throttled = 0
+                    per_slot = per_slot and len(jobs) <= start_limit
                 retry.succeeded()
             except Exception as exc:  # noqa: BLE001 - the backend may be restarting
                 delay = retry.failed()
@@ -301,6 +336,18 @@ class Worker:
                 continue
             if jobs:
                 self._dispatch(jobs)
+
+    def _await_free_slots(self) -> None:
+        """With the condition held: wait for a free run slot, then briefly for a few more, so a
+        claim from a limited queue takes several jobs rather than one per round trip."""
+        while not self._stopping.is_set() and len(self.inflight) >= self.concurrency:
+            self._cv.wait(0.5)
+        deadline = time.monotonic() + _GATHER_SLOTS
+        while not self._stopping.is_set() and len(self.inflight) > self.concurrency - self._slot_batch:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._cv.wait(left)
 
     def _dispatch(self, jobs: list[ClaimedJob]) -> None:
         tasks = self.app.tasks
@@ -328,8 +375,14 @@ class Worker:
             outcome = replace(outcome, follow_ups=follow_ups)
         with self._cv:
             self._busy -= 1
-            # Wake the fetch loop only when it may claim again (or all is done), not per job.
-            if self._busy == self._refill_below - 1 or self._busy == 0:
+            # Wake the fetch loop only when it may claim again (or all is done), not per job;
+            # a freed run slot is such a moment too (limited queues are claimed per free slot).
+            if self._busy in (
+                self._refill_below - 1,
+                self.concurrency - 1,
+                self.concurrency - self._slot_batch,
+                0,
+            ):
                 self._cv.notify_all()
         self.completer.submit(attempt, outcome)
 

@@ -1,5 +1,6 @@
 -- enqueue: store new jobs in one atomic step, honouring idempotency keys.
--- ARGV: 4 per job: meta, payload, key ('' = none), on_complete ('' = none), where
+-- ARGV: 5 per job: meta, payload, key ('' = none), on_complete ('' = none),
+--   group ('' = none), where
 --   meta = "id|task|queue|priority|run_at|delay|max_attempts|key_mode" (names are
 --   [A-Za-z0-9_.-], so '|' cannot occur in them; packing the short fields into one
 --   argument halves the client's cost per job), run_at is POSIX seconds as text
@@ -39,6 +40,18 @@ local function insert(id, task, queue, priority, max_attempts, i, due)
     fields[#fields + 1] = 'on_complete'
     fields[#fields + 1] = ARGV[i + 3]
   end
+  local group = ARGV[i + 4]
+  if group ~= '' then
+    -- The fair rank (backends/flow.py): after the group's last, never behind the queue's clock.
+    local clock = tonumber(redis.call('HGET', B .. 'qs:' .. queue, 'clock') or '0')
+    local last = tonumber(redis.call('HGET', B .. 'gr:' .. queue, group) or '0')
+    local rank = math.max(last, clock) + 1
+    redis.call('HSET', B .. 'gr:' .. queue, group, rank)
+    fields[#fields + 1] = 'group_key'
+    fields[#fields + 1] = group
+    fields[#fields + 1] = 'fair_rank'
+    fields[#fields + 1] = rank
+  end
   redis.call('HSET', B .. 'j:' .. id, unpack(fields))
   wait_add(queue, priority, due, id)
   index_add('pending', queue, now_s, id)
@@ -58,11 +71,21 @@ local function replace(holder, priority, max_attempts, i, due)
     redis.call('HDEL', jk, 'on_complete')
   end
   redis.call('ZREM', waiting_key(f[1], f[2]), holder)
+  if managed(f[1]) then
+    redis.call('ZREM', fair_key(f[1], f[2]), holder)
+  end
   emptied[waiting_key(f[1], f[2])] = {f[1], f[2]}
   wait_add(f[1], priority, due, holder)
 end
 
-for i = 1, #ARGV, 4 do
+-- A grouped job makes its queue managed: before any job of the batch waits in it.
+for i = 1, #ARGV, 5 do
+  if ARGV[i + 4] ~= '' then
+    manage(string.match(ARGV[i], '^[^|]*|[^|]*|([^|]*)|'))
+  end
+end
+
+for i = 1, #ARGV, 5 do
   local id, task, queue, priority, run_at, delay, max_attempts, mode = string.match(ARGV[i], META)
   local stored = redis.call('EXISTS', B .. 'j:' .. id) == 1 and redis.call('HGET', B .. 'j:' .. id, 'state')
   if stored then

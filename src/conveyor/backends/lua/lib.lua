@@ -88,12 +88,50 @@ local function waiting_key(queue, priority)
   return memo_key('w:', queue, priority)
 end
 
+-- Flow control (backends/flow.py states the rules). A queue is managed while
+-- its settings hash qs:<queue> exists; the waiting jobs of a managed queue are
+-- also in fq:<queue>:<priority>, scored by their fair rank (0 without a group),
+-- which is the order the flow claim walks.
+local managed_memo = {}
+local function managed(queue)
+  local m = managed_memo[queue]
+  if m == nil then
+    m = redis.call('EXISTS', B .. 'qs:' .. queue) == 1
+    managed_memo[queue] = m
+  end
+  return m
+end
+
+local function fair_key(queue, priority)
+  return memo_key('fq:', queue, priority)
+end
+
+-- Make a queue managed: its settings hash, and its waiting jobs in the fair sets.
+-- Call before any wait_add of the queue in the same script run.
+local function manage(queue)
+  if managed(queue) then
+    return
+  end
+  redis.call('HSETNX', B .. 'qs:' .. queue, 'clock', '0')
+  managed_memo[queue] = true
+  for _, priority in ipairs(redis.call('ZRANGE', B .. 'wp:' .. queue, 0, -1)) do
+    local ids = redis.call('ZRANGE', waiting_key(queue, priority), 0, -1)
+    for _, id in ipairs(ids) do
+      local rank = redis.call('HGET', B .. 'j:' .. id, 'fair_rank') or '0'
+      redis.call('ZADD', fair_key(queue, priority), rank, id)
+    end
+  end
+end
+
 -- A waiting (pending or retry) job sits in the sorted set of its queue and
 -- priority, scored by its due time; the queue's priority levels are kept in
 -- wp:<queue> so a claim visits them highest first.
 local function wait_add(queue, priority, due, id)
   local key = waiting_key(queue, priority)
   zadd(key, due, id)
+  if managed(queue) then
+    zadd(fair_key(queue, priority), redis.call('HGET', B .. 'j:' .. id, 'fair_rank') or '0', id)
+  end
   if not prio_seen[key] then
     prio_seen[key] = true
     zadd(B .. 'wp:' .. queue, priority, priority)
@@ -104,6 +142,9 @@ end
 local function wait_remove(queue, priority, id)
   local key = waiting_key(queue, priority)
   zrem(key, id)
+  if managed(queue) then
+    zrem(fair_key(queue, priority), id)
+  end
   if emptied[key] == nil then
     emptied[key] = {queue, priority}
   end

@@ -1,18 +1,19 @@
--- list: jobs by status and/or queue within a created_at range, optionally of one task
--- and/or whose error contains a text.
+-- list: jobs by status and/or queue within a created_at range, optionally of one task,
+-- of one flow-control group and/or whose error contains a text.
 -- ARGV: mode ('page' | 'ids'), status ('' = any), queue ('' = any), min, max
 --   (ZRANGEBYSCORE bounds on created_at), offset, limit, task ('' = any),
 --   error text ('' = any; plain text, case-sensitive: string.find with plain = true,
---   so pattern characters are just characters, as the kit says).
+--   so pattern characters are just characters, as the kit says), group ('' = any).
 -- page: total, then id, {flat HGETALL} per job, newest first (created_at desc, id desc).
 -- ids: id, created_at pairs of every match (unordered).
 -- The index: sq:<queue>:<status>, merged over queues and/or states when
 -- either is not given (a page reads at most offset + limit entries of each
--- set). A task or error filter has no index: it reads the jobs of the range.
+-- set). A task, group or error filter has no index: it reads the jobs of the range.
 
 local mode, status, queue, lo, hi = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local offset, limit, task, err = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8], ARGV[9] or ''
-local filtered = task ~= '' or err ~= ''
+local group = ARGV[10] or ''
+local filtered = task ~= '' or err ~= '' or group ~= ''
 local CHUNK = 1000
 
 local STATES = {'pending', 'processing', 'retry', 'completed', 'failed', 'cancelled'}
@@ -32,13 +33,16 @@ local function newest_first(a, b)
   return a[1] > b[1]
 end
 
--- Does job `id` pass the task and error filters?
+-- Does job `id` pass the task, group and error filters?
 local function wanted(id)
   if not filtered then
     return true
   end
-  local f = redis.call('HMGET', B .. 'j:' .. id, 'task', 'error')
+  local f = redis.call('HMGET', B .. 'j:' .. id, 'task', 'error', 'group_key')
   if task ~= '' and f[1] ~= task then
+    return false
+  end
+  if group ~= '' and f[3] ~= group then
     return false
   end
   return err == '' or (f[2] and string.find(f[2], err, 1, true) ~= nil) or false

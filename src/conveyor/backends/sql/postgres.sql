@@ -268,6 +268,295 @@ CREATE TABLE {schema}.action_jobs (
 );
 CREATE INDEX action_jobs_job ON {schema}.action_jobs (job_id, action_id);
 
+-- name: migration_005
+-- Flow control (backends/flow.py states the rules): a job's group and fair rank, the settings
+-- of managed queues with their fair-order clock, each group's last rank, recorded starts for
+-- sliding-window rates, and the flow claim.
+ALTER TABLE {schema}.jobs ADD COLUMN group_key text COLLATE "C"
+    CONSTRAINT jobs_group_key_length CHECK (length(group_key) BETWEEN 1 AND 200);
+ALTER TABLE {schema}.jobs ADD COLUMN fair_rank bigint NOT NULL DEFAULT 0;
+-- The flow claim walks a managed queue's waiting jobs in fair order and stops at its LIMIT.
+CREATE INDEX jobs_fair ON {schema}.jobs (queue, priority DESC, fair_rank, run_at, id)
+    WHERE state IN ('pending', 'retry');
+-- Concurrency limits count processing jobs per queue and per group.
+CREATE INDEX jobs_running ON {schema}.jobs (queue, group_key) WHERE state = 'processing';
+-- Listings by group, and the busiest groups of a queue.
+CREATE INDEX jobs_group ON {schema}.jobs (queue, group_key, state) WHERE group_key IS NOT NULL;
+
+CREATE TABLE {schema}.queues (
+    name              text COLLATE "C" PRIMARY KEY,
+    concurrency       integer CHECK (concurrency >= 1),
+    rate_limit        text,
+    rate_count        integer CHECK (rate_count >= 1),
+    rate_period       float8 CHECK (rate_period > 0),
+    group_concurrency integer CHECK (group_concurrency >= 1),
+    group_rate_limit  text,
+    group_rate_count  integer CHECK (group_rate_count >= 1),
+    group_rate_period float8 CHECK (group_rate_period > 0),
+    paused            boolean NOT NULL DEFAULT false,
+    -- The fair-order clock: the highest fair rank a claim has taken.
+    clock             bigint NOT NULL DEFAULT 0
+);
+CREATE TABLE {schema}.groups (
+    queue     text COLLATE "C" NOT NULL,
+    group_key text COLLATE "C" NOT NULL,
+    last_rank bigint NOT NULL,
+    PRIMARY KEY (queue, group_key)
+);
+CREATE TABLE {schema}.starts (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    queue      text COLLATE "C" NOT NULL,
+    group_key  text COLLATE "C",
+    started_at timestamptz NOT NULL
+);
+CREATE INDEX starts_queue ON {schema}.starts (queue, started_at);
+CREATE INDEX starts_group ON {schema}.starts (queue, group_key, started_at);
+
+-- The fair rank of a group's next job: after its last one, never behind the queue's clock
+-- (the queue becomes managed on its first grouped job).
+CREATE FUNCTION {schema}.group_rank(p_queue text, p_group text) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_clock bigint;
+    v_rank bigint;
+BEGIN
+    INSERT INTO {schema}.queues AS q (name) VALUES (p_queue) ON CONFLICT (name) DO NOTHING;
+    SELECT q.clock INTO v_clock FROM {schema}.queues q WHERE q.name = p_queue;
+    INSERT INTO {schema}.groups AS g (queue, group_key, last_rank)
+    VALUES (p_queue, p_group, v_clock + 1)
+    ON CONFLICT (queue, group_key) DO UPDATE SET last_rank = greatest(g.last_rank, v_clock) + 1
+    RETURNING g.last_rank INTO v_rank;
+    RETURN v_rank;
+END
+$$;
+
+-- Give a job just created its group and fair rank (the keyed and SQL enqueue paths).
+CREATE FUNCTION {schema}.set_group(p_id text, p_queue text, p_group text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF p_group IS NOT NULL THEN
+        UPDATE {schema}.jobs j SET group_key = p_group, fair_rank = {schema}.group_rank(p_queue, p_group)
+        WHERE j.id = p_id AND j.group_key IS NULL AND j.state = 'pending' AND j.attempt = 0;
+    END IF;
+END
+$$;
+
+DROP FUNCTION {schema}.enqueue_jobs(text[], text[], text[], text[], integer[], float8[], float8[],
+                                    integer[], text[], text[], text[], float8);
+-- Many jobs in input order, in one call, with their groups.
+CREATE FUNCTION {schema}.enqueue_jobs(
+    p_ids text[], p_tasks text[], p_queues text[], p_payloads text[], p_priorities integer[],
+    p_run_ats double precision[], p_delays double precision[], p_max_attempts integer[],
+    p_keys text[], p_key_modes text[], p_on_completes text[], p_key_retention double precision,
+    p_groups text[]
+) RETURNS TABLE (id text, state text, created boolean)
+LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+BEGIN
+    FOR i IN 1 .. coalesce(array_length(p_ids, 1), 0) LOOP
+        SELECT * INTO r FROM {schema}.enqueue_job(
+            p_ids[i], p_tasks[i], p_queues[i], p_payloads[i], p_priorities[i],
+            coalesce(to_timestamp(p_run_ats[i]), statement_timestamp() + p_delays[i] * interval '1 second'),
+            p_max_attempts[i], p_keys[i], p_key_modes[i], p_on_completes[i],
+            p_key_retention * interval '1 second') AS e;
+        IF r.created THEN
+            PERFORM {schema}.set_group(r.id, p_queues[i], p_groups[i]);
+        END IF;
+        id := r.id; state := r.state; created := r.created;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+DROP FUNCTION {schema}.enqueue(text, jsonb, jsonb, text, integer, float8, text, integer, text, text, float8);
+-- The public entry point, now with the job's group (group_key) for flow control.
+CREATE FUNCTION {schema}.enqueue(
+    task text,
+    args jsonb DEFAULT '[]',
+    kwargs jsonb DEFAULT jsonb_build_object(),
+    queue text DEFAULT 'default',
+    priority integer DEFAULT 0,
+    delay double precision DEFAULT 0,
+    key text DEFAULT NULL,
+    max_attempts integer DEFAULT 4,
+    key_mode text DEFAULT 'keep',
+    on_complete text DEFAULT NULL,
+    key_retention double precision DEFAULT 86400,
+    group_key text DEFAULT NULL
+) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    job_id text;
+BEGIN
+    IF task IS NULL OR length(task) > 128 OR task !~ '^[A-Za-z0-9_.-]+$' THEN
+        RAISE EXCEPTION 'conveyor.enqueue: invalid task name %: expected ^[A-Za-z0-9_.-]{{1,128}}$',
+            quote_nullable(task)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF queue IS NULL OR length(queue) > 128 OR queue !~ '^[A-Za-z0-9_.-]+$' THEN
+        RAISE EXCEPTION 'conveyor.enqueue: invalid queue name %: expected ^[A-Za-z0-9_.-]{{1,128}}$',
+            quote_nullable(queue)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF args IS NULL OR jsonb_typeof(args) <> 'array' THEN
+        RAISE EXCEPTION 'conveyor.enqueue: args must be a JSON array, got %', coalesce(args::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF kwargs IS NULL OR jsonb_typeof(kwargs) <> 'object' THEN
+        RAISE EXCEPTION 'conveyor.enqueue: kwargs must be a JSON object, got %',
+            coalesce(kwargs::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF max_attempts IS NULL OR max_attempts < 1 THEN
+        RAISE EXCEPTION 'conveyor.enqueue: max_attempts must be >= 1, got %',
+            coalesce(max_attempts::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF delay IS NULL OR delay < 0 OR delay = 'Infinity' OR delay = 'NaN' THEN
+        RAISE EXCEPTION 'conveyor.enqueue: delay must be finite seconds >= 0, got %',
+            coalesce(delay::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF priority IS NULL THEN
+        RAISE EXCEPTION 'conveyor.enqueue: priority must not be NULL'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF key IS NOT NULL AND (length(key) < 1 OR length(key) > 512) THEN
+        RAISE EXCEPTION 'conveyor.enqueue: key must be 1 to 512 characters, got %', length(key)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF key_mode IS NULL OR key_mode NOT IN ('keep', 'replace') THEN
+        RAISE EXCEPTION 'conveyor.enqueue: key_mode must be keep or replace, got %', quote_nullable(key_mode)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF on_complete IS NOT NULL AND on_complete !~ '^https?://[^/?#]+' THEN
+        RAISE EXCEPTION 'conveyor.enqueue: on_complete must be an absolute http(s) URL, got %', on_complete
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF group_key IS NOT NULL AND (length(group_key) < 1 OR length(group_key) > 200) THEN
+        RAISE EXCEPTION 'conveyor.enqueue: group_key must be 1 to 200 characters, got %', length(group_key)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- Time-ordered like the Python client's ids: 48-bit milliseconds, then 80 random bits.
+    job_id := lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0')
+              || left(replace(gen_random_uuid()::text, '-', ''), 20);
+    SELECT e.id INTO job_id
+    FROM {schema}.enqueue_job(
+        job_id, task, queue, jsonb_build_object('args', args, 'kwargs', kwargs)::text, priority,
+        statement_timestamp() + delay * interval '1 second', max_attempts, key, key_mode,
+        on_complete, key_retention * interval '1 second') AS e;
+    PERFORM {schema}.set_group(job_id, queue, group_key);
+    RETURN job_id;
+END
+$$;
+
+-- The flow claim of the managed queues among p_queues (backends/flow.py): each queue's row is
+-- locked, so claims of one managed queue take turns and the counts they read are exact; the
+-- room left by concurrency and the sliding-window rate is taken by a walk of the queue's
+-- waiting jobs in fair order, bounded by its LIMIT, skipping groups that are at their limits.
+-- Returns the rows it leased, as the claim returns them.
+CREATE FUNCTION {schema}.claim_flow(
+    p_queues text[], p_limit integer, p_token text, p_lease double precision, p_worker text
+) RETURNS TABLE (
+    id text, task text, queue text, payload text, attempt integer, max_attempts integer,
+    priority integer, key text, on_complete text, created_at float8, run_at float8,
+    prior_attempts integer, group_key text
+)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    s record;
+    c record;
+    v_left integer := p_limit;
+    v_room integer;
+    v_count integer;
+    v_group_room integer;
+    v_rooms jsonb;
+    v_taken integer;
+    v_top bigint;
+    v_ids text[] := ARRAY[]::text[];
+    v_grouped boolean;
+BEGIN
+    IF p_limit < 1 THEN
+        RETURN;
+    END IF;
+    FOR s IN SELECT q.* FROM {schema}.queues q WHERE q.name = ANY(p_queues) ORDER BY q.name FOR UPDATE LOOP
+        EXIT WHEN v_left < 1;
+        CONTINUE WHEN s.paused;
+        v_room := v_left;
+        IF s.concurrency IS NOT NULL THEN
+            SELECT count(*) INTO v_count FROM {schema}.jobs j
+            WHERE j.queue = s.name AND j.state = 'processing';
+            v_room := least(v_room, s.concurrency - v_count);
+        END IF;
+        IF s.rate_count IS NOT NULL THEN
+            SELECT count(*) INTO v_count FROM {schema}.starts t
+            WHERE t.queue = s.name AND t.started_at > now() - s.rate_period * interval '1 second';
+            v_room := least(v_room, s.rate_count - v_count);
+        END IF;
+        CONTINUE WHEN v_room < 1;
+        v_grouped := s.group_concurrency IS NOT NULL OR s.group_rate_count IS NOT NULL;
+        v_rooms := '{{}}'::jsonb;
+        v_taken := 0;
+        v_top := 0;
+        FOR c IN
+            SELECT j.id, j.group_key, j.fair_rank FROM {schema}.jobs j
+            WHERE j.queue = s.name AND j.state IN ('pending', 'retry') AND j.run_at <= now()
+            ORDER BY j.priority DESC, j.fair_rank, j.run_at, j.id
+            LIMIT greatest(v_room * 4, 64)
+            FOR UPDATE SKIP LOCKED
+        LOOP
+            EXIT WHEN v_taken >= v_room;
+            IF v_grouped AND c.group_key IS NOT NULL THEN
+                v_group_room := (v_rooms ->> c.group_key)::integer;
+                IF v_group_room IS NULL THEN
+                    v_group_room := v_room;
+                    IF s.group_concurrency IS NOT NULL THEN
+                        SELECT count(*) INTO v_count FROM {schema}.jobs j
+                        WHERE j.queue = s.name AND j.group_key = c.group_key AND j.state = 'processing';
+                        v_group_room := least(v_group_room, s.group_concurrency - v_count);
+                    END IF;
+                    IF s.group_rate_count IS NOT NULL THEN
+                        SELECT count(*) INTO v_count FROM {schema}.starts t
+                        WHERE t.queue = s.name AND t.group_key = c.group_key
+                          AND t.started_at > now() - s.group_rate_period * interval '1 second';
+                        v_group_room := least(v_group_room, s.group_rate_count - v_count);
+                    END IF;
+                END IF;
+                v_rooms := jsonb_set(v_rooms, ARRAY[c.group_key], to_jsonb(v_group_room - 1));
+                CONTINUE WHEN v_group_room < 1;
+            END IF;
+            v_ids := v_ids || c.id;
+            v_taken := v_taken + 1;
+            v_top := greatest(v_top, c.fair_rank);
+            IF s.rate_count IS NOT NULL OR s.group_rate_count IS NOT NULL THEN
+                INSERT INTO {schema}.starts (queue, group_key, started_at) VALUES (s.name, c.group_key, now());
+            END IF;
+        END LOOP;
+        v_left := v_left - v_taken;
+        IF v_top > s.clock THEN
+            UPDATE {schema}.queues q SET clock = v_top WHERE q.name = s.name;
+        END IF;
+        IF s.rate_count IS NOT NULL OR s.group_rate_count IS NOT NULL THEN
+            DELETE FROM {schema}.starts t WHERE t.queue = s.name
+              AND t.started_at <= now() - greatest(coalesce(s.rate_period, 0), coalesce(s.group_rate_period, 0))
+                                          * interval '1 second';
+        END IF;
+    END LOOP;
+    IF cardinality(v_ids) > 0 THEN
+        RETURN QUERY
+        UPDATE {schema}.jobs j
+        SET state = 'processing', attempt = j.attempt + 1, lease_token = p_token,
+            lease_expires_at = now() + p_lease * interval '1 second', worker = p_worker, started_at = now()
+        WHERE j.id = ANY(v_ids)
+        RETURNING j.id, j.task, j.queue, j.payload, j.attempt, j.max_attempts, j.priority, j.key,
+                  j.on_complete, extract(epoch FROM j.created_at)::float8,
+                  extract(epoch FROM j.run_at)::float8, j.prior_attempts, j.group_key;
+    END IF;
+END
+$$;
+
 -- ---------------------------------------------------------------------------------------
 -- Life cycle
 -- ---------------------------------------------------------------------------------------
@@ -312,14 +601,17 @@ SELECT extract(epoch FROM now())::float8
 -- new earliest due time).
 WITH inserted AS (
     INSERT INTO {schema}.jobs
-        (id, task, queue, state, payload, priority, run_at, created_at, max_attempts, on_complete)
+        (id, task, queue, state, payload, priority, run_at, created_at, max_attempts, on_complete,
+         group_key, fair_rank)
     SELECT t.id, t.task, t.queue, 'pending', t.payload, t.priority,
            coalesce(to_timestamp(t.run_at), statement_timestamp() + t.delay * interval '1 second'),
-           statement_timestamp(), t.max_attempts, t.on_complete
+           statement_timestamp(), t.max_attempts, t.on_complete, t.group_key,
+           -- fair rank (backends/flow.py): only grouped jobs pay for the group's row
+           CASE WHEN t.group_key IS NULL THEN 0 ELSE {schema}.group_rank(t.queue, t.group_key) END
     FROM unnest(%(ids)b::text[], %(tasks)b::text[], %(queues)b::text[], %(payloads)b::text[],
                 %(priorities)b::integer[], %(run_ats)b::float8[], %(delays)b::float8[],
-                %(max_attempts)b::integer[], %(on_completes)b::text[])
-         AS t(id, task, queue, payload, priority, run_at, delay, max_attempts, on_complete)
+                %(max_attempts)b::integer[], %(on_completes)b::text[], %(groups)b::text[])
+         AS t(id, task, queue, payload, priority, run_at, delay, max_attempts, on_complete, group_key)
 )
 SELECT count(pg_notify({channel}, q)) FROM unnest(%(notify)b::text[]) AS q
 
@@ -329,7 +621,8 @@ SELECT e.id, e.state, e.created
 FROM {schema}.enqueue_jobs(
     %(ids)b::text[], %(tasks)b::text[], %(queues)b::text[], %(payloads)b::text[],
     %(priorities)b::integer[], %(run_ats)b::float8[], %(delays)b::float8[], %(max_attempts)b::integer[],
-    %(keys)b::text[], %(key_modes)b::text[], %(on_completes)b::text[], %(key_retention)s::float8) AS e
+    %(keys)b::text[], %(key_modes)b::text[], %(on_completes)b::text[], %(key_retention)s::float8,
+    %(groups)b::text[]) AS e
 
 -- ---------------------------------------------------------------------------------------
 -- Workers
@@ -367,7 +660,12 @@ levels AS (
 -- not due yet are never walked through; each (queue, priority) range then yields its due jobs
 -- in (run_at, id) order, skipping rows another worker is claiming. The MATERIALIZED CTE is
 -- the optimisation fence that keeps the UPDATE from touching more rows than the LIMIT.
-WITH RECURSIVE {waiting_levels},
+-- Managed queues (flow control) are claimed by claim_flow first, within min(limit, start_limit);
+-- the plain claim takes the rest of the limit from the unmanaged ones.
+WITH RECURSIVE flow AS MATERIALIZED (
+    SELECT * FROM {schema}.claim_flow(%(queues)b::text[], %(flow_limit)s, %(token)s, %(lease)s, %(worker)s)
+),
+{waiting_levels},
 candidates AS MATERIALIZED (
     SELECT c.id, c.priority, c.run_at
     FROM levels l
@@ -381,17 +679,22 @@ candidates AS MATERIALIZED (
         FOR UPDATE SKIP LOCKED
     ) AS c
     WHERE l.priority IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM {schema}.queues s WHERE s.name = l.queue)
     ORDER BY c.priority DESC, c.run_at, c.id
-    LIMIT %(limit)s
+    LIMIT %(limit)s - (SELECT count(*) FROM flow)
+),
+plain AS (
+    UPDATE {schema}.jobs j
+    SET state = 'processing', attempt = j.attempt + 1, lease_token = %(token)s,
+        lease_expires_at = now() + %(lease)s * interval '1 second', worker = %(worker)s, started_at = now()
+    WHERE j.id = ANY(ARRAY(SELECT c.id FROM candidates c))
+    RETURNING j.id, j.task, j.queue, j.payload, j.attempt, j.max_attempts, j.priority, j.key, j.on_complete,
+              extract(epoch FROM j.created_at)::float8, extract(epoch FROM j.run_at)::float8, j.prior_attempts,
+              j.group_key
 )
-UPDATE {schema}.jobs j
-SET state = 'processing', attempt = j.attempt + 1, lease_token = %(token)s,
-    lease_expires_at = now() + %(lease)s * interval '1 second', worker = %(worker)s, started_at = now()
-WHERE j.id = ANY(ARRAY(SELECT c.id FROM candidates c))
-RETURNING j.id, j.task, j.queue, j.payload, j.attempt, j.max_attempts, j.priority, j.key, j.on_complete,
-          extract(epoch FROM j.created_at)::float8, extract(epoch FROM j.run_at)::float8, j.prior_attempts,
-          set_config('synchronous_commit',
-                     coalesce(%(commit)s::text, current_setting('synchronous_commit')), true)
+SELECT p.*, set_config('synchronous_commit',
+                       coalesce(%(commit)s::text, current_setting('synchronous_commit')), true)
+FROM (SELECT * FROM plain UNION ALL SELECT * FROM flow) AS p
 
 -- name: next_due
 -- Seconds until the earliest waiting job in these queues is due (<= 0: due now; NULL: none),
@@ -575,7 +878,7 @@ j.id, j.task, j.queue, j.state, j.payload, j.attempt, j.max_attempts, j.priority
 extract(epoch FROM j.run_at)::float8, extract(epoch FROM j.created_at)::float8,
 extract(epoch FROM j.started_at)::float8, extract(epoch FROM j.finished_at)::float8,
 j.result, j.error, j.traceback, j.key, j.worker, extract(epoch FROM j.lease_expires_at)::float8,
-j.cancel_requested, j.on_complete, j.prior_attempts
+j.cancel_requested, j.on_complete, j.prior_attempts, j.group_key
 
 -- name: attempt_columns
 a.job_id, a.attempt, a.worker, extract(epoch FROM a.started_at)::float8,
@@ -599,6 +902,9 @@ j.queue = %(queue)s
 
 -- name: filter_task
 j.task = %(task)s
+
+-- name: filter_group
+j.group_key = %(group)s
 
 -- name: filter_created_after
 j.created_at >= to_timestamp(%(created_after)s)
@@ -780,3 +1086,47 @@ SELECT {attempt_columns} FROM {schema}.attempts a
 WHERE a.job_id = %(job_id)s
 ORDER BY a.id DESC
 LIMIT %(limit)s OFFSET %(offset)s
+
+-- ---------------------------------------------------------------------------------------
+-- Flow control (backends/flow.py states the rules; claim_flow applies them in the claim)
+-- ---------------------------------------------------------------------------------------
+
+-- name: queue_settings
+SELECT q.name, q.concurrency, q.rate_limit, q.group_concurrency, q.group_rate_limit, q.paused
+FROM {schema}.queues q WHERE q.name = ANY(%(names)s::text[]) ORDER BY q.name
+
+-- name: all_queue_settings
+SELECT q.name, q.concurrency, q.rate_limit, q.group_concurrency, q.group_rate_limit, q.paused
+FROM {schema}.queues q ORDER BY q.name
+
+-- name: lock_queue
+-- Creates the row if missing, then locks it: changes to one queue's settings take turns.
+INSERT INTO {schema}.queues AS q (name) VALUES (%(name)s) ON CONFLICT (name) DO NOTHING
+
+-- name: locked_queue
+SELECT q.name, q.concurrency, q.rate_limit, q.group_concurrency, q.group_rate_limit, q.paused
+FROM {schema}.queues q WHERE q.name = %(name)s FOR UPDATE
+
+-- name: save_queue
+UPDATE {schema}.queues q
+SET concurrency = %(concurrency)s, rate_limit = %(rate_limit)s, rate_count = %(rate_count)s,
+    rate_period = %(rate_period)s, group_concurrency = %(group_concurrency)s,
+    group_rate_limit = %(group_rate_limit)s, group_rate_count = %(group_rate_count)s,
+    group_rate_period = %(group_rate_period)s, paused = %(paused)s
+WHERE q.name = %(name)s
+
+-- name: queue_running
+SELECT count(*) FROM {schema}.jobs j WHERE j.queue = %(queue)s AND j.state = 'processing'
+
+-- name: queue_started
+SELECT count(*) FROM {schema}.starts t
+WHERE t.queue = %(queue)s AND t.started_at > now() - %(period)s * interval '1 second'
+
+-- name: busiest_groups
+SELECT j.group_key, count(*) FILTER (WHERE j.state IN ('pending', 'retry')),
+       count(*) FILTER (WHERE j.state = 'processing')
+FROM {schema}.jobs j
+WHERE j.queue = %(queue)s AND j.group_key IS NOT NULL AND j.state IN ('pending', 'retry', 'processing')
+GROUP BY j.group_key
+ORDER BY 3 DESC, 2 DESC, 1
+LIMIT %(limit)s

@@ -80,6 +80,44 @@ CREATE TABLE IF NOT EXISTS conveyor_action_jobs (
 );
 CREATE INDEX IF NOT EXISTS conveyor_action_jobs_job ON conveyor_action_jobs (job_id, action_id);
 
+-- name: migration_004
+-- Flow control (backends/flow.py): a job's group and fair rank, the settings of managed
+-- queues with their fair-order clock, each group's last rank, and recorded starts.
+ALTER TABLE conveyor_jobs ADD COLUMN group_key TEXT;
+ALTER TABLE conveyor_jobs ADD COLUMN fair_rank INTEGER NOT NULL DEFAULT 0;
+-- The flow claim walks this index in fair order and stops at its LIMIT.
+CREATE INDEX IF NOT EXISTS conveyor_jobs_fair
+    ON conveyor_jobs (queue, priority DESC, fair_rank, run_at, id) WHERE state IN ('pending', 'retry');
+-- Concurrency limits count processing jobs, per queue and per group.
+CREATE INDEX IF NOT EXISTS conveyor_jobs_running
+    ON conveyor_jobs (queue, group_key) WHERE state = 'processing';
+-- Listings by group and the busiest groups of a queue.
+CREATE INDEX IF NOT EXISTS conveyor_jobs_group
+    ON conveyor_jobs (queue, group_key, state) WHERE group_key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS conveyor_queues (
+    name              TEXT PRIMARY KEY,
+    concurrency       INTEGER,
+    rate_limit        TEXT,
+    group_concurrency INTEGER,
+    group_rate_limit  TEXT,
+    paused            INTEGER NOT NULL DEFAULT 0,
+    clock             INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS conveyor_groups (
+    queue     TEXT NOT NULL,
+    group_key TEXT NOT NULL,
+    last_rank INTEGER NOT NULL,
+    PRIMARY KEY (queue, group_key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS conveyor_starts (
+    id         INTEGER PRIMARY KEY,
+    queue      TEXT NOT NULL,
+    group_key  TEXT,
+    started_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS conveyor_starts_group ON conveyor_starts (queue, group_key, started_at);
+CREATE INDEX IF NOT EXISTS conveyor_starts_queue ON conveyor_starts (queue, started_at);
+
 -- name: schema_version_table
 CREATE TABLE IF NOT EXISTS conveyor_schema (version INTEGER NOT NULL)
 
@@ -91,9 +129,11 @@ INSERT INTO conveyor_schema (version) VALUES (:version)
 
 -- name: insert_job
 INSERT INTO conveyor_jobs
-    (id, task, queue, state, payload, priority, run_at, created_at, max_attempts, key, on_complete)
+    (id, task, queue, state, payload, priority, run_at, created_at, max_attempts, key, on_complete,
+     group_key, fair_rank)
 VALUES
-    (:id, :task, :queue, 'pending', :payload, :priority, :run_at, :now, :max_attempts, :key, :on_complete)
+    (:id, :task, :queue, 'pending', :payload, :priority, :run_at, :now, :max_attempts, :key, :on_complete,
+     :group_key, :fair_rank)
 
 -- name: insert_plain_jobs
 -- Bulk insert without keys, positional for speed; the order of _plain_row's fields.
@@ -135,7 +175,7 @@ SET state = 'processing', attempt = attempt + 1, lease_token = :token,
     lease_expires_at = :now + :lease, worker = :worker, started_at = :now
 WHERE id IN (SELECT value FROM json_each(:ids)) AND +state IN ('pending', 'retry')  -- '+': look up by id, not by state
 RETURNING id, task, queue, payload, attempt, max_attempts, priority, key, on_complete,
-          created_at, run_at, prior_attempts
+          created_at, run_at, prior_attempts, group_key, fair_rank
 
 -- name: extend_lease
 UPDATE conveyor_jobs SET lease_expires_at = :expires
@@ -222,6 +262,7 @@ WHERE (:status IS NULL OR state = :status)
   AND (:created_after IS NULL OR created_at >= :created_after)
   AND (:created_before IS NULL OR created_at < :created_before)
   AND (:error IS NULL OR instr(error, :error) > 0)  -- plain text, no wildcards (backends/kit.py)
+  AND (:group IS NULL OR group_key = :group)
 ORDER BY id DESC  -- ids sort by creation time
 LIMIT :limit OFFSET :offset
 
@@ -233,6 +274,7 @@ WHERE (:status IS NULL OR state = :status)
   AND (:created_after IS NULL OR created_at >= :created_after)
   AND (:created_before IS NULL OR created_at < :created_before)
   AND (:error IS NULL OR instr(error, :error) > 0)  -- plain text, no wildcards (backends/kit.py)
+  AND (:group IS NULL OR group_key = :group)
 
 -- name: stats
 SELECT queue, state, count(*) FROM conveyor_jobs GROUP BY queue, state
@@ -256,6 +298,7 @@ WHERE state IN ('failed', 'cancelled')
   AND (:created_after IS NULL OR created_at >= :created_after)
   AND (:created_before IS NULL OR created_at < :created_before)
   AND (:error IS NULL OR instr(error, :error) > 0)  -- plain text, no wildcards (backends/kit.py)
+  AND (:group IS NULL OR group_key = :group)
 ORDER BY created_at, id
 
 -- name: cancel_waiting
@@ -296,6 +339,7 @@ WHERE (:status IS NULL OR state = :status)
   AND (:created_after IS NULL OR created_at >= :created_after)
   AND (:created_before IS NULL OR created_at < :created_before)
   AND (:error IS NULL OR instr(error, :error) > 0)
+  AND (:group IS NULL OR group_key = :group)
 
 -- name: insert_action
 INSERT INTO conveyor_actions (at, actor, role, action, job_id, count, detail)
@@ -314,3 +358,76 @@ SELECT x.id, x.at, x.actor, x.role, x.action, x.job_id, x.count, x.detail
 FROM conveyor_action_jobs l JOIN conveyor_actions x ON x.id = l.action_id
 WHERE l.job_id = :job_id
 ORDER BY x.id DESC LIMIT :limit OFFSET :offset
+
+-- ---------------------------------------------------------------------------------------
+-- Flow control (backends/flow.py states the rules; sqlite_flow.py applies them)
+-- ---------------------------------------------------------------------------------------
+
+-- name: queue_settings
+SELECT name, concurrency, rate_limit, group_concurrency, group_rate_limit, paused
+FROM conveyor_queues WHERE name IN (SELECT value FROM json_each(:names))
+
+-- name: all_queue_settings
+SELECT name, concurrency, rate_limit, group_concurrency, group_rate_limit, paused
+FROM conveyor_queues ORDER BY name
+
+-- name: save_queue
+INSERT INTO conveyor_queues (name, concurrency, rate_limit, group_concurrency, group_rate_limit, paused)
+VALUES (:name, :concurrency, :rate_limit, :group_concurrency, :group_rate_limit, :paused)
+ON CONFLICT (name) DO UPDATE SET
+    concurrency = excluded.concurrency, rate_limit = excluded.rate_limit,
+    group_concurrency = excluded.group_concurrency, group_rate_limit = excluded.group_rate_limit,
+    paused = excluded.paused
+
+-- name: ensure_queue
+INSERT INTO conveyor_queues (name) VALUES (:queue) ON CONFLICT (name) DO NOTHING
+
+-- name: group_rank
+-- The next fair rank of a group: after its last one, never behind the queue's clock.
+INSERT INTO conveyor_groups (queue, group_key, last_rank)
+VALUES (:queue, :group_key, (SELECT clock FROM conveyor_queues WHERE name = :queue) + 1)
+ON CONFLICT (queue, group_key) DO UPDATE SET
+    last_rank = max(last_rank, (SELECT clock FROM conveyor_queues WHERE name = :queue)) + 1
+RETURNING last_rank
+
+-- name: advance_clock
+UPDATE conveyor_queues SET clock = max(clock, :rank) WHERE name = :queue
+
+-- name: queue_running
+SELECT count(*) FROM conveyor_jobs INDEXED BY conveyor_jobs_running
+WHERE queue = :queue AND state = 'processing'
+
+-- name: queue_started
+SELECT count(*) FROM conveyor_starts WHERE queue = :queue AND started_at > :since
+
+-- name: flow_candidates
+-- The first due jobs of a managed queue in fair order (priority, fair rank, run_at, id).
+SELECT id, priority, run_at, group_key FROM conveyor_jobs INDEXED BY conveyor_jobs_fair
+WHERE queue = :queue AND state IN ('pending', 'retry') AND run_at <= :now
+ORDER BY priority DESC, fair_rank, run_at, id
+LIMIT :limit
+
+-- name: groups_running
+SELECT group_key, count(*) FROM conveyor_jobs INDEXED BY conveyor_jobs_running
+WHERE queue = :queue AND state = 'processing' AND group_key IN (SELECT value FROM json_each(:groups))
+GROUP BY group_key
+
+-- name: groups_started
+SELECT group_key, count(*) FROM conveyor_starts
+WHERE queue = :queue AND started_at > :since AND group_key IN (SELECT value FROM json_each(:groups))
+GROUP BY group_key
+
+-- name: record_start
+INSERT INTO conveyor_starts (queue, group_key, started_at) VALUES (:queue, :group_key, :now)
+
+-- name: prune_starts
+DELETE FROM conveyor_starts WHERE queue = :queue AND started_at <= :horizon
+
+-- name: busiest_groups
+SELECT group_key,
+       sum(state IN ('pending', 'retry')) AS waiting, sum(state = 'processing') AS processing
+FROM conveyor_jobs INDEXED BY conveyor_jobs_group
+WHERE queue = :queue AND group_key IS NOT NULL AND state IN ('pending', 'retry', 'processing')
+GROUP BY group_key
+ORDER BY processing DESC, waiting DESC, group_key
+LIMIT :limit
