@@ -180,3 +180,68 @@ def test_inconsistent_lease_settings_are_refused(project: Path) -> None:
         conveyor.App(lease=3, heartbeat=2)
     code, _out, err = run("worker", "tasks:app", "--lease", "0")
     assert code == 1 and "lease must be > 0" in err
+
+
+def test_schedules_commands(project: Path) -> None:
+    code, out, err = run(
+        "schedules", "add", "nightly", "--app", "tasks:app", "--task", "send",
+        "--cron", "0 2 * * *", "--tz", "Europe/Berlin", "--args", '["ops@example.com"]', "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["cron"] == "0 2 * * *" and json.loads(out)["args"] == ["ops@example.com"]
+    code, out, _ = run("schedules", "pause", "nightly", "--json")
+    assert code == 0 and json.loads(out)["paused"] is True
+    code, out, _ = run("schedules", "resume", "nightly")
+    assert code == 0 and "nightly: send cron '0 2 * * *' Europe/Berlin, next" in out
+    code, out, _ = run("schedules", "run", "nightly", "--app", "tasks:app", "--json")
+    assert code == 0 and json.loads(out)["status"] == "pending"
+    code, out, _ = run("schedules", "list", "--json")
+    assert [s["name"] for s in json.loads(out)] == ["nightly"] and json.loads(out)[0]["last_job_id"]
+    code, out, _ = run("schedules", "remove", "nightly")
+    assert code == 0 and "removed schedule nightly" in out
+    code, _, err = run("schedules", "remove", "nightly")
+    assert code == 1 and "no schedule named 'nightly'" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--cron", "0 25 * * *"), "invalid cron expression '0 25 * * *'"),
+        (("--cron", "0 2 * * *", "--tz", "Moon/Base"), "unknown time zone 'Moon/Base'"),
+        (("--every", "5m", "--task", "nope"), "unknown task 'nope'"),
+    ],
+)
+def test_schedules_add_refuses_bad_input(project: Path, args: tuple[str, ...], message: str) -> None:
+    task = () if "--task" in args else ("--task", "send")
+    code, _, err = run("schedules", "add", "bad", "--app", "tasks:app", *task, *args)
+    assert code == 1 and message in err
+    assert json.loads(run("schedules", "list", "--json")[1]) == []
+
+
+def test_alerts_commands(project: Path) -> None:
+    code, out, err = run(
+        "alerts",
+        "add",
+        "ops",
+        "--webhook",
+        "https://hooks.example.com/x",
+        "--threshold",
+        "5",
+        "--window",
+        "10m",
+    )
+    assert code == 0 and "alert ops: 5 failed in 10m" in out, err
+    code, _, err = run(
+        "alerts", "add", "neg", "--webhook", "https://x/", "--threshold", "5", "--window", "-1m"
+    )
+    assert code == 1 and "invalid duration '-1m'" in err
+    code, out, _ = run("alerts", "list", "--json")
+    assert [(a["name"], a["threshold"], a["window"]) for a in json.loads(out)] == [("ops", 5, "10m")]
+    assert run("alerts", "remove", "ops")[0] == 0
+    code, _, err = run("alerts", "remove", "ops")
+    assert code == 1 and "no alert named 'ops'" in err
+
+
+def test_worker_no_schedules_flag_is_offered() -> None:
+    code, out, _ = run("worker", "--help")
+    assert code == 0 and "--no-schedules" in out

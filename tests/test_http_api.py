@@ -480,8 +480,12 @@ def test_docs_page_has_a_curl_example_for_every_route() -> None:
     lines = (Path(__file__).parent.parent / "docs" / "http-api.md").read_text().splitlines()
     curls = [line for line in lines if line.lstrip().startswith("curl ")]
     for path, ops in openapi_document()["paths"].items():
-        # {job_id} is written $JOB in the examples, any other {param} as $PARAM.
-        example = re.sub(r"\{(\w+)\}", lambda m: "$JOB" if m[1] == "job_id" else f"${m[1].upper()}", path)
+        # {job_id} is written $JOB in the examples, a schedule's or alert's {name} as the
+        # example's own name, any other {param} as $PARAM.
+        example = path.replace("{job_id}", "$JOB")
+        if path.startswith(("/api/alerts", "/api/schedules")):
+            example = example.replace("{name}", "ops" if path.startswith("/api/alerts") else "nightly-report")
+        example = re.sub(r"\{(\w+)\}", lambda m: f"${m[1].upper()}", example)
         for method in ops:
             flag = f"-X {method.upper()}"
             matching = [

@@ -56,6 +56,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "conveyor.retry",
             "conveyor.context",
             "conveyor.config",
+            "conveyor.schedules",
+            "conveyor.alerts",
         ),
     ),
     ("backends", ("conveyor.backends",)),

@@ -216,8 +216,8 @@ def test_every_object_lives_in_the_configured_schema(url: str) -> None:
                 [b.schema],
             ).fetchall()
         assert [t[0] for t in tables] == [
-            "action_jobs", "actions", "attempts", "groups", "jobs", "keys", "queues", "schema_version",
-            "starts",
+            "action_jobs", "actions", "alerts", "attempts", "groups", "jobs", "keys", "queues",
+            "schedules", "schema_version", "starts",
         ]  # fmt: skip
         assert [f[0] for f in functions] == [
             "claim_flow", "enqueue", "enqueue_job", "enqueue_jobs", "group_rank", "set_group",

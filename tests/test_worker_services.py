@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Iterator, Sequence
@@ -216,8 +217,18 @@ def test_the_completer_retries_failed_writes_drops_nothing_and_reports_what_appl
 
 # -- the worker's list ------------------------------------------------------------------
 def test_a_running_worker_runs_each_of_its_services(sqlite_app: conveyor.App) -> None:
+    # The maintenance services' defaults (1 s, 10 s, 5 s) made short, so each runs twice quickly.
+    sqlite_app.settings = dataclasses.replace(
+        sqlite_app.settings, scheduler_interval=0.1, pruner_interval=0.1, alerter_interval=0.1
+    )
     worker = conveyor.Worker(sqlite_app, install_signal_handlers=False, idle_wait=0.05)
-    assert worker.services == (worker.heartbeat, worker.reaper)
+    assert worker.services == (
+        worker.heartbeat,
+        worker.reaper,
+        worker.scheduler,
+        worker.pruner,
+        worker.alerter,
+    )
     thread = threading.Thread(target=worker.run, name="test-worker", daemon=True)
     thread.start()
     try:

@@ -5,16 +5,34 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, TypeVar, overload
 
+from . import alerts as alerting
+from . import schedules as scheduling
 from .actions import PYTHON, Actor, BulkDeleted, check_error_filter, filter_detail, new_action
 from .backends import open_async_backend, open_backend
 from .backends.aio import AsyncBackend
-from .backends.base import ActionRecord, Backend, ClaimedJob, JobQuery, NewAction, NewJob, Outcome
+from .backends.base import (
+    ActionRecord,
+    AlertFiring,
+    AlertSpec,
+    Backend,
+    ClaimedJob,
+    FailureCount,
+    JobQuery,
+    NewAction,
+    NewJob,
+    Outcome,
+    ScheduledJob,
+    ScheduleFiring,
+    ScheduleSpec,
+    decode_payload,
+)
 from .backends.flow import QueueUsage, check_group, queue_update
 from .backoff import BackoffPolicy
 from .builder import (
@@ -27,7 +45,7 @@ from .builder import (
     unknown_task,
 )
 from .config import Settings, load_settings
-from .errors import DuplicateTask, JobNotFound
+from .errors import AlertNotFound, DuplicateTask, InvalidSchedule, JobNotFound, ScheduleNotFound
 from .job import Job, JobPage
 from .states import PURGEABLE, RESUBMITTABLE, parse_state
 from .task import DEFAULT_QUEUE, Task, TaskDefaults
@@ -75,6 +93,9 @@ class App:
         )
         #: Who the action trail names for admin calls made without ``actor=`` (the CLI sets ``cli``).
         self.actor: Actor = PYTHON
+        #: Schedules and alerts declared in this App's code, saved to the backend when a worker starts.
+        self.declared_schedules: dict[str, ScheduleSpec] = {}
+        self.declared_alerts: dict[str, AlertSpec] = {}
         for built_in in self.built_ins:
             built_in.install(self)
 
@@ -608,6 +629,188 @@ class App:
         """``delete``, awaited."""
         await self.async_backend.delete(job_id)
         await asyncio.to_thread(self._record, new_action(actor or self.actor, "delete", (job_id,), 1))
+
+    # -- schedules -------------------------------------------------------------------------
+    def periodic(
+        self,
+        *,
+        cron: str | None = None,
+        every: float | timedelta | None = None,
+        tz: str = scheduling.DEFAULT_TZ,
+        name: str | None = None,
+        args: list[Any] | tuple[Any, ...] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        missed: str = "latest",
+        **task_options: Any,
+    ) -> Callable[[F], Task[Any, Any]]:
+        """Register a task and its schedule (named after the task): ``@app.periodic(cron="0 * * * *")``.
+
+        ``task_options`` are those of ``@app.task``. The schedule is saved to the backend
+        when a worker starts (``conveyor worker --no-schedules`` leaves it alone).
+        """
+        timing = scheduling.Timing.checked(cron, every, tz)
+
+        def register(func: F) -> Task[Any, Any]:
+            task = self.task(name=name, **task_options)(func)
+            spec = self._schedule_spec(task.name, task.name, timing, args, kwargs, None, missed)
+            self.prepare_scheduled(spec)
+            self.declared_schedules[spec.name] = spec
+            return task
+
+        return register
+
+    def schedule(
+        self,
+        name: str,
+        *,
+        task: str,
+        cron: str | None = None,
+        every: float | timedelta | None = None,
+        tz: str = scheduling.DEFAULT_TZ,
+        args: list[Any] | tuple[Any, ...] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        queue: str | None = None,
+        missed: str = "latest",
+    ) -> dict[str, Any]:
+        """Create or update a schedule: ``task`` runs at each tick of ``cron`` (in ``tz``) or ``every`` s.
+
+        Saved to the backend at once and kept until ``unschedule``; a worker started from
+        this App saves it again (a changed timing starts over from its next tick). A bad
+        cron expression, unknown zone or unknown task raises before anything is stored.
+        Returns the schedule as ``app.schedules()`` shows it.
+        """
+        timing = scheduling.Timing.checked(cron, every, tz)
+        self.get_task(task)
+        spec = self._schedule_spec(name, task, timing, args, kwargs, queue, missed)
+        self.prepare_scheduled(spec)  # the arguments bind to the task: checked now, not at each tick
+        self.declared_schedules[spec.name] = spec
+        self.backend.schedule_save([spec])
+        return self._schedule(spec.name)
+
+    def _schedule_spec(
+        self,
+        name: str,
+        task: str,
+        timing: scheduling.Timing,
+        args: Any,
+        kwargs: Any,
+        queue: str | None,
+        missed: str,
+    ) -> ScheduleSpec:
+        try:
+            check_name("schedule", name)
+            check_name("task", task)
+            if queue is not None:
+                check_name("queue", queue)
+        except ValueError as exc:
+            raise InvalidSchedule(str(exc)) from None
+        payload = encode_payload(task, args or (), kwargs or {}, self.settings.max_payload_bytes)
+        return ScheduleSpec(
+            name=name,
+            task=task,
+            cron=timing.cron,
+            every=timing.every,
+            tz=timing.tz,
+            payload=payload,
+            queue=queue,
+            missed=scheduling.check_missed(missed),
+            next_run_at=timing.next_tick(time.time()),
+        )
+
+    def save_schedules(self) -> int:
+        """Write the schedules declared in this App's code to the backend (a worker's scheduler does)."""
+        if self.declared_schedules:
+            self.backend.schedule_save(list(self.declared_schedules.values()))
+        return len(self.declared_schedules)
+
+    def unschedule(self, name: str) -> None:
+        """Delete a schedule (jobs it already enqueued stay); ScheduleNotFound if there is none."""
+        self.declared_schedules.pop(name, None)
+        if not self.backend.schedule_delete([name]):
+            raise ScheduleNotFound(f"no schedule named {name!r}")
+
+    def schedules(self) -> list[dict[str, Any]]:
+        """Every stored schedule: name, task, cron or every, tz, args, kwargs, queue, paused,
+        next_run_at, last_run_at, last_job_id."""
+        return [scheduling.describe(record) for record in self.backend.schedule_list()]
+
+    def _schedule(self, name: str) -> dict[str, Any]:
+        for record in self.backend.schedule_list():
+            if record.spec.name == name:
+                return scheduling.describe(record)
+        raise ScheduleNotFound(f"no schedule named {name!r}")
+
+    def pause_schedule(self, name: str) -> dict[str, Any]:
+        """Stop a schedule's ticks until resumed (runtime state: a deploy does not undo it)."""
+        if not self.backend.schedule_pause([name], True):
+            raise ScheduleNotFound(f"no schedule named {name!r}")
+        return self._schedule(name)
+
+    def resume_schedule(self, name: str) -> dict[str, Any]:
+        """Resume a paused schedule from its next tick (the ticks it was paused for do not run)."""
+        record = next((r for r in self.backend.schedule_list() if r.spec.name == name), None)
+        if record is None:
+            raise ScheduleNotFound(f"no schedule named {name!r}")
+        timing = scheduling.Timing(record.spec.cron, record.spec.every, record.spec.tz)
+        self.backend.schedule_pause([name], False, timing.next_tick(self.backend.now()))
+        return self._schedule(name)
+
+    def run_schedule(self, name: str) -> Job:
+        """Enqueue the schedule's job now, once, besides its ticks (its next tick is unchanged)."""
+        record = next((r for r in self.backend.schedule_list() if r.spec.name == name), None)
+        if record is None:
+            raise ScheduleNotFound(f"no schedule named {name!r}")
+        job = self.prepare_scheduled(record.spec)
+        firing = ScheduleFiring(name, None, (ScheduledJob(self.backend.now(), job),))
+        if not self.backend.schedule_fire([firing])[0]:
+            raise ScheduleNotFound(f"schedule {name!r} was deleted while being run")
+        return Job(self, job.id, "pending")
+
+    def prepare_scheduled(self, spec: ScheduleSpec) -> NewJob:
+        """The job one tick of ``spec`` stores (UnknownTask if this App lacks its task)."""
+        args, kwargs = decode_payload(spec.payload)
+        (job,) = self.prepare([{"task": spec.task, "args": args, "kwargs": kwargs, "queue": spec.queue}])
+        return job
+
+    # -- failure alerts --------------------------------------------------------------------
+    def alert(
+        self,
+        name: str,
+        *,
+        url: str,
+        threshold: int,
+        window: str | float | timedelta,
+        queue: str | None = None,
+    ) -> dict[str, Any]:
+        """POST to ``url`` (a signed ``conveyor.http`` job) when ``threshold`` jobs enter ``failed``
+        within ``window`` (``"5m"``, seconds or a timedelta), at most once per window; ``queue``
+        limits it to one queue. Saved at once (and again when a worker of this App starts)."""
+        spec = alerting.check_alert(name, url, threshold, window, queue)
+        self.declared_alerts[spec.name] = spec
+        self.backend.alert_save([spec])
+        return next(alerting.describe(r) for r in self.backend.alert_list() if r.spec.name == spec.name)
+
+    def save_alerts(self) -> int:
+        """Write the alerts declared in this App's code to the backend (a worker's alerter does)."""
+        if self.declared_alerts:
+            self.backend.alert_save(list(self.declared_alerts.values()))
+        return len(self.declared_alerts)
+
+    def remove_alert(self, name: str) -> None:
+        """Delete an alert; AlertNotFound if there is none."""
+        self.declared_alerts.pop(name, None)
+        if not self.backend.alert_delete([name]):
+            raise AlertNotFound(f"no alert named {name!r}")
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Every stored alert: name, url, threshold, window, queue, last_fired_at."""
+        return [alerting.describe(record) for record in self.backend.alert_list()]
+
+    def prepare_alert(self, spec: AlertSpec, failures: FailureCount, fired_at: float) -> AlertFiring:
+        """The firing that stores ``spec``'s notification (a ``conveyor.http`` POST) and stamps it."""
+        body = alerting.notification(spec, failures)
+        (job,) = self.prepare([{"task": "conveyor.http", "kwargs": {"url": spec.url, "json": body}}])
+        return AlertFiring(spec.name, fired_at, fired_at - spec.window, job)
 
 
 def _queue_dict(usage: QueueUsage, stats: Mapping[str, Any], name: str) -> dict[str, Any]:

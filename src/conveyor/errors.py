@@ -102,3 +102,19 @@ class TaskTimeout(ConveyorError):
 
 class JobCancelled(ConveyorError):
     """Raise from a task (or raised into an async one) when its cancellation was requested."""
+
+
+class InvalidSchedule(ConveyorError, ValueError):
+    """A schedule that cannot run: a bad cron expression, an unknown time zone, a bad period."""
+
+
+class ScheduleNotFound(ConveyorError, LookupError):
+    """No schedule with that name."""
+
+
+class InvalidAlert(ConveyorError, ValueError):
+    """A failure alert that cannot work: a bad URL, threshold or window."""
+
+
+class AlertNotFound(ConveyorError, LookupError):
+    """No alert with that name."""

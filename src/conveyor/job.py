@@ -166,6 +166,16 @@ class Job:
         return self._stored().group
 
     @property
+    def schedule(self) -> str | None:
+        """The name of the schedule that enqueued the job (None if none did)."""
+        return self._stored().schedule
+
+    @property
+    def scheduled_for(self) -> datetime | None:
+        """The schedule's tick this job ran for (None for jobs not enqueued by a schedule)."""
+        return self._stored().scheduled_for
+
+    @property
     def attempts(self) -> list[AttemptRecord]:
         """The audit trail: one record per attempt."""
         return self._stored().attempts

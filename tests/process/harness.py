@@ -15,8 +15,19 @@ HERE = Path(__file__).parent
 class WorkerProcesses:
     """``conveyor worker process.crashapp:app`` processes with their own log directory."""
 
-    def __init__(self, url: str, log_dir: Path, concurrency: int = 5, extra: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        url: str,
+        log_dir: Path,
+        concurrency: int = 5,
+        extra: tuple[str, ...] = (),
+        *,
+        app_path: str = "process.crashapp:app",
+        environment: dict[str, str] | None = None,
+    ) -> None:
         self.url = url
+        self.app_path = app_path
+        self.environment = dict(environment or {})
         self.log_dir = log_dir
         self.concurrency = concurrency
         self.extra = extra
@@ -30,11 +41,12 @@ class WorkerProcesses:
             "CONVEYOR_URL": self.url,
             "CRASH_LOG_DIR": str(self.log_dir),
             "PYTHONPATH": os.pathsep.join([str(HERE.parent), src, os.environ.get("PYTHONPATH", "")]),
+            **self.environment,
         }
 
     def start(self) -> subprocess.Popen[bytes]:
         cmd = [
-            sys.executable, "-m", "conveyor", "worker", "process.crashapp:app",
+            sys.executable, "-m", "conveyor", "worker", self.app_path,
             "--concurrency", str(self.concurrency), "--log-level", "warning", *self.extra,
         ]  # fmt: skip
         proc = subprocess.Popen(cmd, env=self.env(), cwd=str(HERE.parent), stderr=subprocess.PIPE)

@@ -9,8 +9,9 @@ rule, the claim order) are written once in :mod:`conveyor.backends.kit`.
 
 Flow control (queue and group limits, fairness, pause) lives inside ``claim``;
 its settings travel as ``queue_update``/``queue_usage`` and its rules are
-written once in :mod:`conveyor.backends.flow`. Room to grow: schedules as a
-``schedule_*`` family with its own table/keys.
+written once in :mod:`conveyor.backends.flow`. Schedules and failure alerts are
+the ``schedule_*`` and ``alert_*`` families below, each firing one atomic
+compare-and-set with the jobs it stores.
 """
 
 from __future__ import annotations
@@ -292,6 +293,9 @@ class JobRecord:
     attempts: list[AttemptRecord] = field(default_factory=list)
     #: Attempts run before the latest resubmit: numbers keep counting, the budget restarts.
     prior_attempts: int = 0
+    #: The schedule that enqueued the job, and the tick it ran for (None for other jobs).
+    schedule: str | None = None
+    scheduled_for: datetime | None = None
 
     @property
     def status(self) -> State:
@@ -323,6 +327,8 @@ class JobRecord:
             "cancel_requested": self.cancel_requested,
             "on_complete": self.on_complete,
             "group": self.group,
+            "schedule": self.schedule,
+            "scheduled_for": _iso(self.scheduled_for),
         }
         if with_attempts:
             data["attempts"] = [a.to_dict() for a in self.attempts]
@@ -352,6 +358,101 @@ class Stats:
             "queues": {q: dict(c) for q, c in self.queues.items()},
             "oldest_pending_age_s": self.oldest_pending_age_s,
         }
+
+
+# -- schedules and alerts (the maintenance services' state) ------------------------------
+MissedPolicy = Literal["latest", "skip"]
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleSpec:
+    """A schedule's definition as stored: which task, when (``cron`` or ``every``), where.
+
+    ``payload`` is the JSON text of its args and kwargs (as a job's). ``next_run_at`` is
+    the first tick, used when the schedule is new or its timing changed.
+    """
+
+    name: str
+    task: str
+    cron: str | None
+    every: float | None
+    tz: str
+    payload: str
+    queue: str | None
+    missed: MissedPolicy
+    next_run_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRecord:
+    """A stored schedule: its definition and its run-time state."""
+
+    spec: ScheduleSpec
+    paused: bool
+    next_run_at: float
+    last_run_at: float | None
+    last_job_id: str | None
+
+
+class ScheduledJob(NamedTuple):
+    """One tick's job: stored with ``schedule`` (the name) and ``scheduled_for`` (the tick)."""
+
+    scheduled_for: float
+    job: NewJob
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleFiring:
+    """Store a schedule's tick jobs and move it on, atomically.
+
+    ``advance = (expected, next)``: applies only while the schedule's ``next_run_at``
+    is still ``expected`` and sets it to ``next`` (the compare-and-set that makes each
+    tick one job however many workers race); ``None`` stores the jobs unconditionally
+    (run now) and leaves ``next_run_at`` alone. Either way ``last_run_at``/``last_job_id``
+    follow the last job, if any.
+    """
+
+    name: str
+    advance: tuple[float, float] | None
+    jobs: tuple[ScheduledJob, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSpec:
+    """A failure alert: POST to ``url`` when ``threshold`` jobs entered ``failed`` within ``window`` s."""
+
+    name: str
+    url: str
+    threshold: int
+    window: float
+    queue: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """A stored alert and when it last fired (POSIX seconds, None: never)."""
+
+    spec: AlertSpec
+    last_fired_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class FailureCount:
+    """Jobs that entered ``failed`` since a time: how many, and the newest ids (up to a limit)."""
+
+    count: int
+    job_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFiring:
+    """Store an alert's notification job and stamp ``fired_at``, atomically, only if the
+    alert has not fired after ``quiet_since`` (so it fires at most once per window)."""
+
+    name: str
+    fired_at: float
+    quiet_since: float
+    job: NewJob
 
 
 @runtime_checkable
@@ -468,6 +569,50 @@ class Backend(Protocol):
 
     def list_actions(self, job_id: str | None = None, limit: int = 50, offset: int = 0) -> list[ActionRecord]:
         """Recorded actions, newest first, optionally only those naming ``job_id``."""
+        ...
+
+    # -- schedules ---------------------------------------------------------------------
+    def schedule_save(self, specs: Sequence[ScheduleSpec]) -> None:
+        """Create or update schedules by name. An unchanged timing (cron, every, tz) keeps the
+        stored ``next_run_at``; a new schedule or a changed timing takes the spec's. ``paused``
+        and the last run are kept."""
+        ...
+
+    def schedule_list(self) -> list[ScheduleRecord]:
+        """Every stored schedule, by name."""
+        ...
+
+    def schedule_delete(self, names: Sequence[str]) -> int:
+        """Delete schedules by name; returns how many existed."""
+        ...
+
+    def schedule_pause(self, names: Sequence[str], paused: bool, next_run_at: float | None = None) -> int:
+        """Pause or resume schedules (resuming may set ``next_run_at``); returns how many exist."""
+        ...
+
+    def schedule_fire(self, firings: Sequence[ScheduleFiring]) -> list[bool]:
+        """Apply each firing atomically (see ScheduleFiring); True where it applied."""
+        ...
+
+    # -- failure alerts ------------------------------------------------------------------
+    def alert_save(self, specs: Sequence[AlertSpec]) -> None:
+        """Create or update alerts by name (``last_fired_at`` is kept)."""
+        ...
+
+    def alert_list(self) -> list[AlertRecord]:
+        """Every stored alert, by name."""
+        ...
+
+    def alert_delete(self, names: Sequence[str]) -> int:
+        """Delete alerts by name; returns how many existed."""
+        ...
+
+    def failures_since(self, since: float, queue: str | None = None, limit: int = 20) -> FailureCount:
+        """Jobs now ``failed`` whose ``finished_at`` is at or after ``since`` (one queue or all)."""
+        ...
+
+    def alert_fire(self, firings: Sequence[AlertFiring]) -> list[bool]:
+        """Apply each firing atomically (see AlertFiring); True where it applied."""
         ...
 
 

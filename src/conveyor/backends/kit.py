@@ -52,12 +52,16 @@ from ..states import ALL_STATES, State
 from .base import (
     WORKER_LOST,
     ActionRecord,
+    AlertRecord,
+    AlertSpec,
     AttemptRecord,
     JobQuery,
     JobRecord,
     NewJob,
     Outcome,
     OutcomeKind,
+    ScheduleRecord,
+    ScheduleSpec,
     Stats,
     decode_payload,
     from_ts,
@@ -90,6 +94,8 @@ JOB_FIELDS: Final = (
     "on_complete",
     "prior_attempts",
     "group_key",
+    "schedule",
+    "scheduled_for",
 )
 
 #: The columns of an attempt row, in order.
@@ -230,6 +236,8 @@ def job_record(row: Fields, attempts: Iterable[AttemptRecord] = ()) -> JobRecord
         group=row["group_key"],
         attempts=list(attempts),
         prior_attempts=int(row["prior_attempts"] or 0),  # a Redis hash omits it until a resubmit
+        schedule=row["schedule"],
+        scheduled_for=from_ts(_seconds(row["scheduled_for"])),
     )
 
 
@@ -318,6 +326,60 @@ def action_record(row: Fields) -> ActionRecord:
 def action_job_id(job_ids: tuple[str, ...]) -> str | None:
     """The ``job_id`` an action row carries: its job when it names exactly one, else None."""
     return job_ids[0] if len(job_ids) == 1 else None
+
+
+#: The columns of a stored schedule, in the order engines that read rows by position return them.
+SCHEDULE_FIELDS: Final = (
+    "name",
+    "task",
+    "cron",
+    "every",
+    "tz",
+    "payload",
+    "queue",
+    "missed",
+    "paused",
+    "next_run_at",
+    "last_run_at",
+    "last_job_id",
+)
+
+#: The columns of a stored alert, in order.
+ALERT_FIELDS: Final = ("name", "url", "threshold", "window", "queue", "last_fired_at")
+
+
+def schedule_record(row: Fields) -> ScheduleRecord:
+    """A ScheduleRecord from a row with the :data:`SCHEDULE_FIELDS` (times as POSIX seconds)."""
+    spec = ScheduleSpec(
+        name=row["name"],
+        task=row["task"],
+        cron=row["cron"] or None,
+        every=_seconds(row["every"]),
+        tz=row["tz"],
+        payload=row["payload"],
+        queue=row["queue"] or None,
+        missed="skip" if row["missed"] == "skip" else "latest",
+        next_run_at=float(row["next_run_at"]),
+    )
+    return ScheduleRecord(
+        spec=spec,
+        paused=bool(int(row["paused"] or 0)),
+        next_run_at=float(row["next_run_at"]),
+        last_run_at=_seconds(row["last_run_at"]),
+        last_job_id=row["last_job_id"] or None,
+    )
+
+
+def alert_record(row: Fields) -> AlertRecord:
+    """An AlertRecord from a row with the :data:`ALERT_FIELDS`."""
+    spec = AlertSpec(
+        name=row["name"],
+        url=row["url"],
+        threshold=int(row["threshold"]),
+        window=float(row["window"]),
+        queue=row["queue"] or None,
+    )
+    return AlertRecord(spec, _seconds(row["last_fired_at"]))
 
 
 def by_position(names: tuple[str, ...], row: Iterable[Any]) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from . import flow, kit
 from .base import (
     WORKER_LOST,
     ActionRecord,
+    AlertRecord,
     AttemptRecord,
     BulkDeletion,
     ClaimedJob,
@@ -45,10 +46,12 @@ from .base import (
     Outcome,
     Page,
     ReapResult,
+    ScheduleRecord,
     Stats,
     from_ts,
 )
 from .flow import GroupUsage, QueueSettings, QueueUpdate, QueueUsage
+from .memory_maintenance import MemoryMaintenance
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 _WAITING = frozenset({"pending", "retry"})
@@ -96,6 +99,8 @@ class _Job:
     group_key: str | None = None
     #: The fair-order rank (the flow module's virtual time); 0 without a group.
     fair_rank: int = 0
+    schedule: str | None = None
+    scheduled_for: float | None = None
 
     def __getitem__(self, name: str) -> Any:
         """Read a column by name, as the kit's row mapping does."""
@@ -136,6 +141,9 @@ class _Store:
     clocks: dict[str, int] = field(default_factory=dict)
     group_ranks: dict[tuple[str, str], int] = field(default_factory=dict)
     starts: dict[str, deque[tuple[float, str | None]]] = field(default_factory=dict)
+    #: Schedules and failure alerts by name (see memory_maintenance.py).
+    schedules: dict[str, ScheduleRecord] = field(default_factory=dict)
+    alerts: dict[str, AlertRecord] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.changed = threading.Condition(self.lock)
@@ -159,8 +167,10 @@ def drop_store(name: str) -> None:
         _STORES.pop(name, None)
 
 
-class MemoryBackend:
+class MemoryBackend(MemoryMaintenance):
     """The Backend protocol on an in-process store (see module docstring)."""
+
+    _store: _Store
 
     def __init__(self, url: str, *, key_retention: float = 86400.0) -> None:
         self.url = url

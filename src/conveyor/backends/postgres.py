@@ -48,6 +48,7 @@ from .base import (
 )
 from .flow import GroupUsage, QueueSettings, QueueUpdate, QueueUsage
 from .pg_listener import Listener, Snapshot
+from .pg_maintenance import PostgresMaintenance
 from .pg_schema import MIGRATIONS, SCHEMA_VERSION, Queries, first
 from .pg_session import configure_session, is_connection_failure, is_stale
 from .pg_url import PostgresOptions, parse_postgres_url, redact
@@ -73,7 +74,7 @@ def _connect_failure(exc: psycopg.Error) -> str:
     return " ".join(reason.split()).removeprefix("FATAL: ")
 
 
-class PostgresBackend:
+class PostgresBackend(PostgresMaintenance):
     """The Backend protocol on PostgreSQL (see module docstring and docs/postgres.md)."""
 
     def __init__(self, url: str, *, key_retention: float = 86400.0) -> None:

@@ -50,6 +50,7 @@ from .base import (
     Stats,
 )
 from .flow import GroupUsage, QueueSettings, QueueUpdate, QueueUsage
+from .redis_maintenance import RedisMaintenance
 from .redis_support import (
     MAX_BLOCK,
     Clients,
@@ -94,7 +95,7 @@ def enqueue_results(flat: Sequence[Any]) -> list[EnqueueResult]:
     return [EnqueueResult(flat[i], flat[i + 1], flat[i + 2] == 1) for i in range(0, len(flat), 3)]
 
 
-class RedisBackend:
+class RedisBackend(RedisMaintenance):
     """The Backend protocol on Redis 6.2+ or Valkey (see module docstring).
 
     Connections open on first use; a lost connection raises BackendUnavailable

@@ -34,6 +34,8 @@ log = logging.getLogger("conveyor.redis")
 SCRIPT_NAMES = (
     "actions_list",
     "actions_record",
+    "alert_fire",
+    "alert_save",
     "audits",
     "cancel",
     "claim",
@@ -42,6 +44,7 @@ SCRIPT_NAMES = (
     "delete_many",
     "enqueue",
     "extend",
+    "failures_since",
     "finish",
     "get",
     "list",
@@ -51,6 +54,10 @@ SCRIPT_NAMES = (
     "queue_usage",
     "reap",
     "resubmit",
+    "schedule_delete",
+    "schedule_fire",
+    "schedule_pause",
+    "schedule_save",
     "stats",
 )
 

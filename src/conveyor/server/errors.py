@@ -8,15 +8,19 @@ import msgspec
 from starlette.responses import Response
 
 from ..errors import (
+    AlertNotFound,
+    InvalidAlert,
     InvalidArguments,
     InvalidGroup,
     InvalidLimit,
     InvalidName,
     InvalidPayload,
+    InvalidSchedule,
     InvalidState,
     InvalidStatus,
     JobNotFound,
     PayloadTooLarge,
+    ScheduleNotFound,
     UnknownTask,
 )
 
@@ -57,8 +61,12 @@ def from_exception(exc: BaseException, *, input_checks: bool = False) -> ApiErro
     """
     if isinstance(exc, ApiError):
         return exc
-    if isinstance(exc, JobNotFound):
+    if isinstance(exc, (JobNotFound, ScheduleNotFound, AlertNotFound)):
         return ApiError(404, "not_found", str(exc))
+    if isinstance(exc, InvalidSchedule):
+        return ApiError(400, "invalid_schedule", str(exc))
+    if isinstance(exc, InvalidAlert):
+        return ApiError(400, "invalid_alert", str(exc))
     if isinstance(exc, InvalidState):
         return ApiError(409, "invalid_state", str(exc))
     if isinstance(exc, PayloadTooLarge):

@@ -17,6 +17,7 @@ from ..builder import check_name
 from ..worker import Worker
 from .errors import ApiError, from_exception, json_response
 from .inputs import check_job_id
+from .maintenance import API as MAINTENANCE_API
 from .metrics import CONTENT_TYPE
 from .openapi import build_document
 from .routing import Call, RouteTable
@@ -340,7 +341,7 @@ async def metrics(call: Call[None, None]) -> Response:
 
 @lru_cache(maxsize=8)
 def _document(task_names: tuple[str, ...] | None) -> dict[str, Any]:
-    return build_document(API.routes, task_names)
+    return build_document([*API.routes, *MAINTENANCE_API.routes], task_names)
 
 
 def openapi_document(task_names: Iterable[str] | None = None) -> dict[str, Any]:
@@ -377,4 +378,4 @@ async def dashboard(call: Call[None, None]) -> Response:
     )
 
 
-ROUTES = API.starlette_routes()
+ROUTES = [*API.starlette_routes(), *MAINTENANCE_API.starlette_routes()]

@@ -395,6 +395,9 @@ class JobSummary(Struct):
     cancel_requested: bool = False
     on_complete: str | None = None
     group: str | None = None
+    #: The schedule that enqueued the job and the tick it ran for (null for other jobs).
+    schedule: str | None = None
+    scheduled_for: datetime | None = None
 
 
 class JobDetail(JobSummary):

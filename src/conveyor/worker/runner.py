@@ -27,7 +27,7 @@ from .attempt import Attempt
 from .completer import Completer, Written
 from .executor import Executor
 from .recovery import RetryDelay, error_line
-from .services import Heartbeat, PeriodicService, Reaper
+from .services import Alerter, Heartbeat, PeriodicService, Pruner, Reaper, Scheduler
 
 if TYPE_CHECKING:
     from ..app import App
@@ -79,6 +79,7 @@ class Worker:
         idle_wait: float = 1.0,
         install_signal_handlers: bool = True,
         max_retry_delay: float | None = None,
+        schedules: bool = True,
     ) -> None:
         if max_retry_delay is not None and max_retry_delay < 0:
             raise ValueError(f"max_retry_delay must be None or >= 0 seconds, got {max_retry_delay!r}")
@@ -130,8 +131,16 @@ class Worker:
             on_cancel_requested=self._cancel_requested,
         )
         self.reaper = Reaper(self.backend, self.settings.reaper_interval)
+        # The maintenance services: safe with any number of workers (see each module).
+        #: None with ``schedules=False`` (``conveyor worker --no-schedules``).
+        self.scheduler = Scheduler(app, self.settings.scheduler_interval) if schedules else None
+        self.pruner = Pruner(self.backend, self.settings.retention, self.settings.pruner_interval)
+        self.alerter = Alerter(app, self.settings.alerter_interval)
+        maintenance: tuple[PeriodicService, ...] = (self.pruner, self.alerter)
+        if self.scheduler is not None:
+            maintenance = (self.scheduler, *maintenance)
         #: Everything ``run`` starts beside the fetch loop; a new service is one more entry.
-        self.services: tuple[PeriodicService, ...] = (self.heartbeat, self.reaper)
+        self.services: tuple[PeriodicService, ...] = (self.heartbeat, self.reaper, *maintenance)
         self._started = False
 
     def __repr__(self) -> str:

@@ -42,15 +42,10 @@ local function insert(id, task, queue, priority, max_attempts, i, due)
   end
   local group = ARGV[i + 4]
   if group ~= '' then
-    -- The fair rank (backends/flow.py): after the group's last, never behind the queue's clock.
-    local clock = tonumber(redis.call('HGET', B .. 'qs:' .. queue, 'clock') or '0')
-    local last = tonumber(redis.call('HGET', B .. 'gr:' .. queue, group) or '0')
-    local rank = math.max(last, clock) + 1
-    redis.call('HSET', B .. 'gr:' .. queue, group, rank)
     fields[#fields + 1] = 'group_key'
     fields[#fields + 1] = group
     fields[#fields + 1] = 'fair_rank'
-    fields[#fields + 1] = rank
+    fields[#fields + 1] = group_rank(queue, group) -- the queue is managed already (below)
   end
   redis.call('HSET', B .. 'j:' .. id, unpack(fields))
   wait_add(queue, priority, due, id)

@@ -150,15 +150,32 @@ local function wait_remove(queue, priority, id)
   end
 end
 
+-- Recent failures: fl:<queue>: holds the queue's failed jobs by the time they failed,
+-- which the alerter counts over its window (failures_since.lua trims old entries).
+local failed_at_s = false
+local function failures_add(queue, id)
+  if not failed_at_s then
+    local _, text = clock()
+    failed_at_s = text
+  end
+  zadd(memo_key('fl:', queue, ''), failed_at_s, id)
+end
+
 -- State indexes: sq:<queue>:<state> by created_at, the one index of a job's
 -- state, serves listings, counts and purges (a listing across states or
 -- queues merges their sets). A state change is one ZREM and one ZADD.
 local function index_add(state, queue, created, id)
   zadd(memo_key('sq:', queue, state), created, id)
+  if state == 'failed' then
+    failures_add(queue, id)
+  end
 end
 
 local function index_remove(state, queue, id)
   zrem(memo_key('sq:', queue, state), id)
+  if state == 'failed' then
+    zrem(memo_key('fl:', queue, ''), id)
+  end
 end
 
 local function flush()
@@ -258,6 +275,52 @@ local function delete_job(id, f)
     zrem(B .. 'audit', id .. ':' .. i)
   end
   redis.call('DEL', B .. 'j:' .. id, ak)
+end
+
+-- A grouped job's fair rank (backends/flow.py): after its group's last, never behind the
+-- queue's clock. The queue becomes managed first; jobs this run already put in waiting
+-- are flushed so that manage() copies them into the fair sets too.
+local function group_rank(queue, group)
+  if not managed(queue) then
+    flush()
+    manage(queue)
+  end
+  local clock = tonumber(redis.call('HGET', B .. 'qs:' .. queue, 'clock') or '0')
+  local last = tonumber(redis.call('HGET', B .. 'gr:' .. queue, group) or '0')
+  local rank = math.max(last, clock) + 1
+  redis.call('HSET', B .. 'gr:' .. queue, group, rank)
+  return rank
+end
+
+-- A job of the maintenance services (a schedule tick, an alert notification), due now,
+-- stored the way enqueue.lua stores one: a group gets its fair rank, and wait_add keeps
+-- the fair sets of a managed queue, so flow control claims and counts it like any job.
+-- meta = "id|task|queue|priority|max_attempts"; group ('' = none); extra = more
+-- {field, value, ...} for its hash.
+local function store_job(meta, payload, on_complete, group, now_s, extra)
+  local id, task, queue, priority, max_attempts = string.match(meta, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$')
+  local fields = {
+    'task', task, 'queue', queue, 'state', 'pending', 'payload', payload, 'priority', priority,
+    'run_at', now_s, 'created_at', now_s, 'attempt', '0', 'max_attempts', max_attempts,
+  }
+  if on_complete ~= '' then
+    fields[#fields + 1] = 'on_complete'
+    fields[#fields + 1] = on_complete
+  end
+  if group ~= '' then
+    fields[#fields + 1] = 'group_key'
+    fields[#fields + 1] = group
+    fields[#fields + 1] = 'fair_rank'
+    fields[#fields + 1] = group_rank(queue, group)
+  end
+  for i = 1, #extra do
+    fields[#fields + 1] = extra[i]
+  end
+  redis.call('HSET', B .. 'j:' .. id, unpack(fields))
+  wait_add(queue, priority, now_s, id)
+  index_add('pending', queue, now_s, id)
+  redis.call('SADD', B .. 'queues', queue)
+  return id
 end
 
 -- (end of lib.lua)

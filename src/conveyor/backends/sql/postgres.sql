@@ -557,6 +557,34 @@ BEGIN
 END
 $$;
 
+-- name: migration_006
+-- Schedules, failure alerts, and the schedule tick a job was enqueued for (their queries are
+-- in postgres_maintenance.sql).
+ALTER TABLE {schema}.jobs ADD COLUMN schedule text, ADD COLUMN scheduled_for timestamptz;
+CREATE TABLE {schema}.schedules (
+    name        text COLLATE "C" PRIMARY KEY,
+    task        text COLLATE "C" NOT NULL,
+    cron        text,
+    every       float8 CHECK (every > 0),
+    tz          text NOT NULL,
+    payload     text NOT NULL,
+    queue       text COLLATE "C",
+    missed      text NOT NULL CHECK (missed IN ('latest', 'skip')),
+    paused      boolean NOT NULL DEFAULT false,
+    next_run_at timestamptz NOT NULL,
+    last_run_at timestamptz,
+    last_job_id text,
+    CONSTRAINT schedules_one_timing CHECK ((cron IS NULL) <> (every IS NULL))
+);
+CREATE TABLE {schema}.alerts (
+    name           text COLLATE "C" PRIMARY KEY,
+    url            text NOT NULL,
+    threshold      integer NOT NULL CHECK (threshold >= 1),
+    window_seconds float8 NOT NULL CHECK (window_seconds > 0),
+    queue          text COLLATE "C",
+    last_fired_at  timestamptz
+);
+
 -- ---------------------------------------------------------------------------------------
 -- Life cycle
 -- ---------------------------------------------------------------------------------------
@@ -878,7 +906,8 @@ j.id, j.task, j.queue, j.state, j.payload, j.attempt, j.max_attempts, j.priority
 extract(epoch FROM j.run_at)::float8, extract(epoch FROM j.created_at)::float8,
 extract(epoch FROM j.started_at)::float8, extract(epoch FROM j.finished_at)::float8,
 j.result, j.error, j.traceback, j.key, j.worker, extract(epoch FROM j.lease_expires_at)::float8,
-j.cancel_requested, j.on_complete, j.prior_attempts, j.group_key
+j.cancel_requested, j.on_complete, j.prior_attempts, j.group_key, j.schedule,
+extract(epoch FROM j.scheduled_for)::float8
 
 -- name: attempt_columns
 a.job_id, a.attempt, a.worker, extract(epoch FROM a.started_at)::float8,

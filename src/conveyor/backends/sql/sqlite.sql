@@ -118,6 +118,34 @@ CREATE TABLE IF NOT EXISTS conveyor_starts (
 CREATE INDEX IF NOT EXISTS conveyor_starts_group ON conveyor_starts (queue, group_key, started_at);
 CREATE INDEX IF NOT EXISTS conveyor_starts_queue ON conveyor_starts (queue, started_at);
 
+-- name: migration_005
+-- Schedules, failure alerts, and the schedule tick a job was enqueued for (queries in
+-- sqlite_maintenance.sql).
+ALTER TABLE conveyor_jobs ADD COLUMN schedule TEXT;
+ALTER TABLE conveyor_jobs ADD COLUMN scheduled_for REAL;
+CREATE TABLE IF NOT EXISTS conveyor_schedules (
+    name        TEXT PRIMARY KEY,
+    task        TEXT NOT NULL,
+    cron        TEXT,
+    every       REAL,
+    tz          TEXT NOT NULL,
+    payload     TEXT NOT NULL,
+    queue       TEXT,
+    missed      TEXT NOT NULL,
+    paused      INTEGER NOT NULL DEFAULT 0,
+    next_run_at REAL NOT NULL,
+    last_run_at REAL,
+    last_job_id TEXT
+);
+CREATE TABLE IF NOT EXISTS conveyor_alerts (
+    name           TEXT PRIMARY KEY,
+    url            TEXT NOT NULL,
+    threshold      INTEGER NOT NULL,
+    window_seconds REAL NOT NULL,
+    queue          TEXT,
+    last_fired_at  REAL
+);
+
 -- name: schema_version_table
 CREATE TABLE IF NOT EXISTS conveyor_schema (version INTEGER NOT NULL)
 
