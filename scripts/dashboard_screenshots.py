@@ -89,7 +89,7 @@ def settings(app: conveyor.App) -> None:
         kwargs={"kind": "stock"},
     )
     app.schedule("digest", task="send_digest", every=900)
-    app.pause_schedule("weekly-stock-report")
+    app.pause_schedule("digest")
     app.run_schedule("nightly-sales-report")
     app.alert(
         "payments-on-call",
