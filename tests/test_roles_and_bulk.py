@@ -37,6 +37,13 @@ EXAMPLE_BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/queue/retry"): {"status": "failed"},
     ("POST", "/api/queue/delete"): {"status": "failed"},
     ("PATCH", "/api/queues/{name}"): {"concurrency": 5},
+    ("POST", "/api/schedules"): {"name": "default", "task": "boom", "every": 3600, "args": ["tick"]},
+    ("POST", "/api/alerts"): {
+        "name": "default",
+        "url": "https://hooks.example.com/x",
+        "threshold": 5,
+        "window": "5m",
+    },
 }
 AUTH_ROUTES = [r for r in API.routes if r.auth]
 
@@ -122,11 +129,19 @@ def test_the_declared_roles_are_the_specified_ones() -> None:
     for operation in ("DELETE /api/queue/{job_id}", "POST /api/queue/purge", "POST /api/queue/delete"):
         method, path = operation.split(" ")
         assert declared[method, path] == "admin", operation
-    assert declared["GET", "/api/queues"] == "read"
+    for path in ("/api/queues", "/api/schedules", "/api/alerts"):
+        assert declared["GET", path] == "read", path
     for operation in (
         "PATCH /api/queues/{name}",
         "POST /api/queues/{name}/pause",
         "POST /api/queues/{name}/resume",
+        "POST /api/schedules",
+        "DELETE /api/schedules/{name}",
+        "POST /api/schedules/{name}/pause",
+        "POST /api/schedules/{name}/resume",
+        "POST /api/schedules/{name}/run",
+        "POST /api/alerts",
+        "DELETE /api/alerts/{name}",
     ):
         method, path = operation.split(" ")
         assert declared[method, path] == "admin", operation
@@ -281,7 +296,7 @@ def test_each_action_names_the_key_that_did_it(
 def test_queue_settings_and_pauses_over_http_are_in_the_trail(
     fresh: tuple[httpx.Client, httpx.Client, conveyor.App],
 ) -> None:
-    admin, reader, app = fresh
+    admin, reader, _ = fresh
     assert reader.patch("/api/queues/roles", json={"concurrency": 2}).status_code == 403
     assert admin.patch("/api/queues/roles", json={"concurrency": 2, "rate_limit": None}).status_code == 200
     assert admin.post("/api/queues/roles/pause").status_code == 200
@@ -296,3 +311,45 @@ def test_queue_settings_and_pauses_over_http_are_in_the_trail(
     ]
     assert trail[2]["detail"] == {"queue": "roles", "settings": {"concurrency": 2, "rate_limit": None}}
     assert trail[0]["detail"] == {"queue": "roles"}
+
+
+def test_schedule_and_alert_changes_over_http_are_in_the_trail(
+    fresh: tuple[httpx.Client, httpx.Client, conveyor.App],
+) -> None:
+    admin, reader, _ = fresh
+    body = {"name": "hourly", "task": "boom", "every": 3600, "args": ["tick"]}
+    assert reader.post("/api/schedules", json=body).status_code == 403
+    assert admin.post("/api/schedules", json=body).status_code == 201
+    assert admin.post("/api/schedules", json=body).status_code == 200, "saved again unchanged"
+    assert admin.post("/api/schedules/hourly/pause").status_code == 200
+    assert admin.post("/api/schedules/hourly/resume").status_code == 200
+    run = admin.post("/api/schedules/hourly/run").json()
+    assert admin.delete("/api/schedules/hourly").status_code == 200
+    alert = {"name": "ops", "url": "https://hooks.example.com/T0K3N", "threshold": 3, "window": "5m"}
+    assert admin.post("/api/alerts", json=alert).status_code == 201
+    assert admin.delete("/api/alerts/ops").status_code == 200
+    assert reader.delete("/api/alerts/ops").status_code == 403
+    trail = reader.get("/api/actions").json()["items"]
+    admin_name = parse_key(ADMIN_KEY).actor.name
+    assert {t["actor"] for t in trail} == {admin_name}
+    assert [t["action"] for t in trail] == [
+        "alert_delete",
+        "alert_save",
+        "schedule_delete",
+        "schedule_run",
+        "schedule_resume",
+        "schedule_pause",
+        "schedule_save",
+    ], "an unchanged save changes nothing and is not recorded"
+    assert trail[-1]["detail"] == {
+        "schedule": "hourly",
+        "task": "boom",
+        "tz": "UTC",
+        "queue": None,
+        "every": 3600.0,
+    }
+    assert trail[3]["count"] == 1 and trail[3]["job_id"] == run["id"]
+    assert [
+        t["action"] for t in reader.get("/api/actions", params={"job_id": run["id"]}).json()["items"]
+    ] == ["schedule_run"]
+    assert "T0K3N" not in str(trail), "an alert's URL may carry a token: not in the trail"

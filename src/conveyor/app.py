@@ -30,6 +30,7 @@ from .backends.base import (
     Outcome,
     ScheduledJob,
     ScheduleFiring,
+    ScheduleRecord,
     ScheduleSpec,
     decode_payload,
 )
@@ -671,20 +672,28 @@ class App:
         kwargs: Mapping[str, Any] | None = None,
         queue: str | None = None,
         missed: str = "latest",
+        actor: Actor | None = None,
     ) -> dict[str, Any]:
         """Create or update a schedule: ``task`` runs at each tick of ``cron`` (in ``tz``) or ``every`` s.
 
         Saved to the backend at once and kept until ``unschedule``; a worker started from
         this App saves it again (a changed timing starts over from its next tick). A bad
         cron expression, unknown zone or unknown task raises before anything is stored.
-        Returns the schedule as ``app.schedules()`` shows it.
+        Returns the schedule as ``app.schedules()`` shows it. A new or changed schedule is
+        recorded in the action trail (``schedule_save``); saving it unchanged is not.
         """
         timing = scheduling.Timing.checked(cron, every, tz)
         self.get_task(task)
         spec = self._schedule_spec(name, task, timing, args, kwargs, queue, missed)
         self.prepare_scheduled(spec)  # the arguments bind to the task: checked now, not at each tick
         self.declared_schedules[spec.name] = spec
+        before = self._schedule_record(spec.name)
         self.backend.schedule_save([spec])
+        if before is None or replace(before.spec, next_run_at=spec.next_run_at) != spec:
+            detail: dict[str, Any] = {"schedule": spec.name, "task": spec.task, "tz": spec.tz}
+            detail["queue"] = spec.queue
+            detail.update({"cron": spec.cron} if spec.cron is not None else {"every": spec.every})
+            self._record(new_action(actor or self.actor, "schedule_save", (), 0, **detail))
         return self._schedule(spec.name)
 
     def _schedule_spec(
@@ -723,47 +732,54 @@ class App:
             self.backend.schedule_save(list(self.declared_schedules.values()))
         return len(self.declared_schedules)
 
-    def unschedule(self, name: str) -> None:
+    def unschedule(self, name: str, *, actor: Actor | None = None) -> None:
         """Delete a schedule (jobs it already enqueued stay); ScheduleNotFound if there is none."""
         self.declared_schedules.pop(name, None)
         if not self.backend.schedule_delete([name]):
             raise ScheduleNotFound(f"no schedule named {name!r}")
+        self._record(new_action(actor or self.actor, "schedule_delete", (), 0, schedule=name))
 
     def schedules(self) -> list[dict[str, Any]]:
         """Every stored schedule: name, task, cron or every, tz, args, kwargs, queue, paused,
         next_run_at, last_run_at, last_job_id."""
         return [scheduling.describe(record) for record in self.backend.schedule_list()]
 
-    def _schedule(self, name: str) -> dict[str, Any]:
-        for record in self.backend.schedule_list():
-            if record.spec.name == name:
-                return scheduling.describe(record)
-        raise ScheduleNotFound(f"no schedule named {name!r}")
+    def _schedule_record(self, name: str) -> ScheduleRecord | None:
+        return next((r for r in self.backend.schedule_list() if r.spec.name == name), None)
 
-    def pause_schedule(self, name: str) -> dict[str, Any]:
+    def _schedule(self, name: str) -> dict[str, Any]:
+        record = self._schedule_record(name)
+        if record is None:
+            raise ScheduleNotFound(f"no schedule named {name!r}")
+        return scheduling.describe(record)
+
+    def pause_schedule(self, name: str, *, actor: Actor | None = None) -> dict[str, Any]:
         """Stop a schedule's ticks until resumed (runtime state: a deploy does not undo it)."""
         if not self.backend.schedule_pause([name], True):
             raise ScheduleNotFound(f"no schedule named {name!r}")
+        self._record(new_action(actor or self.actor, "schedule_pause", (), 0, schedule=name))
         return self._schedule(name)
 
-    def resume_schedule(self, name: str) -> dict[str, Any]:
+    def resume_schedule(self, name: str, *, actor: Actor | None = None) -> dict[str, Any]:
         """Resume a paused schedule from its next tick (the ticks it was paused for do not run)."""
-        record = next((r for r in self.backend.schedule_list() if r.spec.name == name), None)
+        record = self._schedule_record(name)
         if record is None:
             raise ScheduleNotFound(f"no schedule named {name!r}")
         timing = scheduling.Timing(record.spec.cron, record.spec.every, record.spec.tz)
         self.backend.schedule_pause([name], False, timing.next_tick(self.backend.now()))
+        self._record(new_action(actor or self.actor, "schedule_resume", (), 0, schedule=name))
         return self._schedule(name)
 
-    def run_schedule(self, name: str) -> Job:
+    def run_schedule(self, name: str, *, actor: Actor | None = None) -> Job:
         """Enqueue the schedule's job now, once, besides its ticks (its next tick is unchanged)."""
-        record = next((r for r in self.backend.schedule_list() if r.spec.name == name), None)
+        record = self._schedule_record(name)
         if record is None:
             raise ScheduleNotFound(f"no schedule named {name!r}")
         job = self.prepare_scheduled(record.spec)
         firing = ScheduleFiring(name, None, (ScheduledJob(self.backend.now(), job),))
         if not self.backend.schedule_fire([firing])[0]:
             raise ScheduleNotFound(f"schedule {name!r} was deleted while being run")
+        self._record(new_action(actor or self.actor, "schedule_run", (job.id,), 1, schedule=name))
         return Job(self, job.id, "pending")
 
     def prepare_scheduled(self, spec: ScheduleSpec) -> NewJob:
@@ -781,13 +797,25 @@ class App:
         threshold: int,
         window: str | float | timedelta,
         queue: str | None = None,
+        actor: Actor | None = None,
     ) -> dict[str, Any]:
         """POST to ``url`` (a signed ``conveyor.http`` job) when ``threshold`` jobs enter ``failed``
         within ``window`` (``"5m"``, seconds or a timedelta), at most once per window; ``queue``
-        limits it to one queue. Saved at once (and again when a worker of this App starts)."""
+        limits it to one queue. Saved at once (and again when a worker of this App starts).
+        A new or changed alert is recorded in the action trail (``alert_save``, without its
+        URL, which may carry a token)."""
         spec = alerting.check_alert(name, url, threshold, window, queue)
         self.declared_alerts[spec.name] = spec
+        before = next((r.spec for r in self.backend.alert_list() if r.spec.name == spec.name), None)
         self.backend.alert_save([spec])
+        if before != spec:
+            detail = {
+                "alert": spec.name,
+                "threshold": spec.threshold,
+                "window": spec.window,
+                "queue": spec.queue,
+            }
+            self._record(new_action(actor or self.actor, "alert_save", (), 0, **detail))
         return next(alerting.describe(r) for r in self.backend.alert_list() if r.spec.name == spec.name)
 
     def save_alerts(self) -> int:
@@ -796,11 +824,12 @@ class App:
             self.backend.alert_save(list(self.declared_alerts.values()))
         return len(self.declared_alerts)
 
-    def remove_alert(self, name: str) -> None:
+    def remove_alert(self, name: str, *, actor: Actor | None = None) -> None:
         """Delete an alert; AlertNotFound if there is none."""
         self.declared_alerts.pop(name, None)
         if not self.backend.alert_delete([name]):
             raise AlertNotFound(f"no alert named {name!r}")
+        self._record(new_action(actor or self.actor, "alert_delete", (), 0, alert=name))
 
     def alerts(self) -> list[dict[str, Any]]:
         """Every stored alert: name, url, threshold, window, queue, last_fired_at."""

@@ -114,7 +114,7 @@ class NameDeleted(Struct):
 
 
 # -- schedules -------------------------------------------------------------------------------------
-@API.route("GET", "/api/schedules", responses={200: ScheduleList})
+@API.route("GET", "/api/schedules", responses={200: ScheduleList}, role="read")
 async def list_schedules(call: Call[None, NoQuery]) -> Response:
     """Every schedule with its next and last run."""
     return json_response({"items": await run_in_threadpool(call.state.app.schedules)})
@@ -126,6 +126,7 @@ async def list_schedules(call: Call[None, NoQuery]) -> Response:
     responses={201: Schedule, 200: Schedule},
     errors=(413, 422),
     body_limit=BODY_LIMIT,
+    role="admin",
 )
 async def create_schedule(call: Call[ScheduleRequest, NoQuery]) -> Response:
     """Create (201) or update (200) a schedule; a bad cron, zone or task stores nothing."""
@@ -143,6 +144,7 @@ async def create_schedule(call: Call[ScheduleRequest, NoQuery]) -> Response:
             kwargs=body.kwargs,
             queue=body.queue,
             missed=body.missed,
+            actor=call.actor,
         )
         return row, existed
 
@@ -150,42 +152,54 @@ async def create_schedule(call: Call[ScheduleRequest, NoQuery]) -> Response:
     return json_response(row, 200 if existed else 201)
 
 
-@API.route("DELETE", "/api/schedules/{name}", responses={200: NameDeleted}, errors=(404,))
+@API.route("DELETE", "/api/schedules/{name}", responses={200: NameDeleted}, errors=(404,), role="admin")
 async def delete_schedule(call: Call[None, NoQuery]) -> Response:
     """Delete a schedule (the jobs it enqueued stay); 404 if there is none."""
     name = call.path("name")
-    await run_in_threadpool(call.state.app.unschedule, name)
+    await run_in_threadpool(lambda: call.state.app.unschedule(name, actor=call.actor))
     return json_response({"name": name, "deleted": True})
 
 
-@API.route("POST", "/api/schedules/{name}/pause", responses={200: Schedule}, errors=(404,))
+@API.route("POST", "/api/schedules/{name}/pause", responses={200: Schedule}, errors=(404,), role="admin")
 async def pause_schedule(call: Call[None, NoQuery]) -> Response:
     """Stop a schedule's ticks until it is resumed."""
-    return json_response(await run_in_threadpool(call.state.app.pause_schedule, call.path("name")))
+    name = call.path("name")
+    return json_response(
+        await run_in_threadpool(lambda: call.state.app.pause_schedule(name, actor=call.actor))
+    )
 
 
-@API.route("POST", "/api/schedules/{name}/resume", responses={200: Schedule}, errors=(404,))
+@API.route("POST", "/api/schedules/{name}/resume", responses={200: Schedule}, errors=(404,), role="admin")
 async def resume_schedule(call: Call[None, NoQuery]) -> Response:
     """Resume a schedule from its next tick."""
-    return json_response(await run_in_threadpool(call.state.app.resume_schedule, call.path("name")))
+    name = call.path("name")
+    return json_response(
+        await run_in_threadpool(lambda: call.state.app.resume_schedule(name, actor=call.actor))
+    )
 
 
-@API.route("POST", "/api/schedules/{name}/run", responses={201: JobRef}, errors=(404, 422))
+@API.route("POST", "/api/schedules/{name}/run", responses={201: JobRef}, errors=(404, 422), role="admin")
 async def run_schedule(call: Call[None, NoQuery]) -> Response:
     """Enqueue the schedule's job now, besides its ticks."""
-    job = await run_in_threadpool(call.state.app.run_schedule, call.path("name"))
+    name = call.path("name")
+    job = await run_in_threadpool(lambda: call.state.app.run_schedule(name, actor=call.actor))
     return json_response({"id": job.id, "status": job.state}, 201)
 
 
 # -- failure alerts ----------------------------------------------------------------------------------
-@API.route("GET", "/api/alerts", responses={200: AlertList})
+@API.route("GET", "/api/alerts", responses={200: AlertList}, role="read")
 async def list_alerts(call: Call[None, NoQuery]) -> Response:
     """Every failure alert and when it last fired."""
     return json_response({"items": await run_in_threadpool(call.state.app.alerts)})
 
 
 @API.route(
-    "POST", "/api/alerts", responses={201: Alert, 200: Alert}, errors=(413, 422), body_limit=BODY_LIMIT
+    "POST",
+    "/api/alerts",
+    responses={201: Alert, 200: Alert},
+    errors=(413, 422),
+    body_limit=BODY_LIMIT,
+    role="admin",
 )
 async def create_alert(call: Call[AlertRequest, NoQuery]) -> Response:
     """Create (201) or update (200) a failure alert; a bad URL or window stores nothing."""
@@ -194,7 +208,12 @@ async def create_alert(call: Call[AlertRequest, NoQuery]) -> Response:
     def run() -> tuple[dict[str, Any], bool]:
         existed = any(row["name"] == body.name for row in app.alerts())
         row = app.alert(
-            body.name, url=body.url, threshold=body.threshold, window=body.window, queue=body.queue
+            body.name,
+            url=body.url,
+            threshold=body.threshold,
+            window=body.window,
+            queue=body.queue,
+            actor=call.actor,
         )
         return row, existed
 
@@ -202,9 +221,9 @@ async def create_alert(call: Call[AlertRequest, NoQuery]) -> Response:
     return json_response(row, 200 if existed else 201)
 
 
-@API.route("DELETE", "/api/alerts/{name}", responses={200: NameDeleted}, errors=(404,))
+@API.route("DELETE", "/api/alerts/{name}", responses={200: NameDeleted}, errors=(404,), role="admin")
 async def delete_alert(call: Call[None, NoQuery]) -> Response:
     """Delete a failure alert; 404 if there is none."""
     name = call.path("name")
-    await run_in_threadpool(call.state.app.remove_alert, name)
+    await run_in_threadpool(lambda: call.state.app.remove_alert(name, actor=call.actor))
     return json_response({"name": name, "deleted": True})

@@ -341,7 +341,7 @@ async def metrics(call: Call[None, None]) -> Response:
 
 @lru_cache(maxsize=8)
 def _document(task_names: tuple[str, ...] | None) -> dict[str, Any]:
-    return build_document([*API.routes, *MAINTENANCE_API.routes], task_names)
+    return build_document(API.routes, task_names)
 
 
 def openapi_document(task_names: Iterable[str] | None = None) -> dict[str, Any]:
@@ -378,4 +378,6 @@ async def dashboard(call: Call[None, None]) -> Response:
     )
 
 
-ROUTES = [*API.starlette_routes(), *MAINTENANCE_API.starlette_routes()]
+# The schedule and alert routes are part of the one table: served, documented and role-checked alike.
+API.include(MAINTENANCE_API)
+ROUTES = API.starlette_routes()

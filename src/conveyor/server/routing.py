@@ -140,6 +140,10 @@ class RouteTable:
 
         return register
 
+    def include(self, other: RouteTable) -> None:
+        """Serve and document ``other``'s routes as this table's own (after those declared so far)."""
+        self.routes.extend(other.routes)
+
     def starlette_routes(self) -> list[Route]:
         """One Starlette route per operation, each wrapped by ``endpoint``."""
         return [Route(r.path, endpoint(r), methods=[r.method]) for r in self.routes]

@@ -108,6 +108,7 @@ function editor(job, ctx) {
 const DONE = {
   resubmit: "resubmitted", resubmit_many: "resubmitted with others", cancel: "cancelled",
   delete: "deleted", delete_many: "deleted with others", purge: "purged", process: "processed",
+  schedule_run: "enqueued by running its schedule",
 };
 
 function historyView(records) {
