@@ -3,7 +3,8 @@
 ``python -m bench.async_producers [--jobs 2000] [--backends sqlite,postgres,redis,memory]``:
 ``aenqueue`` from 100 concurrent coroutines vs ``enqueue`` one at a time from 100
 threads, and ``aenqueue_many`` vs ``enqueue_many`` (batches of 500). Prints jobs/s and
-the ratios the targets are stated in (>= 50 % and within 20 %).
+the ratios the targets are stated in (>= 50 % and within 20 %). Each backend's run has a
+store of its own, removed afterwards (``bench.stores``).
 """
 
 from __future__ import annotations
@@ -12,17 +13,19 @@ import argparse
 import asyncio
 import tempfile
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import conveyor
 
+from .stores import scratch_store
+
+#: Where each backend's store goes (a namespace of its own under these, removed afterwards).
 URLS = {
     "sqlite": lambda d: f"sqlite:///{d / 'bench.db'}",
-    "postgres": lambda d: f"postgresql://postgres@127.0.0.1:5432/test?schema=ab{uuid.uuid4().hex[:8]}",
-    "redis": lambda d: f"redis://127.0.0.1:6379/0?prefix=ab{uuid.uuid4().hex[:8]}",
-    "memory": lambda d: f"memory://ab{uuid.uuid4().hex[:8]}",
+    "postgres": lambda d: "postgresql://postgres@127.0.0.1:5432/test?schema=abench",
+    "redis": lambda d: "redis://127.0.0.1:6379/0?prefix=abench",
+    "memory": lambda d: "memory://abench",
 }
 CONCURRENCY = 100
 BATCH = 500
@@ -30,6 +33,13 @@ BATCH = 500
 
 def measure(url: str, jobs: int) -> dict[str, float]:
     app = conveyor.App(url)
+    try:
+        return _measure(app, jobs)
+    finally:
+        app.close()
+
+
+def _measure(app: conveyor.App, jobs: int) -> dict[str, float]:
     app.declare("noop")
     app.backend.migrate()
     app.enqueue("noop")  # warm connections
@@ -62,7 +72,6 @@ def measure(url: str, jobs: int) -> dict[str, float]:
         return async_one, async_many
 
     async_one, async_many = asyncio.run(run_async())
-    app.close()
     return {
         "enqueue": sync_one,
         "aenqueue": async_one,
@@ -82,7 +91,8 @@ def main() -> None:
     print("{:9} {:>10} {:>11} {:>6} {:>9} {:>9} {:>6}".format(*header))
     with tempfile.TemporaryDirectory() as folder:
         for name in args.backends.split(","):
-            r = measure(URLS[name](Path(folder)), args.jobs)
+            with scratch_store(URLS[name](Path(folder))) as url:
+                r = measure(url, args.jobs)
             one, many = r["aenqueue"] / r["enqueue"], r["aenqueue_many"] / r["enqueue_many"]
             print(
                 f"{name:9} {r['enqueue']:10.0f} {r['aenqueue']:11.0f} {one:6.2f} "

@@ -28,10 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import conveyor
-from conveyor.testing.conformance.stores import fresh_store
+
+from .stores import scratch_store
 
 QUEUE = "bench"
-#: Each workload gets a store of its own under these, removed afterwards (conformance's fresh_store).
+#: Each workload gets a store of its own under these, removed afterwards (bench.stores).
 URLS = {
     "sqlite": lambda d: f"sqlite:///{d / 'flow.db'}",
     "postgres": lambda d: "postgresql://postgres@127.0.0.1:5432/test?schema=flowbench",
@@ -95,7 +96,7 @@ def run(
     base: str, jobs: int, p: int, c: int, groups: int | None = None, **limits: Any
 ) -> list[tuple[float, float]]:
     """One workload on a store of its own, removed afterwards."""
-    with fresh_store(base) as url:
+    with scratch_store(base) as url:
         app = store(url, jobs, groups, **limits)
         try:
             return drain(app, p, c)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import secrets
 import socket
 import statistics
 import subprocess
@@ -19,8 +20,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from .peers.base import make_tag
 from .peers.harness import WORKLOAD_SESSION
 from .peers.systems import SYSTEMS
+from .stores import drop_store, namespace_url
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -93,10 +96,15 @@ def run_session(
     timeout: float = 900.0,
     describe: bool = False,
 ) -> dict[str, Any]:
-    """One driver subprocess; its JSON report (with ``error`` set when it failed)."""
+    """One driver subprocess; its JSON report (with ``error`` set when it failed).
+
+    The driver removes its session's store; when it is killed at ``timeout`` it cannot,
+    so a Conveyor session's namespace is dropped here (bench.stores).
+    """
+    tag = make_tag("bench", system, session, str(os.getpid()), secrets.token_hex(3))
     command = [
         python, "-m", "bench.peers.driver", system, session,
-        "--sizes", json.dumps(sizes), "--redis-url", redis_url, "--pg-dsn", pg_dsn,
+        "--sizes", json.dumps(sizes), "--redis-url", redis_url, "--pg-dsn", pg_dsn, "--tag", tag,
     ]  # fmt: skip
     if describe:
         command.append("--describe")
@@ -104,6 +112,9 @@ def run_session(
     try:
         done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
+        engine = SYSTEMS[system].engine
+        if system.startswith("conveyor-") and engine != "sqlite":  # SQLite's files go with the driver's tmp
+            drop_store(namespace_url(engine, tag, redis_url, pg_dsn, Path(".")))
         return {"system": system, "session": session, "error": f"driver timed out after {timeout:.0f}s"}
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if not lines:

@@ -123,3 +123,29 @@ def test_redis_aenqueue_many_past_one_script_call(redis_app: conveyor.App) -> No
     jobs = asyncio.run(body())
     assert len({j.id for j in jobs}) == 4500
     assert redis_app.stats()["counts"]["pending"] == 4500
+
+
+def test_redis_aenqueues_past_the_pool_size_wait_for_a_connection(
+    redis_app: conveyor.App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More concurrent calls than connections queue for one instead of failing.
+
+    A pool of 4 stands for a loaded server: with redis.asyncio's default pool the
+    calls past its size raised MaxConnectionsError ("Too many connections").
+    """
+    from conveyor.backends import redis_async
+
+    monkeypatch.setattr(redis_async, "MAX_CONNECTIONS", 4)
+    redis_app.declare("t")
+
+    async def body() -> tuple[list[conveyor.Job], int]:
+        try:
+            jobs = await asyncio.gather(*(redis_app.aenqueue("t", args=[i]) for i in range(300)))
+            return jobs, redis_app.async_backend._client.connection_pool.max_connections  # type: ignore[attr-defined]
+        finally:
+            await redis_app.aclose()
+
+    jobs, pool_size = asyncio.run(body())
+    assert pool_size == 4
+    assert len({j.id for j in jobs}) == 300
+    assert redis_app.stats()["counts"]["pending"] == 300

@@ -13,6 +13,7 @@ from typing import Any
 
 import conveyor
 
+from ..stores import drop_store, namespace_url
 from . import common
 from .base import Adapter, Namespace, WorkerPlan, chunks, package_versions
 
@@ -41,11 +42,7 @@ def backend_url(ns: Namespace | None, engine: str) -> str | None:
     """The Conveyor URL of this session's namespace."""
     if ns is None:
         return None
-    if engine == "sqlite":
-        return f"sqlite:///{ns.sqlite_dir / 'conveyor.db'}"
-    if engine == "postgres":
-        return f"{ns.pg_dsn}?schema={ns.tag}"
-    return f"{ns.redis_url}?prefix={ns.tag}"
+    return namespace_url(engine, ns.tag, ns.redis_url, ns.pg_dsn, ns.sqlite_dir)
 
 
 app = conveyor.App(backend_url(NS, ENGINE))
@@ -109,23 +106,11 @@ class ConveyorAdapter(Adapter):
         app.backend.migrate()
 
     def teardown(self) -> None:
-        """Drop the PostgreSQL schema or the Redis keys (SQLite files go with the temporary directory)."""
+        """Drop the session's store: its PostgreSQL schema, Redis keys or SQLite files (bench.stores)."""
         app.close()
-        if self.engine == "postgres":
-            import psycopg
-            from psycopg import sql
-
-            with psycopg.connect(self.ns.pg_dsn, autocommit=True) as conn:
-                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.ns.tag)))
-        elif self.engine == "redis":
-            import redis
-
-            client = redis.Redis.from_url(self.ns.redis_url)
-            for pattern in (f"{self.ns.tag}*", f"{{{self.ns.tag}*"):
-                keys = list(client.scan_iter(match=pattern, count=1000))
-                for start in range(0, len(keys), 1000):
-                    client.delete(*keys[start : start + 1000])
-            client.close()
+        url = backend_url(self.ns, self.engine)
+        if url is not None:
+            drop_store(url)
 
     def enqueue_noop(self, n: int) -> None:
         """Bulk: ``enqueue_many`` of 1,000 at a time."""

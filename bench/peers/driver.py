@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         "--pg-dsn", default=os.environ.get("BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
     )
     parser.add_argument("--describe", action="store_true", help="print versions and configuration only")
+    parser.add_argument("--tag", help="the session's namespace (default: made from system, session and pid)")
     args = parser.parse_args(argv)
     sizes = {**DEFAULT_SIZES, **json.loads(args.sizes)}
     system = SYSTEMS[args.system]
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir()
     os.environ.update(
         {
-            "BENCH_TAG": make_tag("bench", args.system, args.session, str(os.getpid())),
+            "BENCH_TAG": args.tag or make_tag("bench", args.system, args.session, str(os.getpid())),
             "BENCH_OUT": str(out),
             "BENCH_REDIS_URL": args.redis_url,
             "BENCH_PG_DSN": args.pg_dsn,
@@ -80,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.describe:
             report["describe"] = adapter.describe()
         else:
-            adapter.setup()
-            try:
+            try:  # a setup that fails half-way has created storage too: teardown removes it
+                adapter.setup()
                 report["result"] = SESSIONS[args.session](adapter, sizes)
             finally:
                 adapter.teardown()

@@ -8,6 +8,8 @@ and ``app.resubmit`` return Jobs already loaded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +23,10 @@ from .states import FINAL_STATES, State
 
 if TYPE_CHECKING:
     from .app import App
+
+#: With live finish wake-ups a waiter still reads its job this often: a safety net for a
+#: change that sends none (a deleted job) and for a notice lost while a listener reconnects.
+LIVE_RECHECK = 1.0
 
 
 class Job:
@@ -196,22 +202,36 @@ class Job:
         """Wait for the job to finish and return its result.
 
         Raises ``conveyor.JobFailed`` if it failed or was cancelled, and
-        ``TimeoutError`` if it has not finished within ``timeout`` seconds.
+        ``TimeoutError`` if it has not finished within ``timeout`` seconds. Between
+        reads it waits for the backend's finish wake-up (PostgreSQL NOTIFY, a Redis
+        message, memory's own); without one it polls, 5 ms doubling up to ``poll``.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        delay = min(0.005, poll)
-        while True:
-            try:
-                self.refresh()
-            except JobNotFound:
-                raise JobFailed(self.id, "deleted", "the job was deleted", None) from None
-            if self.state in FINAL_STATES:
-                break
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"job {self.id} still {self.state} after {timeout}s")
-            left = poll if deadline is None else max(0.0, min(poll, deadline - time.monotonic()))
-            time.sleep(min(delay, left))
-            delay = min(delay * 2, poll)
+        woken = threading.Event()
+        with self.app.backend.watch_finishes([self.id], woken.set) as watch:
+            pause = min(0.005, poll)
+            while True:
+                woken.clear()  # before the read: a finish after it sets the event again
+                if self._finished():
+                    break
+                left = LIVE_RECHECK if deadline is None else deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"job {self.id} still {self.state} after {timeout}s")
+                if watch.live:
+                    woken.wait(min(LIVE_RECHECK, left))
+                else:
+                    woken.wait(min(pause, left))
+                    pause = min(pause * 2, poll)
+        return self._outcome()
+
+    def _finished(self) -> bool:
+        try:
+            self.refresh()
+        except JobNotFound:
+            raise JobFailed(self.id, "deleted", "the job was deleted", None) from None
+        return self.state in FINAL_STATES
+
+    def _outcome(self) -> Any:
         record = self._stored()
         if record.state != "completed":
             raise JobFailed(self.id, record.state, record.error, record.traceback)
@@ -231,31 +251,40 @@ class Job:
             raise JobNotFound(f"no job with id {self.id!r}")
         return self._load(record)
 
-    async def aresult(self, timeout: float | None = None) -> Any:
+    async def aresult(self, timeout: float | None = None, poll: float = 0.1) -> Any:
         """``result``, awaited: the return value, ``JobFailed``, or ``TimeoutError``.
 
-        Between reads it awaits the backend's ``wait_for_change`` (an engine wake-up, or
-        a short pause on the loop growing to a cap), so a waiting handler costs the loop
-        nothing and other coroutines keep running.
+        Between reads it awaits the backend's finish wake-up, handed to the loop from
+        the engine's listener thread (PostgreSQL NOTIFY, a Redis message, memory's
+        own), or without one a pause on the loop (5 ms doubling up to ``poll``); a
+        waiting handler costs the loop nothing and other coroutines keep running.
         """
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
-        backend = self.app.async_backend
-        while True:
-            try:
-                await self.arefresh()
-            except JobNotFound:
-                raise JobFailed(self.id, "deleted", "the job was deleted", None) from None
-            if self.state in FINAL_STATES:
-                break
-            left = 60.0 if deadline is None else deadline - loop.time()
-            if left <= 0:
-                raise TimeoutError(f"job {self.id} still {self.state} after {timeout}s")
-            await backend.wait_for_change(self.id, left)
-        record = self._stored()
-        if record.state != "completed":
-            raise JobFailed(self.id, record.state, record.error, record.traceback)
-        return record.result
+        woken = asyncio.Event()
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(woken.set)
+
+        with self.app.backend.watch_finishes([self.id], wake) as watch:
+            pause = min(0.005, poll)
+            while True:
+                woken.clear()  # before the read: a finish after it sets the event again
+                try:
+                    await self.arefresh()
+                except JobNotFound:
+                    raise JobFailed(self.id, "deleted", "the job was deleted", None) from None
+                if self.state in FINAL_STATES:
+                    break
+                left = LIVE_RECHECK if deadline is None else deadline - loop.time()
+                if left <= 0:
+                    raise TimeoutError(f"job {self.id} still {self.state} after {timeout}s")
+                wait = min(LIVE_RECHECK if watch.live else pause, left)
+                if not watch.live:
+                    pause = min(pause * 2, poll)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), wait)
+        return self._outcome()
 
     async def acancel(self) -> Job:
         """``cancel``, awaited; returns self refreshed."""

@@ -8,9 +8,9 @@ SQL blocks or Lua scripts and the kit's row mapping (``pg_async.py``,
 hands each call to the sync backend on a bounded pool of threads, so the event loop
 never blocks and no more than ``max_threads`` calls wait on the engine at once.
 
-``wait_for_change(job_id, timeout)`` is what ``Job.aresult`` awaits between reads:
-it returns when the job may have changed (a wake-up from the engine where it has
-one) or after a short, growing pause otherwise; the caller always reads again.
+``Job.aresult`` waits between reads on the sync backend's ``watch_finishes``: the
+engine's listener thread wakes the loop (``call_soon_threadsafe``), so waiting needs
+no async connection of its own.
 """
 
 from __future__ import annotations
@@ -84,28 +84,18 @@ class AsyncBackend(Protocol):
         """Attempt records, newest first."""
         ...
 
-    async def wait_for_change(self, job_id: str, timeout: float) -> None:
-        """Return when ``job_id`` may have changed state, or after at most ``timeout`` seconds."""
-        ...
-
 
 class ThreadedAsyncBackend:
     """Any sync Backend, awaited: each call runs on a bounded pool of threads.
 
     The pool is this object's own (not the loop's default executor), so producers
     never starve ``asyncio.to_thread`` users of the application, and its size bounds
-    how many calls wait on the engine at once. ``wait_for_change`` has no engine
-    wake-up to wait on here: it sleeps on the loop, starting at 5 ms and doubling
-    per call on the same job up to ``poll`` seconds.
+    how many calls wait on the engine at once.
     """
 
-    def __init__(
-        self, backend: Backend, *, max_threads: int = DEFAULT_MAX_THREADS, poll: float = 0.1
-    ) -> None:
+    def __init__(self, backend: Backend, *, max_threads: int = DEFAULT_MAX_THREADS) -> None:
         self.backend = backend
-        self.poll = poll
         self._pool = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="conveyor-async")
-        self._pauses: dict[str, float] = {}
 
     def __repr__(self) -> str:
         return f"<ThreadedAsyncBackend {self.backend!r}>"
@@ -160,18 +150,5 @@ class ThreadedAsyncBackend:
         """Attempt records, read on a pool thread."""
         return await self._call(self.backend.audits, job_id, limit, offset)
 
-    async def wait_for_change(self, job_id: str, timeout: float) -> None:
-        """A growing pause on the loop (no wake-up to wait on)."""
-        await growing_pause(self._pauses, job_id, timeout, self.poll)
 
-
-async def growing_pause(pauses: dict[str, float], job_id: str, timeout: float, cap: float) -> None:
-    """Sleep 5 ms the first time for ``job_id``, then twice as long each call, up to ``cap``."""
-    pause = pauses.get(job_id, 0.0025) * 2
-    pauses[job_id] = min(pause, cap)
-    if len(pauses) > 10_000:  # forgotten waiters (cancelled awaits) must not grow it forever
-        pauses.clear()
-    await asyncio.sleep(max(0.0, min(pause, cap, timeout)))
-
-
-__all__ = ["DEFAULT_MAX_THREADS", "AsyncBackend", "ThreadedAsyncBackend", "growing_pause"]
+__all__ = ["DEFAULT_MAX_THREADS", "AsyncBackend", "ThreadedAsyncBackend"]

@@ -17,7 +17,7 @@ compare-and-set with the jobs it stores.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
@@ -514,6 +514,16 @@ class Backend(Protocol):
         """Managed queues (all, or those of ``names`` that are) against their limits, by name."""
         ...
 
+    # -- results -----------------------------------------------------------
+    def watch_finishes(self, job_ids: Sequence[str], wake: Callable[[], None]) -> FinishWatch:
+        """Call ``wake`` (from any thread) when one of ``job_ids`` may have reached a final state.
+
+        Never blocks: an engine whose listener is not connected yet returns a watch
+        that is not ``live`` and wakes it once listening. See the kit's finish
+        wake-up rule.
+        """
+        ...
+
     # -- admin -------------------------------------------------------------
     def get(self, job_id: str) -> JobRecord | None:
         """One job with its attempt records, or None."""
@@ -614,6 +624,54 @@ class Backend(Protocol):
     def alert_fire(self, firings: Sequence[AlertFiring]) -> list[bool]:
         """Apply each firing atomically (see AlertFiring); True where it applied."""
         ...
+
+
+class FinishWatch:
+    """Wake-ups for some jobs reaching a final state, as ``Backend.watch_finishes`` gives them.
+
+    ``wake`` is called, from any thread, when a watched job may have finished (or when
+    the engine cannot tell: its listener reconnected); the waiter then reads the job
+    again. ``live`` is True while the engine delivers a wake-up for every finish; while
+    it is False (an engine without wake-ups, or a listener reconnecting) the waiter
+    polls. Use it as a context manager, or call :meth:`close`.
+    """
+
+    __slots__ = ("_forget", "_live", "job_ids", "wake")
+
+    def __init__(
+        self,
+        job_ids: Sequence[str],
+        wake: Callable[[], None],
+        *,
+        live: Callable[[], bool] | None = None,
+        forget: Callable[[FinishWatch], None] | None = None,
+    ) -> None:
+        self.job_ids = tuple(dict.fromkeys(job_ids))
+        self.wake = wake
+        self._live = live
+        self._forget = forget
+
+    @property
+    def live(self) -> bool:
+        """True while every finish of a watched job reaches ``wake``."""
+        return self._live is not None and self._live()
+
+    @property
+    def has_wakeups(self) -> bool:
+        """False when the engine never wakes a watch (SQLite): waiters poll, always."""
+        return self._live is not None
+
+    def close(self) -> None:
+        """Stop watching (idempotent)."""
+        forget, self._forget, self._live = self._forget, None, None
+        if forget is not None:
+            forget(self)
+
+    def __enter__(self) -> FinishWatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def decode_payload(payload: str) -> tuple[list[Any], dict[str, Any]]:

@@ -39,12 +39,25 @@ the record of a deletion outlives the job it names.
 
 The claim order: higher ``priority`` first, then earlier ``run_at``, then the
 smaller id (ids sort by creation time, so this is FIFO).
+
+The finish wake-up rule (``watch_finishes``): whenever a job reaches a final state
+(``completed``, ``failed``, ``cancelled``: by ``finish_many``, ``cancel`` or the
+reaper), the engine tells the processes watching it, once per write and not once
+per job. PostgreSQL sends one ``pg_notify`` on the schema's finish channel with
+the ids, comma-separated (past NOTIFY's 8000-byte payload limit, about 240 ids,
+it says ``*``, "something finished", which wakes every watch); ``finish_many``
+skips it while no finish listener holds the schema's advisory lock. Redis
+PUBLISHes the ids once per script call on ``{prefix}:finished``; memory calls the
+store's :class:`FinishHub` directly; SQLite sends nothing (waiters poll). A
+listener that (re)connects wakes every watch, since what it missed is unknown.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final, Literal, Protocol, get_args
 
 from ..errors import InvalidState, JobNotFound
@@ -55,6 +68,7 @@ from .base import (
     AlertRecord,
     AlertSpec,
     AttemptRecord,
+    FinishWatch,
     JobQuery,
     JobRecord,
     NewJob,
@@ -416,3 +430,78 @@ def cannot_delete(job_id: str) -> InvalidState:
 def unknown_outcome_kind(kind: str) -> ValueError:
     """An outcome whose kind is none of :data:`OUTCOME_KINDS`."""
     return ValueError(f"unknown outcome kind {kind!r}: expected one of {', '.join(OUTCOME_KINDS)}")
+
+
+#: Kinds of outcome that leave a job in a final state (what ``watch_finishes`` reports).
+FINAL_OUTCOMES: Final = frozenset({"completed", "failed", "cancelled"})
+
+log = logging.getLogger("conveyor.backends")
+
+
+class FinishHub:
+    """Routes an engine's "these jobs finished" notices to the watches of those ids.
+
+    One per backend (per store for memory). ``live`` says whether the engine's
+    notices currently arrive (a listener connected); ``on_watch`` runs when a watch
+    is added (an engine starts its listener there, without blocking).
+    """
+
+    def __init__(
+        self, live: Callable[[], bool] = lambda: True, on_watch: Callable[[], None] | None = None
+    ) -> None:
+        self.live = live
+        self._on_watch = on_watch
+        self._lock = threading.Lock()
+        self._by_id: dict[str, list[FinishWatch]] = {}
+
+    def watch(self, job_ids: Sequence[str], wake: Callable[[], None]) -> FinishWatch:
+        """A watch on ``job_ids`` calling ``wake`` when one of them may have finished."""
+        watch = FinishWatch(job_ids, wake, live=self.live, forget=self.forget)
+        with self._lock:
+            for job_id in watch.job_ids:
+                self._by_id.setdefault(job_id, []).append(watch)
+        if self._on_watch is not None:
+            self._on_watch()
+        return watch
+
+    def forget(self, watch: FinishWatch) -> None:
+        """Remove ``watch`` (FinishWatch.close calls this)."""
+        with self._lock:
+            for job_id in watch.job_ids:
+                watches = self._by_id.get(job_id)
+                if watches is not None and watch in watches:
+                    watches.remove(watch)
+                    if not watches:
+                        del self._by_id[job_id]
+
+    @property
+    def watching(self) -> bool:
+        """True while any job is watched."""
+        return bool(self._by_id)
+
+    def finished(self, job_ids: Iterable[str]) -> None:
+        """Wake the watches of these ids (cheap when nobody watches: one dict probe per id)."""
+        if not self._by_id:
+            return
+        with self._lock:
+            woken = {id(w): w for job_id in job_ids for w in self._by_id.get(job_id, ())}
+        self._wake(woken.values())
+
+    def wake_all(self) -> None:
+        """Wake every watch: the engine cannot tell what finished (a listener reconnected)."""
+        with self._lock:
+            woken = {id(w): w for watches in self._by_id.values() for w in watches}
+        self._wake(woken.values())
+
+    @staticmethod
+    def _wake(watches: Iterable[FinishWatch]) -> None:
+        for watch in watches:
+            try:
+                watch.wake()
+            except Exception:
+                log.debug("a finish wake-up failed", exc_info=True)
+
+
+def final_ids(outcomes: Sequence[Outcome], applied: Sequence[bool]) -> list[str]:
+    """The ids of applied outcomes that left their job in a final state."""
+    return [o.job_id for o, ok in zip(outcomes, applied, strict=True) if ok and o.kind in FINAL_OUTCOMES]

@@ -20,7 +20,7 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,6 +37,7 @@ from .base import (
     ClaimedJob,
     ClaimRequest,
     EnqueueResult,
+    FinishWatch,
     JobQuery,
     JobRecord,
     Lease,
@@ -144,6 +145,8 @@ class _Store:
     #: Schedules and failure alerts by name (see memory_maintenance.py).
     schedules: dict[str, ScheduleRecord] = field(default_factory=dict)
     alerts: dict[str, AlertRecord] = field(default_factory=dict)
+    #: Watches of jobs reaching a final state (``Job.result`` waiting), woken directly.
+    finishes: kit.FinishHub = field(default_factory=kit.FinishHub)
 
     def __post_init__(self) -> None:
         self.changed = threading.Condition(self.lock)
@@ -407,6 +410,7 @@ class MemoryBackend(MemoryMaintenance):
                 for follow_up in outcome.follow_ups:
                     self._enqueue_one(follow_up, now)
             store.changed.notify_all()
+        store.finishes.finished(kit.final_ids(outcomes, applied))
         return applied
 
     def _apply(self, job: _Job, outcome: Outcome, now: float) -> None:
@@ -435,6 +439,7 @@ class MemoryBackend(MemoryMaintenance):
         """Apply the kit's reap verdict to lapsed leases, oldest first."""
         store = self._store
         requeued = failed = 0
+        finished: list[str] = []
         with store.changed:
             now = time.time()
             expired = [
@@ -458,6 +463,7 @@ class MemoryBackend(MemoryMaintenance):
                     requeued += 1
                 else:
                     job.state, job.finished_at, job.traceback = verdict, now, None
+                    finished.append(job.id)
                     if verdict == "failed":
                         failed += 1
                 audit = kit.reaped_attempt(
@@ -466,6 +472,7 @@ class MemoryBackend(MemoryMaintenance):
                 self._audit(kit.attempt_record(audit))
             if requeued:
                 store.changed.notify_all()
+        store.finishes.finished(finished)
         return ReapResult(requeued, failed)
 
     # -- flow control ----------------------------------------------------------------
@@ -498,6 +505,11 @@ class MemoryBackend(MemoryMaintenance):
                 started = self._started(starts, settings.rate_limit, now)
                 usage.append(QueueUsage(settings, len(running), started, top))
         return usage
+
+    # -- results ---------------------------------------------------------------------
+    def watch_finishes(self, job_ids: Sequence[str], wake: Callable[[], None]) -> FinishWatch:
+        """Woken directly by this store's writes: always live."""
+        return self._store.finishes.watch(job_ids, wake)
 
     # -- admin -----------------------------------------------------------------------
     def get(self, job_id: str) -> JobRecord | None:
@@ -590,7 +602,10 @@ class MemoryBackend(MemoryMaintenance):
                 job.cancel_requested = True
             else:
                 raise kit.cannot_cancel(job_id, job.state)
-            return kit.job_record(job, self._store.attempts.get(job_id, ()))
+            record = kit.job_record(job, self._store.attempts.get(job_id, ()))
+        if record.state == "cancelled":
+            self._store.finishes.finished([job_id])
+        return record
 
     def delete(self, job_id: str) -> None:
         """Delete a job that is not processing, with its attempt records."""
@@ -601,6 +616,7 @@ class MemoryBackend(MemoryMaintenance):
             if job.state == "processing":
                 raise kit.cannot_delete(job_id)
             self._forget([job])
+        self._store.finishes.finished([job_id])  # a waiter learns that it is gone
 
     def delete_many(self, query: JobQuery) -> BulkDeletion:
         """Delete every matching job but the processing ones (counted as skipped)."""
@@ -608,6 +624,7 @@ class MemoryBackend(MemoryMaintenance):
             matched = self._matching(query)
             doomed = [job for job in matched if job.state != "processing"]
             self._forget(doomed)
+        self._store.finishes.finished([job.id for job in doomed])  # as delete: waiters learn they are gone
         return BulkDeletion([job.id for job in doomed], len(matched) - len(doomed))
 
     def _forget(self, jobs: list[_Job]) -> None:

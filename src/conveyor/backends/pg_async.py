@@ -23,7 +23,6 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from ..errors import BackendUnavailable, ConfigurationError
 from ..states import State
 from . import kit
-from .aio import growing_pause
 from .base import AttemptRecord, EnqueueResult, JobQuery, JobRecord, NewJob, Page, Stats
 from .pg_session import is_connection_failure
 from .pg_url import redact
@@ -60,7 +59,6 @@ class AsyncPostgresBackend:
         self.queries = backend.queries
         self._pool: AsyncConnectionPool[AsyncConn] | None = None
         self._pool_lock = asyncio.Lock()
-        self._pauses: dict[str, float] = {}
 
     def __repr__(self) -> str:
         return f"<AsyncPostgresBackend {redact(self.backend.url)}>"
@@ -216,10 +214,6 @@ class AsyncPostgresBackend:
             params = {"job_id": job_id, "limit": limit, "offset": offset}
             rows = await self._rows(self.queries["audits_job"], params)
         return [_attempt(r) for r in rows]
-
-    async def wait_for_change(self, job_id: str, timeout: float) -> None:
-        """A growing pause on the loop, capped at the URL's ``poll`` (finishing sends no NOTIFY)."""
-        await growing_pause(self._pauses, job_id, timeout, min(self.backend.options.poll, 0.25))
 
 
 def _caller_connection(connection: Any) -> AsyncConn:

@@ -7,6 +7,10 @@ counts notifications per queue and wakes the waiters serving that queue. If the
 connection drops, the thread reconnects with backoff and wakes every waiter once
 it listens again (notifications sent meanwhile are lost, so everyone looks again);
 while it is down, waiters fall back to polling.
+
+:class:`FinishListener` is the same machinery on the finish channel: it hands the
+job ids of each notification to a :class:`~conveyor.backends.kit.FinishHub`, which
+wakes the ``Job.result`` calls waiting on them.
 """
 
 from __future__ import annotations
@@ -18,9 +22,12 @@ import threading
 import time
 from collections.abc import Sequence
 from contextlib import suppress
+from typing import LiteralString
 
 import psycopg
 from psycopg import sql
+
+from .kit import FinishHub
 
 log = logging.getLogger("conveyor.postgres")
 
@@ -125,6 +132,7 @@ class Listener:
                     # Notifications psycopg reads while running a statement on this
                     # connection go to the handler; the ones we read ourselves, to _drain.
                     conn.add_notify_handler(lambda note: self._count([note.payload]))
+                    self._before_listen(conn)
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
                     self._set_listening(True)
                     delay = 0.1
@@ -142,6 +150,9 @@ class Listener:
                     self._set_listening(False)
             self._sleep(delay)
             delay = min(delay * 2, 5.0)
+
+    def _before_listen(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        """What a listener does on a new connection before it LISTENs (nothing here)."""
 
     def _sleep(self, seconds: float) -> None:
         with suppress(OSError, ValueError):
@@ -176,3 +187,31 @@ class Listener:
                 self._counts[queue] = self._counts.get(queue, 0) + 1
             self.notifications += len(queues)
             self._cond.notify_all()
+
+
+class FinishListener(Listener):
+    """LISTENs on the finish channel and wakes the hub's watches of the ids each notice carries.
+
+    Whenever it starts or stops listening it wakes every watch: notices sent while it
+    was not listening are lost, and a watch that is no longer live must start polling.
+    """
+
+    def __init__(self, conninfo: str, channel: str, hub: FinishHub, lock: LiteralString) -> None:
+        super().__init__(conninfo, channel)
+        self.hub = hub
+        self.lock = lock
+
+    def _before_listen(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        # The finish statement notifies only while a session holds this lock (postgres.sql).
+        conn.execute(self.lock)
+
+    def _count(self, queues: list[str]) -> None:
+        # Here each payload is a comma-separated list of job ids (or "*": some job finished).
+        self.notifications += len(queues)
+        if "*" in queues:
+            self.hub.wake_all()
+        self.hub.finished(job_id for payload in queues for job_id in payload.split(","))
+
+    def _set_listening(self, value: bool) -> None:
+        super()._set_listening(value)
+        self.hub.wake_all()

@@ -42,12 +42,13 @@ def literal(text: str) -> LiteralString:
 
 
 class Queries:
-    """The named blocks of postgres.sql, formatted once for one schema and channel."""
+    """The named blocks of postgres.sql, formatted once for one schema and its channels."""
 
-    def __init__(self, schema: str, channel: str) -> None:
+    def __init__(self, schema: str, channel: str, finished_channel: str) -> None:
         self._args: dict[str, sql.Composable] = {
             "schema": sql.Identifier(schema),
             "channel": sql.Literal(channel),
+            "finished_channel": sql.Literal(finished_channel),
         }
         for name in _FRAGMENTS:
             self._args[name] = sql.SQL(literal(SQL[name])).format(**self._args)

@@ -61,6 +61,12 @@ class PostgresOptions:
         """The NOTIFY channel of this schema (PostgreSQL truncates identifiers to 63 bytes)."""
         return f"conveyor.{self.schema}"[:63]
 
+    @property
+    def finished_channel(self) -> str:
+        """The channel telling ``Job.result`` waiters which jobs finished (a schema name has no
+        dot, so it never equals another schema's ``channel``)."""
+        return f"conveyor.finished.{self.schema}"[:63]
+
 
 def _int(name: str, raw: str, url: str, low: int) -> int:
     try:

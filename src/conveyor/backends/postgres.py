@@ -15,7 +15,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, LiteralString, cast
 
@@ -35,6 +35,7 @@ from .base import (
     ClaimedJob,
     ClaimRequest,
     EnqueueResult,
+    FinishWatch,
     JobQuery,
     JobRecord,
     Lease,
@@ -47,7 +48,7 @@ from .base import (
     Stats,
 )
 from .flow import GroupUsage, QueueSettings, QueueUpdate, QueueUsage
-from .pg_listener import Listener, Snapshot
+from .pg_listener import FinishListener, Listener, Snapshot
 from .pg_maintenance import PostgresMaintenance
 from .pg_schema import MIGRATIONS, SCHEMA_VERSION, Queries, first
 from .pg_session import configure_session, is_connection_failure, is_stale
@@ -82,11 +83,14 @@ class PostgresBackend(PostgresMaintenance):
         self.options: PostgresOptions = parse_postgres_url(url)
         self.schema = self.options.schema
         self.key_retention = key_retention
-        self.queries = Queries(self.schema, self.options.channel)
+        self.queries = Queries(self.schema, self.options.channel, self.options.finished_channel)
         self._lock = threading.Lock()
         self._schema_lock = threading.Lock()
         self._pool: ConnectionPool[Conn] | None = None
         self._listener: Listener | None = None
+        self._finish_listener: FinishListener | None = None
+        #: Job.result waiters, woken by the finish listener (started by the first watch).
+        self._finishes = kit.FinishHub(live=self._finishes_live, on_watch=self._start_finish_listener)
         self._ready = False
         self._local = threading.local()
         self._pid = os.getpid()
@@ -106,7 +110,9 @@ class PostgresBackend(PostgresMaintenance):
         with self._lock:
             if self._pid != os.getpid():
                 _INHERITED.append((self._pool, self._listener))
+                _INHERITED.append((self._finish_listener, None))
                 self._pool, self._listener, self._pid = None, None, os.getpid()
+                self._finish_listener = None
 
     def _get_pool(self) -> ConnectionPool[Conn]:
         if self._pid != os.getpid():
@@ -253,8 +259,10 @@ class PostgresBackend(PostgresMaintenance):
         with self._lock:
             pool, self._pool = self._pool, None
             listener, self._listener = self._listener, None
-        if listener is not None:
-            listener.close()
+            finish_listener, self._finish_listener = self._finish_listener, None
+        for stopping in (listener, finish_listener):
+            if stopping is not None:
+                stopping.close()
         if pool is not None:
             pool.close(timeout=5.0)
 
@@ -558,6 +566,37 @@ class PostgresBackend(PostgresMaintenance):
                 groups = tuple(GroupUsage(r[0], int(r[1]), int(r[2])) for r in top)
                 usage.append(QueueUsage(settings, int(running), int(started), groups))
         return usage
+
+    # -- results -----------------------------------------------------------------------
+    def watch_finishes(self, job_ids: Sequence[str], wake: Callable[[], None]) -> FinishWatch:
+        """Woken by NOTIFY on the finish channel; live once the finish listener listens.
+
+        The first watch starts the listener thread without waiting for it: until it
+        listens the watch is not live (its waiter polls), and it is woken when it is.
+        """
+        return self._finishes.watch(job_ids, wake)
+
+    def _finishes_live(self) -> bool:
+        listener = self._finish_listener
+        return listener is not None and listener.listening and self._pid == os.getpid()
+
+    def _start_finish_listener(self) -> None:
+        if not self.options.listen:
+            return
+        if self._pid != os.getpid():
+            self._forked()
+        listener = self._finish_listener
+        if listener is None:
+            with self._lock:
+                listener = self._finish_listener
+                if listener is None:
+                    listener = self._finish_listener = FinishListener(
+                        self.options.conninfo,
+                        self.options.finished_channel,
+                        self._finishes,
+                        self.queries["finish_listener_lock"],
+                    )
+        listener.start()
 
     # -- admin -------------------------------------------------------------------------
     def get(self, job_id: str) -> JobRecord | None:

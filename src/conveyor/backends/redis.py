@@ -18,10 +18,11 @@ query option goes to redis-py (``socket_timeout=``, ``ssl_cert_reqs=``...).
 
 from __future__ import annotations
 
+import os
 import secrets
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,6 +39,7 @@ from .base import (
     ClaimedJob,
     ClaimRequest,
     EnqueueResult,
+    FinishWatch,
     JobQuery,
     JobRecord,
     Lease,
@@ -54,6 +56,7 @@ from .redis_maintenance import RedisMaintenance
 from .redis_support import (
     MAX_BLOCK,
     Clients,
+    FinishSubscriber,
     check_server,
     decode_attempt,
     decode_record,
@@ -115,6 +118,9 @@ class RedisBackend(RedisMaintenance):
         self._keys = [self.base]
         self._lock = threading.Lock()
         self._clients: Clients | None = None
+        self._subscriber: FinishSubscriber | None = None
+        #: Job.result waiters, woken by the finish subscriber (started by the first watch).
+        self._finishes = kit.FinishHub(live=self._finishes_live, on_watch=self._start_subscriber)
 
     def __repr__(self) -> str:
         return f"<RedisBackend {self.server} prefix={self.prefix!r}>"
@@ -164,6 +170,9 @@ class RedisBackend(RedisMaintenance):
         """Close the connections (they reopen on next use)."""
         with self._lock:
             clients, self._clients = self._clients, None
+            subscriber, self._subscriber = self._subscriber, None
+        if subscriber is not None:
+            subscriber.close()
         if clients is not None:
             clients.close()
 
@@ -356,6 +365,28 @@ class RedisBackend(RedisMaintenance):
                 QueueUsage(_settings(name, settings), int(running), int(started), flow.busiest(groups))
             )
         return usage
+
+    # -- results -------------------------------------------------------------------------
+    def watch_finishes(self, job_ids: Sequence[str], wake: Callable[[], None]) -> FinishWatch:
+        """Woken by the finish scripts' PUBLISH; live once the subscriber thread is subscribed.
+
+        The first watch starts that thread without waiting for it: until it is
+        subscribed the watch is not live (its waiter polls), and it is woken when it is.
+        """
+        return self._finishes.watch(job_ids, wake)
+
+    def _finishes_live(self) -> bool:
+        subscriber = self._subscriber
+        return subscriber is not None and subscriber.listening
+
+    def _start_subscriber(self) -> None:
+        with self._lock:
+            subscriber = self._subscriber
+            if subscriber is None or subscriber.pid != os.getpid():
+                subscriber = self._subscriber = FinishSubscriber(
+                    lambda: self.clients.blocking.pubsub(), self.base + "finished", self._finishes
+                )
+        subscriber.start()
 
     # -- admin ---------------------------------------------------------------------------
     @translate_errors

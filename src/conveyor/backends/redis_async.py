@@ -6,6 +6,13 @@ sync backend's argument and reply codecs (``enqueue_args``, ``enqueue_results``,
 ``decode_record``): one copy of each script. Listings, stats and admin writes, and
 an enqueue larger than one script call, go to the sync backend on the bounded
 thread pool of :class:`ThreadedAsyncBackend`.
+
+The client holds at most :data:`MAX_CONNECTIONS` connections and more concurrent calls
+wait for a free one (up to :data:`POOL_TIMEOUT`) rather than fail: a web process may
+``aenqueue`` from a thousand requests at once, and redis.asyncio's default pool raises
+``MaxConnectionsError`` past 100 connections in use. A standalone server gets
+redis.asyncio's ``BlockingConnectionPool``; a cluster client, whose per-node pools
+cannot block, gets a semaphore of the same size in front of it.
 """
 
 from __future__ import annotations
@@ -26,6 +33,10 @@ from .redis import ENQUEUE_CHUNK, RedisBackend, enqueue_args, enqueue_results
 from .redis_support import CONNECT_TIMEOUT, SOCKET_TIMEOUT, decode_record, script_source
 
 _NATIVE_SCRIPTS = ("enqueue", "get")
+#: Connections the async client opens at most (per node on a cluster); more calls wait.
+MAX_CONNECTIONS = 50
+#: How long a call waits for a free connection before Redis counts as unavailable.
+POOL_TIMEOUT = 20.0
 
 
 class AsyncRedisBackend(ThreadedAsyncBackend):
@@ -38,6 +49,8 @@ class AsyncRedisBackend(ThreadedAsyncBackend):
         self._client: Any = None
         self._scripts: dict[str, Any] = {}
         self._client_lock = asyncio.Lock()
+        #: Bounds the calls in flight on a cluster client (a standalone one's pool blocks itself).
+        self._gate: asyncio.Semaphore | None = None
 
     def __repr__(self) -> str:
         return f"<AsyncRedisBackend {self.backend.server} prefix={self.backend.prefix!r}>"
@@ -48,22 +61,36 @@ class AsyncRedisBackend(ThreadedAsyncBackend):
                 if self._client is None:
                     # The sync side checks the schema and the server (and detects a cluster) once.
                     cluster = (await asyncio.to_thread(lambda: self.backend.clients)).cluster
-                    factory: Any = AsyncRedisCluster.from_url if cluster else redis.asyncio.Redis.from_url
-                    client = factory(
-                        self.backend.options.client_url,
-                        decode_responses=True,
-                        socket_connect_timeout=CONNECT_TIMEOUT,
-                        socket_timeout=SOCKET_TIMEOUT,
-                    )
+                    client = self._new_client(cluster)
                     self._scripts = {n: client.register_script(script_source(n)) for n in _NATIVE_SCRIPTS}
                     self._client = client
         return self._scripts[name]
 
+    def _new_client(self, cluster: bool) -> Any:
+        url = self.backend.options.client_url
+        timeouts = {"socket_connect_timeout": CONNECT_TIMEOUT, "socket_timeout": SOCKET_TIMEOUT}
+        if cluster:
+            self._gate = asyncio.Semaphore(MAX_CONNECTIONS)
+            return AsyncRedisCluster.from_url(
+                url, decode_responses=True, max_connections=MAX_CONNECTIONS, **timeouts
+            )
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            url, decode_responses=True, max_connections=MAX_CONNECTIONS, timeout=POOL_TIMEOUT, **timeouts
+        )
+        return redis.asyncio.Redis.from_pool(pool)  # the client owns the pool: aclose closes it
+
     async def _run(self, name: str, args: Sequence[Any]) -> Any:
         script = await self._script(name)
         try:
-            return await script(keys=[self.backend.base], args=list(args))
-        except (redis.ConnectionError, redis.TimeoutError, ClusterDownError) as exc:
+            if self._gate is None:
+                return await script(keys=[self.backend.base], args=list(args))
+            async with asyncio.timeout(POOL_TIMEOUT):
+                await self._gate.acquire()
+            try:
+                return await script(keys=[self.backend.base], args=list(args))
+            finally:
+                self._gate.release()
+        except (redis.ConnectionError, redis.TimeoutError, ClusterDownError, TimeoutError) as exc:
             raise BackendUnavailable(
                 f"Redis at {self.backend.server} is unavailable ({type(exc).__name__}: {exc})"
             ) from exc

@@ -6,8 +6,10 @@ the Backend protocol and little else.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable
@@ -291,3 +293,76 @@ def decode_attempt(job_id: str, text: str) -> AttemptRecord:
     row = dict(zip(_STORED_ATTEMPT_FIELDS, values, strict=True))
     row["job_id"] = job_id
     return kit.attempt_record(row)
+
+
+class FinishSubscriber:
+    """A thread SUBSCRIBEd to the namespace's ``finished`` channel, waking a FinishHub's watches.
+
+    ``connect`` returns a redis-py PubSub (it may open connections: it runs on this
+    thread, never on the caller's). When the subscription starts or ends, every
+    watch is woken: messages published while nobody listened are lost, and a watch
+    that is no longer live has to poll. A lost connection is reopened with backoff.
+    """
+
+    def __init__(self, connect: Callable[[], Any], channel: str, hub: kit.FinishHub) -> None:
+        self.connect = connect
+        self.channel = channel
+        self.hub = hub
+        self.pid = os.getpid()
+        self._listening = False
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def listening(self) -> bool:
+        """True while this process receives the channel's messages."""
+        return self._listening and self.pid == os.getpid()
+
+    def start(self) -> None:
+        """Start the thread (once)."""
+        with self._lock:
+            if self._thread is None and not self._closed.is_set():
+                self._thread = threading.Thread(
+                    target=self._main, name="conveyor-redis-finishes", daemon=True
+                )
+                self._thread.start()
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop the thread; it notices within a second."""
+        self._closed.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def _set_listening(self, value: bool) -> None:
+        self._listening = value
+        self.hub.wake_all()
+
+    def _main(self) -> None:
+        delay = 0.1
+        while not self._closed.is_set():
+            pubsub: Any = None
+            try:
+                pubsub = self.connect()
+                pubsub.subscribe(self.channel)
+                while not self._closed.is_set():
+                    message = pubsub.get_message(timeout=1.0)
+                    if message is None:
+                        continue
+                    if message["type"] == "subscribe":
+                        self._set_listening(True)
+                        delay = 0.1
+                    elif message["type"] == "message":
+                        self.hub.finished(message["data"].split(","))
+            except (redis.RedisError, OSError) as exc:
+                if not self._closed.is_set():
+                    log.warning("Redis finish subscription lost (%s); result() polls meanwhile", exc)
+            finally:
+                if self._listening:
+                    self._set_listening(False)
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        pubsub.close()
+            self._closed.wait(delay)
+            delay = min(delay * 2, 5.0)

@@ -12,7 +12,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from .base import (
     ClaimedJob,
     ClaimRequest,
     EnqueueResult,
+    FinishWatch,
     JobQuery,
     JobRecord,
     Lease,
@@ -408,6 +409,11 @@ class SQLiteBackend(SQLiteMaintenance):
     def queue_usage(self, names: Sequence[str] | None = None) -> list[QueueUsage]:
         """Managed queues against their limits, by name."""
         return sqlite_flow.usage(self._conn(), names, time.time())
+
+    # -- results -------------------------------------------------------------
+    def watch_finishes(self, job_ids: Sequence[str], wake: Callable[[], None]) -> FinishWatch:
+        """Never live: another process's commit to the file sends nothing, so waiters poll."""
+        return FinishWatch(job_ids, wake)
 
     # -- admin ---------------------------------------------------------------
     def get(self, job_id: str) -> JobRecord | None:

@@ -22,5 +22,6 @@ wait_remove(f[2], f[3], id)
 index_remove(f[1], f[2], id)
 index_add('cancelled', f[2], f[4], id)
 key_release(f[5], id)
+finished(id)
 flush()
 return 'done'

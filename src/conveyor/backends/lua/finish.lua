@@ -46,6 +46,7 @@ for i = 3, #ARGV, 5 do
       end
       index_add('completed', queue, created, id)
       key_retain(f[6], id, retention_ms)
+      finished(id)
     elseif kind == 'retry' then
       local due = fmt6(now + tonumber(delay))
       redis.call('HSET', jk, 'state', 'retry', 'run_at', due)
@@ -68,6 +69,7 @@ for i = 3, #ARGV, 5 do
       set_or_clear(jk, 'traceback', ARGV[i + 3], no_trace)
       index_add(kind, queue, created, id)
       key_release(f[6], id)
+      finished(id)
     end
     local record = ARGV[i + 4]
     if record ~= '' then

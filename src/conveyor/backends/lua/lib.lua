@@ -178,7 +178,19 @@ local function index_remove(state, queue, id)
   end
 end
 
+-- The kit's finish wake-up rule: the ids of jobs that reached a final state in
+-- this run, PUBLISHed by flush() once, comma-separated, on "finished" for the
+-- processes waiting on Job.result (no subscriber: PUBLISH costs next to nothing).
+local finished_ids = {}
+local function finished(id)
+  finished_ids[#finished_ids + 1] = id
+end
+
 local function flush()
+  if #finished_ids > 0 then
+    redis.call('PUBLISH', B .. 'finished', table.concat(finished_ids, ','))
+    finished_ids = {}
+  end
   for key, t in pairs(zrems) do
     chunked('ZREM', key, t)
   end

@@ -25,12 +25,14 @@ for _, id in ipairs(ids) do
       redis.call('HDEL', jk, 'traceback')
       index_add('cancelled', queue, created, id)
       key_release(f[10], id)
+      finished(id)
     elseif tonumber(f[2]) - tonumber(f[11] or '0') >= tonumber(f[3]) then
       failed = failed + 1
       redis.call('HSET', jk, 'state', 'failed', 'finished_at', now_s, 'error', lost_error)
       redis.call('HDEL', jk, 'traceback')
       index_add('failed', queue, created, id)
       key_release(f[10], id)
+      finished(id)
     else
       requeued = requeued + 1
       redis.call('HSET', jk, 'state', 'pending', 'run_at', now_s, 'error', lost_error)

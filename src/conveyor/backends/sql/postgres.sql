@@ -1,7 +1,8 @@
 -- Conveyor's PostgreSQL migrations and queries, as named blocks.
 --
--- {schema} is the quoted schema name and {channel} the NOTIFY channel literal: both are
--- filled in once per backend with psycopg.sql (Identifier / Literal) from a validated name.
+-- {schema} is the quoted schema name, {channel} the NOTIFY channel literal that wakes idle
+-- workers and {finished_channel} the one that wakes Job.result waiters: all are filled in
+-- once per backend with psycopg.sql (Identifier / Literal) from a validated name.
 -- Every value travels as a bound %(name)s parameter. Times are timestamptz on the database
 -- clock and cross into Python as epoch seconds (float8). Braces that are not placeholders
 -- would have to be doubled, so these queries build arrays with ARRAY[...] instead.
@@ -724,6 +725,11 @@ SELECT p.*, set_config('synchronous_commit',
                        coalesce(%(commit)s::text, current_setting('synchronous_commit')), true)
 FROM (SELECT * FROM plain UNION ALL SELECT * FROM flow) AS p
 
+-- name: finish_listener_lock
+-- Taken (shared, for the session) by a finish listener before it LISTENs: finish notifies
+-- only while some session holds it.
+SELECT pg_advisory_lock_shared(hashtext('conveyor.finish'), hashtext({finished_channel}))
+
 -- name: next_due
 -- Seconds until the earliest waiting job in these queues is due (<= 0: due now; NULL: none),
 -- with the same loose index scan as the claim (waiting_levels).
@@ -754,8 +760,10 @@ RETURNING j.id, j.cancel_requested,
 -- parallel arrays (one primary-key lookup per outcome, ids unique within the statement) and
 -- fenced by the lease token; one INSERT of the audit rows of the outcomes that applied, from
 -- what the UPDATEs return (with the job's payload: the arguments the attempt ran with, the
--- kit's resubmit history rule); and a NOTIFY for the queues of released and retried jobs (idle
--- workers claim them, or learn when the retry falls due).
+-- kit's resubmit history rule); a NOTIFY for the queues of released and retried jobs (idle
+-- workers claim them, or learn when the retry falls due); and, for the jobs that reached a
+-- final state, one NOTIFY on the finish channel carrying their ids (the kit's finish wake-up
+-- rule); past NOTIFY's 8000-byte payload limit the notice says '*' instead.
 WITH completed AS (
     UPDATE {schema}.jobs j
     SET state = 'completed', result = o.value, finished_at = now(), error = NULL, traceback = NULL,
@@ -848,8 +856,23 @@ audited AS (
 woken AS (
     SELECT pg_notify({channel}, w.queue)
     FROM (SELECT queue FROM retried UNION SELECT queue FROM released) AS w
+),
+told AS (
+    -- One notice per write. NOTIFY's payload stops at 8000 bytes (about 240 ids): a larger
+    -- batch says '*', "something finished", and every waiter of this schema reads again.
+    SELECT pg_notify({finished_channel}, CASE WHEN octet_length(f.ids) < 8000 THEN f.ids ELSE '*' END)
+    FROM (SELECT string_agg(id, ',') AS ids
+          FROM (SELECT id FROM completed UNION ALL SELECT id FROM failed UNION ALL SELECT id FROM cancelled)
+               AS finals) AS f
+    WHERE f.ids IS NOT NULL
+      -- Only when someone listens: every finish listener holds this advisory lock shared
+      -- (finish_listener_lock). When our exclusive try succeeds nobody does, and the NOTIFY,
+      -- whose commit serialises on a global lock and wakes every listening session of the
+      -- database, is skipped; a listener arriving meanwhile waits for our commit, and its
+      -- waiters read again once it listens. A failed try only means one NOTIFY too many.
+      AND NOT pg_try_advisory_xact_lock(hashtext('conveyor.finish'), hashtext({finished_channel}))
 )
-SELECT ARRAY(SELECT id FROM applied), (SELECT count(*) FROM woken),
+SELECT ARRAY(SELECT id FROM applied), (SELECT count(*) FROM woken), (SELECT count(*) FROM told),
        set_config('synchronous_commit',
                   coalesce(%(commit)s::text, current_setting('synchronous_commit')), true)
 
@@ -890,9 +913,15 @@ audited AS (
 woken AS (
     SELECT pg_notify({channel}, d.queue)
     FROM (SELECT DISTINCT queue FROM reaped WHERE state = 'pending') AS d
+),
+told AS (
+    -- Failed and cancelled jobs, one notice on the finish channel as in finish.
+    SELECT pg_notify({finished_channel}, CASE WHEN octet_length(f.ids) < 8000 THEN f.ids ELSE '*' END)
+    FROM (SELECT string_agg(r.id, ',') AS ids FROM reaped r WHERE r.state <> 'pending') AS f
+    WHERE f.ids IS NOT NULL
 )
 SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'failed'),
-       (SELECT count(*) FROM woken),
+       (SELECT count(*) FROM woken), (SELECT count(*) FROM told),
        set_config('synchronous_commit',
                   coalesce(%(commit)s::text, current_setting('synchronous_commit')), true)
 FROM reaped
@@ -1010,14 +1039,21 @@ SELECT (SELECT count(*) FROM resubmitted), (SELECT count(*) FROM woken),
        coalesce((SELECT array_agg(r.id ORDER BY r.created_at, r.id) FROM resubmitted r), '{{}}')
 
 -- name: cancel
--- Waiting: cancelled at once. Processing: flagged; the worker's heartbeat carries the request.
-UPDATE {schema}.jobs j
-SET state = CASE WHEN j.state = 'processing' THEN j.state ELSE 'cancelled' END,
-    finished_at = CASE WHEN j.state = 'processing' THEN j.finished_at ELSE now() END,
-    error = CASE WHEN j.state = 'processing' THEN j.error ELSE %(error)s END,
-    cancel_requested = j.cancel_requested OR j.state = 'processing'
-WHERE j.id = %(id)s AND j.state IN ('pending', 'retry', 'processing')
-RETURNING j.id
+-- Waiting: cancelled at once (and told on the finish channel). Processing: flagged; the
+-- worker's heartbeat carries the request.
+WITH changed AS (
+    UPDATE {schema}.jobs j
+    SET state = CASE WHEN j.state = 'processing' THEN j.state ELSE 'cancelled' END,
+        finished_at = CASE WHEN j.state = 'processing' THEN j.finished_at ELSE now() END,
+        error = CASE WHEN j.state = 'processing' THEN j.error ELSE %(error)s END,
+        cancel_requested = j.cancel_requested OR j.state = 'processing'
+    WHERE j.id = %(id)s AND j.state IN ('pending', 'retry', 'processing')
+    RETURNING j.id, j.state
+),
+told AS (
+    SELECT pg_notify({finished_channel}, c.id) FROM changed c WHERE c.state = 'cancelled'
+)
+SELECT c.id, (SELECT count(*) FROM told) FROM changed c
 
 -- name: delete_job
 WITH gone AS (

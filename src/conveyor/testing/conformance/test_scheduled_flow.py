@@ -1,18 +1,22 @@
-"""Schedules meet flow control: a tick's job is claimed and counted like any other job.
+"""Schedules meet flow control: a tick's job is claimed, counted and awaited like any other job.
 
 The scheduler stores its jobs with its own statements and scripts (``schedule_fire``);
 they must take the enqueue path's flow-control steps (a group's fair rank, the fair sets
-of a managed queue), so a queue's limits, its pause and its fair order hold for them.
+of a managed queue), so a queue's limits, its pause and its fair order hold for them;
+and finishing a job the flow claim leased wakes its ``result()`` waiters.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from typing import Any
 
 import pytest
 
 import conveyor
 from conveyor.backends.base import ClaimedJob, ClaimRequest, Outcome, ScheduledJob, ScheduleFiring
+from conveyor.testing.helpers import wait_for
 
 QUEUE = "limited"
 
@@ -93,3 +97,38 @@ def test_a_grouped_tick_job_takes_its_fair_place_and_its_group_limit(app: convey
     complete(app, claim_limited(app, 10))
     (last,) = claim_limited(app, 10)
     assert last.id == tick and last.group == "a"
+
+
+def test_jobs_leased_by_the_flow_claim_wake_their_waiters_when_finished(scheduled: conveyor.App) -> None:
+    app = scheduled
+    app.configure_queue(QUEUE, concurrency=2, group_concurrency=1)
+    (tick,) = fire_ticks(app, "hourly", [3600.0])
+    grouped = app.enqueue("report", kwargs={"tenant": "a"})
+    woken: set[str] = set()
+    lock = threading.Lock()
+
+    def wake_for(job_id: str) -> Any:
+        def wake() -> None:
+            with lock:
+                woken.add(job_id)
+
+        return wake
+
+    watches = [app.backend.watch_finishes([i], wake_for(i)) for i in (tick, grouped.id)]
+    wakes = all(w.has_wakeups for w in watches)  # SQLite's waiters poll: result() is the check there
+    try:
+        if wakes:
+            wait_for(lambda: all(w.live for w in watches), timeout=10)
+        taken = claim_limited(app, 10)
+        assert {j.id for j in taken} == {tick, grouped.id}
+        by_id = {j.id: j for j in taken}
+        timer = threading.Timer(0.2, complete, [app, [by_id[tick]]])
+        timer.start()
+        assert app.get(tick).result(timeout=20) is None, "result() of a tick job sees its finish"
+        timer.join()
+        complete(app, [by_id[grouped.id]])
+        if wakes:
+            wait_for(lambda: woken == {tick, grouped.id}, timeout=10)
+    finally:
+        for watch in watches:
+            watch.close()
