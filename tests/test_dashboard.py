@@ -395,11 +395,16 @@ def test_pause_and_resume_a_queue_and_edit_its_limits_from_the_queues_page(site:
     expect(card.locator('[data-state="pending"] .mini-value')).to_have_text("1")
     expect(card.get_by_test_id("running")).to_contain_text("0 running · no limit")
 
-    card.get_by_role("button", name="Pause").click()
+    # From the keyboard: Enter on Pause, Tab from Cancel to the confirmation, Enter.
+    card.get_by_role("button", name="Pause").focus()
+    page.keyboard.press("Enter")
     dialog = page.get_by_role("dialog")
     expect(dialog).to_contain_text("Pause mail?")
-    dialog.get_by_role("button", name="Pause mail").click()
+    page.keyboard.press("Tab")
+    expect(dialog.get_by_role("button", name="Pause mail")).to_be_focused()
+    page.keyboard.press("Enter")
     expect(card.get_by_test_id("paused")).to_have_text("paused")
+    expect(card.get_by_role("button", name="Resume")).to_be_focused()  # focus stays on the toggle
     assert queue_info(site, "mail")["paused"] is True
     page.goto(site.url + "/#/overview")  # the overview flags it too
     expect(page.locator('#queues tr[data-queue="mail"]').get_by_test_id("paused")).to_be_visible()

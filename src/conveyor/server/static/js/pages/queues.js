@@ -120,17 +120,18 @@ function editor(queue, ctx) {
 function actions(queue, ctx) {
   if (!ctx.can("admin")) return null;
   const pause = queue.paused
-    ? h("button", { type: "button", class: "primary", dataset: { key: "resume-" + queue.name }, onclick: async () => {
+    ? h("button", { type: "button", class: "primary", dataset: { key: "toggle-" + queue.name }, onclick: async () => {
       const done = await ctx.act(() => api.resumeQueue(queue.name));
       if (done) { ctx.toast("Resumed " + queue.name + ": workers claim from it again."); ctx.refresh(); }
     } }, "Resume")
-    : h("button", { type: "button", dataset: { key: "pause-" + queue.name }, onclick: async () => {
+    : h("button", { type: "button", dataset: { key: "toggle-" + queue.name }, onclick: async () => {
       const sure = await ctx.confirm("Pause " + queue.name + "?",
         "Workers stop claiming its jobs until it is resumed; enqueue still works and running jobs finish.", { action: "Pause " + queue.name });
       if (!sure) return;
       const done = await ctx.act(() => api.pauseQueue(queue.name));
       if (done) { ctx.toast("Paused " + queue.name + "."); ctx.refresh(); }
     } }, "Pause");
+  // Pause and Resume share a key, so focus stays on the toggle when it flips.
   const edit = h("button", { type: "button", dataset: { key: "edit-" + queue.name }, "aria-expanded": String(ctx.state.editing === queue.name),
     onclick: () => { ctx.state.editing = ctx.state.editing === queue.name ? null : queue.name; ctx.rerender(); } }, "Edit limits");
   return h("div", { class: "row queue-actions", role: "group", "aria-label": "Actions on " + queue.name }, pause, edit);

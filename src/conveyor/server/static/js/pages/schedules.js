@@ -51,11 +51,11 @@ function lastRun(schedule, ctx) {
 function actions(schedule, ctx) {
   if (!ctx.can("admin")) return null;
   const toggle = schedule.paused
-    ? h("button", { type: "button", class: "primary", dataset: { key: "resume-" + schedule.name }, onclick: async () => {
+    ? h("button", { type: "button", class: "primary", dataset: { key: "toggle-" + schedule.name }, onclick: async () => {
       const done = await ctx.act(() => api.resumeSchedule(schedule.name));
       if (done) { ctx.toast("Resumed " + schedule.name + ": it runs from its next tick."); ctx.refresh(); }
     } }, "Resume")
-    : h("button", { type: "button", dataset: { key: "pause-" + schedule.name }, onclick: async () => {
+    : h("button", { type: "button", dataset: { key: "toggle-" + schedule.name }, onclick: async () => {
       const done = await ctx.act(() => api.pauseSchedule(schedule.name));
       if (done) { ctx.toast("Paused " + schedule.name + ": no tick enqueues a job until it is resumed."); ctx.refresh(); }
     } }, "Pause");
