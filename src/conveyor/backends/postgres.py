@@ -58,8 +58,9 @@ from .pg_url import PostgresOptions, parse_postgres_url, redact
 #: by another claimer, or by a caller's open transaction): short, doubling while it lasts, so
 #: never a busy loop.
 _LOCKED_DUE_WAIT = 0.01
-#: The most it doubles to: a due job may also be held back by a queue's limits (flow control),
-#: which free up as jobs finish and rate windows slide, not only at a commit that notifies.
+#: The most it doubles to when one of the queues has flow-control settings: there a due job
+#: may be held back by the queue's limits, which free up as jobs finish and rate windows
+#: slide, not only at a commit that notifies. Other queues double up to the poll interval.
 _LOCKED_DUE_CAP = 0.05
 
 Row = tuple[Any, ...]
@@ -419,13 +420,14 @@ class PostgresBackend(PostgresMaintenance):
                 since = listener.snapshot(names)
             if listener.changed(names, since):
                 return
-        due_in = self._next_due(names)
+        due_in, managed = self._next_due(names)
         wait = deadline - time.monotonic()
         if due_in is not None and due_in > 0:
             wait = min(wait, due_in)
-        elif due_in is not None:  # due, yet the claim got nothing: it is locked for now
+        elif due_in is not None:  # due, yet the claim got nothing: locked, or held back by limits
             locked_wait: float = getattr(self._local, "locked_wait", _LOCKED_DUE_WAIT)
-            self._local.locked_wait = min(locked_wait * 2, self.options.poll, _LOCKED_DUE_CAP)
+            cap = _LOCKED_DUE_CAP if managed else self.options.poll
+            self._local.locked_wait = min(locked_wait * 2, self.options.poll, cap)
             wait = min(wait, locked_wait)
         if listener is None or not listener.listening:
             wait = min(wait, self.options.poll)
@@ -436,9 +438,10 @@ class PostgresBackend(PostgresMaintenance):
         else:
             listener.wait(names, since, wait)
 
-    def _next_due(self, queues: list[str]) -> float | None:
-        value = first(self._one(self.queries["next_due"], {"queues": queues}))
-        return None if value is None else float(value)
+    def _next_due(self, queues: list[str]) -> tuple[float | None, bool]:
+        """Seconds until the earliest waiting job is due, and whether a queue has flow control."""
+        value, managed = self._one(self.queries["next_due"], {"queues": queues})
+        return (None if value is None else float(value)), bool(managed)
 
     def extend_leases(self, leases: Sequence[Lease], lease_seconds: float) -> LeaseRenewal:
         """Renew every held lease in one statement; report lost ones and cancel requests."""

@@ -732,9 +732,11 @@ SELECT pg_advisory_lock_shared(hashtext('conveyor.finish'), hashtext({finished_c
 
 -- name: next_due
 -- Seconds until the earliest waiting job in these queues is due (<= 0: due now; NULL: none),
--- with the same loose index scan as the claim (waiting_levels).
+-- with the same loose index scan as the claim (waiting_levels), and whether one of them has
+-- flow-control settings (a due job there may be held back by its limits).
 WITH RECURSIVE {waiting_levels}
-SELECT extract(epoch FROM min(n.run_at) - now())::float8
+SELECT extract(epoch FROM min(n.run_at) - now())::float8,
+       EXISTS (SELECT 1 FROM {schema}.queues s WHERE s.name = ANY(%(queues)b::text[]))
 FROM levels l
 CROSS JOIN LATERAL (
     SELECT j.run_at FROM {schema}.jobs j
