@@ -57,7 +57,54 @@ def shop(path: Path) -> conveyor.App:
     def refresh_prices(feed: str) -> None:
         raise ConnectionError(f"price feed {feed} refused the connection")
 
+    @app.task(queue="reports")
+    def build_report(kind: str) -> str:
+        return f"s3://reports/{kind}.pdf"
+
+    @app.task(queue="mail")
+    def send_digest() -> None:
+        return None
+
     return app
+
+
+def settings(app: conveyor.App) -> None:
+    """Limits, a paused queue, schedules and an alert: what the queues and schedules pages show."""
+    app.configure_queue("billing", concurrency=4, rate_limit="120/m")
+    app.configure_queue("mail", concurrency=20, group_concurrency=2, group_rate_limit="10/m")
+    app.configure_queue("sync", concurrency=1)
+    app.pause_queue("sync")
+    app.schedule(
+        "nightly-sales-report",
+        task="build_report",
+        cron="0 2 * * *",
+        tz="Europe/Berlin",
+        kwargs={"kind": "sales"},
+    )
+    app.schedule(
+        "weekly-stock-report",
+        task="build_report",
+        cron="30 7 * * MON",
+        tz="America/New_York",
+        kwargs={"kind": "stock"},
+    )
+    app.schedule("digest", task="send_digest", every=900)
+    app.pause_schedule("digest")
+    app.run_schedule("nightly-sales-report")
+    app.alert(
+        "payments-on-call",
+        url="https://hooks.slack.example.com/services/T000/B000/XXXX",
+        threshold=10,
+        window="5m",
+        queue="billing",
+    )
+    app.alert("ops", url="https://alerts.example.net/conveyor", threshold=50, window="1h")
+
+
+def grouped_mail(app: conveyor.App) -> None:
+    """Receipts of three shops waiting in "mail", grouped by shop: its busiest groups."""
+    for n, shop_name in enumerate(["shop-amsterdam"] * 9 + ["shop-lisbon"] * 5 + ["shop-oslo"] * 2):
+        app.enqueue("send_receipt", [f"ORD-{10600 + n}", f"buyer{n}@example.com"], group=shop_name)
 
 
 def fill(app: conveyor.App) -> None:
@@ -78,6 +125,8 @@ def fill(app: conveyor.App) -> None:
     for n in range(8):
         app.enqueue("send_receipt", [f"ORD-{10500 + n}", f"late{n}@example.com"], delay=60 * (n + 1))
     app.enqueue("make_thumbnail", [89001], priority=5)
+    settings(app)
+    grouped_mail(app)
 
 
 @contextmanager
@@ -150,6 +199,8 @@ def main() -> int:
                     group.locator("summary").click()
                     group.get_by_label("Select every job on this page").check()
                     shoot(page, base + "/#/failures", "failures", scheme)
+                    shoot(page, base + "/#/queues", "queues", scheme)
+                    shoot(page, base + "/#/schedules", "schedules", scheme)
                     context.close()
             browser.close()
         app.close()

@@ -375,3 +375,155 @@ def test_a_read_only_key_sees_no_action_buttons_and_a_forged_request_is_refused(
     assert answer[0] == 403 and "needs the write role" in answer[1]["error"]["message"]
     assert site.client.get(f"/api/jobs/{job_id}").json()["status"] == "failed"
     assert site.client.get("/api/actions").json()["items"] == []
+
+
+# -- queues, schedules and groups --------------------------------------------------------------------
+def queue_info(site: Site, name: str) -> dict[str, Any]:
+    items: list[dict[str, Any]] = site.client.get("/api/queues").raise_for_status().json()["items"]
+    return next(q for q in items if q["name"] == name)
+
+
+def test_pause_and_resume_a_queue_and_edit_its_limits_from_the_queues_page(site: Site, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    site.app.enqueue("noop")  # the queue "mail" exists through its job
+    sign_in(page, site)
+    page.keyboard.press("g")
+    page.keyboard.press("q")
+    expect(page.get_by_role("heading", name="Queues")).to_be_visible()
+    card = page.locator('article.queue[data-queue="mail"]')
+    expect(card.locator('[data-state="pending"] .mini-value')).to_have_text("1")
+    expect(card.get_by_test_id("running")).to_contain_text("0 running · no limit")
+
+    # From the keyboard: Enter on Pause, Tab from Cancel to the confirmation, Enter.
+    card.get_by_role("button", name="Pause").focus()
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Pause mail?")
+    page.keyboard.press("Tab")
+    expect(dialog.get_by_role("button", name="Pause mail")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(card.get_by_test_id("paused")).to_have_text("paused")
+    expect(card.get_by_role("button", name="Resume")).to_be_focused()  # focus stays on the toggle
+    assert queue_info(site, "mail")["paused"] is True
+    page.goto(site.url + "/#/overview")  # the overview flags it too
+    expect(page.locator('#queues tr[data-queue="mail"]').get_by_test_id("paused")).to_be_visible()
+    page.goto(site.url + "/#/queues")
+    card.get_by_role("button", name="Resume").click()
+    expect(card.get_by_test_id("paused")).to_have_count(0)
+    assert queue_info(site, "mail")["paused"] is False
+
+    # A refused value is explained in the API's words, beside the fields, and changes nothing.
+    card.get_by_role("button", name="Edit limits").click()
+    concurrency = card.get_by_label("Concurrency", exact=True)
+    expect(concurrency).to_be_focused()
+    card.get_by_label("Rate limit", exact=True).fill("ten/s")
+    card.get_by_role("button", name="Save limits").click()
+    problem = card.get_by_role("alert")
+    expect(problem).to_contain_text("ten/s")
+    assert queue_info(site, "mail")["rate_limit"] is None
+    card.get_by_label("Rate limit", exact=True).fill("30/m")
+    concurrency.fill("3")
+    card.get_by_role("button", name="Save limits").click()
+    expect(page.locator("#toast")).to_contain_text("Limits of mail saved")
+    expect(card.get_by_test_id("running")).to_contain_text("0 of 3 running")
+    expect(card.get_by_test_id("rate")).to_contain_text("0 of 30/m started")
+    info = queue_info(site, "mail")
+    assert (info["concurrency"], info["rate_limit"], info["group_concurrency"]) == (3, "30/m", None)
+    # An emptied field removes that limit; the others stay.
+    card.get_by_role("button", name="Edit limits").click()
+    card.get_by_label("Rate limit", exact=True).fill("")
+    card.get_by_role("button", name="Save limits").click()
+    expect(card.get_by_test_id("rate")).to_have_text("no limit")
+    info = queue_info(site, "mail")
+    assert (info["concurrency"], info["rate_limit"]) == (3, None)
+
+
+def test_a_read_only_key_sees_no_queue_or_schedule_actions_and_a_forged_patch_is_refused(
+    two_key_site: Site, page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    site = two_key_site
+    site.app.enqueue("noop")
+    site.app.schedule("hourly-noop", task="noop", cron="0 * * * *")
+    sign_in(page, site, READ_KEY)
+    page.goto(site.url + "/#/queues")
+    card = page.locator('article.queue[data-queue="mail"]')
+    expect(card.locator('[data-state="pending"] .mini-value')).to_have_text("1")
+    for name in ("Pause", "Resume", "Edit limits"):
+        expect(page.get_by_role("button", name=name, exact=True)).to_have_count(0)
+    page.goto(site.url + "/#/schedules")
+    expect(page.locator('tr[data-schedule="hourly-noop"]')).to_be_visible()
+    for name in ("Pause", "Resume", "Run now"):
+        expect(page.get_by_role("button", name=name, exact=True)).to_have_count(0)
+    answers = page.evaluate(
+        """async (key) => {
+            const headers = {"x-api-key": key, "content-type": "application/json"};
+            const body = '{"concurrency": 1}';
+            const patch = await fetch("api/queues/mail", {method: "PATCH", headers, body});
+            const pause = await fetch("api/queues/mail/pause", {method: "POST", headers});
+            const run = await fetch("api/schedules/hourly-noop/run", {method: "POST", headers});
+            return [[patch.status, await patch.json()], [pause.status], [run.status]];
+        }""",
+        READ_KEY,
+    )
+    assert answers[0][0] == 403 and "needs the admin role" in answers[0][1]["error"]["message"]
+    assert answers[1][0] == 403 and answers[2][0] == 403
+    info = queue_info(site, "mail")
+    assert (info["concurrency"], info["paused"]) == (None, False)
+    assert site.stats()["counts"]["pending"] == 1  # the schedule ran nothing
+
+
+def test_run_a_schedule_now_and_see_its_job_and_alerts_show_only_their_host(site: Site, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    site.app.schedule("nightly-noop", task="noop", cron="0 2 * * *", tz="America/New_York")
+    site.app.alert("ops", url="https://hooks.example.com/T0/secret-token-9d2", threshold=5, window="10m")
+    sign_in(page, site)
+    page.goto(site.url + "/#/schedules")
+    row = page.locator('tr[data-schedule="nightly-noop"]')
+    expect(row).to_contain_text("0 2 * * *")
+    expect(row.get_by_test_id("next-run").locator("time")).to_contain_text(
+        re.compile(r"CET|CEST|GMT\+1|GMT\+2")
+    )
+    expect(row.get_by_test_id("zone-time")).to_contain_text(re.compile(r"02:00( AM)? America/New_York"))
+    expect(row.get_by_test_id("last-run")).to_contain_text("not yet")
+    alerts = page.locator("#alerts")
+    expect(alerts).to_contain_text("5 job(s) fail within 10m")
+    expect(alerts).to_contain_text("hooks.example.com")
+    expect(alerts).not_to_contain_text("secret-token")
+
+    row.get_by_role("button", name="Pause").click()
+    expect(row.get_by_role("button", name="Resume")).to_be_visible()
+    assert site.client.get("/api/schedules").json()["items"][0]["paused"] is True
+    row.get_by_role("button", name="Resume").click()
+    expect(row.get_by_role("button", name="Pause")).to_be_visible()
+
+    row.get_by_role("button", name="Run now").click()
+    expect(page.locator("#toast")).to_contain_text("Enqueued noop now")
+    link = row.get_by_role("link", name=re.compile("^(Job run now|Last job) of nightly-noop")).first
+    link.click()
+    expect(page.locator("h1")).to_contain_text("noop")
+    expect(page.get_by_test_id("schedule")).to_have_text("nightly-noop")
+    assert site.stats()["counts"]["pending"] == 1
+
+
+def test_job_page_shows_a_group_and_nothing_for_absent_fields(site: Site, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    body = {"task": "noop", "group": "tenant-<b>42</b>"}
+    grouped = site.client.post("/api/jobs", json=body).raise_for_status()
+    plain = site.app.enqueue("noop")
+    sign_in(page, site)
+    page.goto(f"{site.url}/#/jobs/{grouped.json()['id']}")
+    group = page.get_by_test_id("group")
+    expect(group).to_have_text("tenant-<b>42</b>")  # as text, never markup
+    group.click()
+    expect(page.locator("#f-group")).to_have_value("tenant-<b>42</b>")
+    expect(page.locator("table.jobs tbody tr")).to_have_count(1)
+    page.goto(f"{site.url}/#/jobs/{plain.id}")
+    expect(page.locator("h1 .badge")).to_have_text("pending")
+    for label in ("group", "schedule", "scheduled for", "trace id"):
+        expect(page.locator("dl.facts dt", has_text=re.compile(f"^{label}$"))).to_have_count(0)
+    expect(page.get_by_role("heading", name="Progress")).to_have_count(0)

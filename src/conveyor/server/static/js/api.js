@@ -55,6 +55,7 @@ export async function request(method, path, { query, body } = {}) {
 }
 
 const job = (id) => encodeURIComponent(id);
+const named = (name) => encodeURIComponent(name);
 
 /** The key roles, each allowing what the ones before it do (docs/http-api.md, "Key roles"). */
 export const ROLES = ["read", "write", "admin"];
@@ -67,8 +68,8 @@ export function allows(role, needed) {
 /** The HTTP API routes the dashboard uses (docs/http-api.md). */
 export const api = {
   stats: () => request("GET", "api/queue/stats"),
-  jobs: ({ status, queue, task, error, limit = 50, offset = 0 } = {}) =>
-    request("GET", "api/queue", { query: { status, queue, task, error, limit, offset } }),
+  jobs: ({ status, queue, task, group, error, limit = 50, offset = 0 } = {}) =>
+    request("GET", "api/queue", { query: { status, queue, task, group, error, limit, offset } }),
   job: (id) => request("GET", "api/jobs/" + job(id)),
   retry: (id, edits) => request("POST", "api/queue/" + job(id) + "/retry", { body: edits }),
   cancel: (id) => request("POST", "api/queue/" + job(id) + "/cancel"),
@@ -78,6 +79,29 @@ export const api = {
   deleteMatching: (filter, dryRun) => request("POST", "api/queue/delete", { body: { ...filter, dry_run: dryRun } }),
   actions: (id) => request("GET", "api/actions", { query: { job_id: id, limit: 100 } }),
   keyInfo: () => request("GET", "api/key"),
+  /** The routes this server has ("GET /api/queues", ...), from its OpenAPI document (needs no key). */
+  routes: async () => {
+    const document = await request("GET", "openapi.json");
+    const routes = new Set();
+    for (const [path, operations] of Object.entries(document.paths || {})) {
+      for (const method of Object.keys(operations)) routes.add(method.toUpperCase() + " " + path);
+    }
+    return routes;
+  },
+  // Flow control (docs/flow-control.md): queues, their limits, pause and resume.
+  queues: () => request("GET", "api/queues"),
+  /** ``changes``: {concurrency, rate_limit, group_concurrency, group_rate_limit}; null removes a limit. */
+  configureQueue: (name, changes) => request("PATCH", "api/queues/" + named(name), { body: changes }),
+  pauseQueue: (name) => request("POST", "api/queues/" + named(name) + "/pause"),
+  resumeQueue: (name) => request("POST", "api/queues/" + named(name) + "/resume"),
+  // Schedules and failure alerts (docs/schedules.md).
+  schedules: () => request("GET", "api/schedules"),
+  pauseSchedule: (name) => request("POST", "api/schedules/" + named(name) + "/pause"),
+  resumeSchedule: (name) => request("POST", "api/schedules/" + named(name) + "/resume"),
+  runSchedule: (name) => request("POST", "api/schedules/" + named(name) + "/run"),
+  alerts: () => request("GET", "api/alerts"),
+  // Live workers (docs/observability.md).
+  workers: () => request("GET", "api/workers"),
 };
 
 /** Runs ``action`` for each id, one at a time: {done, failed: [{id, message}]}. */

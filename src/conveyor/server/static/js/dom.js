@@ -81,3 +81,15 @@ export function badge(status) {
 export function empty(title, hint) {
   return h("div", { class: "empty" }, h("p", { class: "empty-title" }, title), hint ? h("p", {}, hint) : null);
 }
+
+/** A bar of ``fraction`` (0 to 1) with its text beside it; ``null`` fraction: no bar, text only. */
+export function meter(fraction, text, label) {
+  if (fraction == null || Number.isNaN(fraction)) return h("span", { class: "meter-text" }, text);
+  const percent = Math.round(Math.max(0, Math.min(1, fraction)) * 100);
+  const fill = h("span", { class: "meter-fill" });
+  fill.style.width = percent + "%"; // through the CSSOM: the page's CSP refuses style attributes
+  return h("span", { class: "meter-line" },
+    h("span", { class: "meter" + (percent >= 100 ? " full" : ""), role: "progressbar", "aria-label": label,
+      "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": String(percent), "aria-valuetext": text }, fill),
+    h("span", { class: "meter-text" }, text));
+}

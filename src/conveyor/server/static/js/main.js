@@ -8,8 +8,13 @@ import overview from "./pages/overview.js";
 import jobs from "./pages/jobs.js";
 import job from "./pages/job.js";
 import failures from "./pages/failures.js";
+import queues from "./pages/queues.js";
+import schedules from "./pages/schedules.js";
+import workers from "./pages/workers.js";
 
-const PAGES = [overview, jobs, job, failures];
+// A page with ``needs`` (a route such as "GET /api/queues") is shown, and linked, only when
+// the server has that route (its OpenAPI document says so): no dead links on older servers.
+const PAGES = [overview, jobs, job, failures, queues, schedules, workers];
 const REFRESH_MS = 5000;
 
 const main = document.getElementById("main");
@@ -18,6 +23,7 @@ const toastBox = document.getElementById("toast");
 const live = { paused: sessionStorage.getItem("conveyor-paused") === "1", timer: null, updated: null };
 let current = null; // {page, params, state, hash}
 let who = null; // the key's {role, actor} (GET /api/key), asked once per key
+let routes = null; // the server's routes ("GET /api/queues", ...), read once from /openapi.json
 let loading = false;
 let rerun = false;
 
@@ -84,8 +90,10 @@ async function refresh({ force = false } = {}) {
   const route = current;
   loading = true;
   try {
+    if (!routes) { routes = await api.routes(); renderNav(); }
     if (!who) { who = await api.keyInfo(); renderLive(); }
-    const data = await route.page.load(route.params, route.state);
+    if (!available(route.page)) { showMissing(route.page); return; }
+    const data = await route.page.load(route.params, route.state, (wanted) => routes.has(wanted));
     if (route !== current) return;
     if (!force && userIsBusy()) return;
     hideBanner();
@@ -118,6 +126,8 @@ function context(route) {
     refresh: () => refresh({ force: true }),
     rerender: () => draw(route),
     navigate, confirm, toast,
+    /** True when the server has ``route`` ("GET /api/workers"): parts of a page that need it show. */
+    has: (wanted) => Boolean(routes) && routes.has(wanted),
     /** True when the key may do what needs ``role`` (read-only keys see no action buttons). */
     can: (role) => Boolean(who) && allows(who.role, role),
     /** Runs an action; API errors become a toast, auth and network errors the usual screens. */
@@ -146,6 +156,16 @@ function showError(error) {
   main.replaceChildren(h("section", { class: "panel" },
     h("h1", {}, error instanceof ApiError ? "The server said no" : "Something went wrong"),
     h("p", { class: "error-text" }, (error.code ? error.code + ": " : "") + error.message),
+    h("p", {}, h("a", { href: "#/overview" }, "Back to the overview"))));
+}
+
+function available(page) {
+  return !page.needs || (routes !== null && routes.has(page.needs));
+}
+
+function showMissing(page) {
+  main.replaceChildren(h("section", { class: "panel" }, h("h1", {}, page.title({}) + " are not on this server"),
+    h("p", {}, "This server's API has no " + page.needs + " (see /openapi.json); it is an older or smaller build."),
     h("p", {}, h("a", { href: "#/overview" }, "Back to the overview"))));
 }
 
@@ -224,16 +244,19 @@ export function toast(text, isError = false) {
 }
 
 const SHORTCUTS = [
-  ["g o", "Overview"], ["g j", "Jobs"], ["g f", "Failures"],
   ["r", "Refresh now"], ["p", "Pause or resume live updates"], ["?", "This help"], ["Esc", "Close a dialog"],
 ];
+
+function shortcuts() {
+  return [...PAGES.filter((p) => p.nav && available(p)).map((p) => ["g " + p.nav.shortcut, p.nav.label]), ...SHORTCUTS];
+}
 
 function showHelp() {
   if (document.querySelector("dialog[open]")) return;
   const dialog = h("dialog", { class: "dialog", "aria-labelledby": "help-title" },
     h("form", { method: "dialog" },
       h("h2", { id: "help-title" }, "Keyboard shortcuts"),
-      h("table", { class: "shortcuts" }, h("tbody", {}, SHORTCUTS.map(([keys, what]) =>
+      h("table", { class: "shortcuts" }, h("tbody", {}, shortcuts().map(([keys, what]) =>
         h("tr", {}, h("td", {}, keys.split(" ").map((k) => h("kbd", {}, k))), h("td", {}, what))))),
       h("p", { class: "muted" }, "Every action is also reachable with Tab and Enter."),
       h("div", { class: "row end" }, h("button", { type: "submit", class: "primary" }, "Close"))));
@@ -248,7 +271,7 @@ document.addEventListener("keydown", (event) => {
   if (event.target.closest && event.target.closest("input, textarea, select, dialog")) return;
   if (pendingG) {
     pendingG = false;
-    const page = PAGES.find((p) => p.nav && p.nav.shortcut === event.key);
+    const page = PAGES.find((p) => p.nav && p.nav.shortcut === event.key && available(p));
     if (page) { event.preventDefault(); navigate(page.nav.href); }
     return;
   }
@@ -266,8 +289,13 @@ function markNav(page) {
   }
 }
 
-document.getElementById("nav").replaceChildren(...PAGES.filter((p) => p.nav).map((p) =>
-  h("a", { href: p.nav.href, dataset: { page: p.id }, title: p.nav.label + " (g " + p.nav.shortcut + ")" }, p.nav.label)));
+function renderNav() {
+  document.getElementById("nav").replaceChildren(...PAGES.filter((p) => p.nav && available(p)).map((p) =>
+    h("a", { href: p.nav.href, dataset: { page: p.id }, title: p.nav.label + " (g " + p.nav.shortcut + ")" }, p.nav.label)));
+  if (current) markNav(current.page);
+}
+
+renderNav();
 window.addEventListener("hashchange", route);
 renderLive();
 route();

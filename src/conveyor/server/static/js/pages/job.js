@@ -1,7 +1,7 @@
 // One job: its arguments, result, error and every attempt; retry, cancel, delete, and
 // edit the arguments then resubmit (the original arguments stay on screen beside the edit).
 import { api } from "../api.js";
-import { h, pre, idCell, badge } from "../dom.js";
+import { h, pre, idCell, badge, meter, copyButton } from "../dom.js";
 import { when, elapsed } from "../format.js";
 import { ACTIONS, MEANING, jobsHref } from "../states.js";
 
@@ -13,6 +13,34 @@ function fact(label, value) {
 function ranWith(attempt) {
   if (attempt.args == null && attempt.kwargs == null) return null;
   return h("code", { class: "ran-with" }, JSON.stringify({ args: attempt.args, kwargs: attempt.kwargs }));
+}
+
+// Fields a job carries only with some features (flow control, schedules, observability):
+// a fact when the job JSON has a value, nothing at all otherwise.
+function present(value) {
+  return value !== undefined && value !== null && value !== "";
+}
+
+function extraFacts(job) {
+  return [
+    present(job.group) ? fact("group", h("a", { href: jobsHref({ queue: job.queue, group: job.group }), dataset: { testid: "group" },
+      title: "Jobs of this group in " + job.queue }, job.group)) : null,
+    present(job.schedule) ? fact("schedule", h("a", { href: "#/schedules", dataset: { testid: "schedule" } }, job.schedule)) : null,
+    present(job.scheduled_for) ? fact("scheduled for", when(job.scheduled_for)) : null,
+    present(job.trace_id) ? fact("trace id", h("span", { class: "id", dataset: { testid: "trace-id" } },
+      h("code", {}, job.trace_id), " ", copyButton(job.trace_id, "trace id " + job.trace_id))) : null,
+  ];
+}
+
+/** The task's last progress report: a bar when it gave a fraction, its message, and when. */
+function progressView(progress) {
+  if (!present(progress)) return null;
+  const fraction = typeof progress.fraction === "number" ? progress.fraction : null;
+  const text = fraction === null ? "no fraction reported" : Math.round(fraction * 100) + " %";
+  return section("Progress", h("div", { class: "progress", dataset: { testid: "progress" } },
+    meter(fraction, text, "Progress"),
+    present(progress.message) ? h("p", { class: "progress-message" }, progress.message) : null,
+    present(progress.updated_at) ? h("p", { class: "muted" }, "reported ", when(progress.updated_at)) : null));
 }
 
 function section(title, ...body) {
@@ -29,6 +57,7 @@ function attemptView(attempt, ctx) {
     h("dl", { class: "facts" },
       fact("worker", attempt.worker), fact("started", when(attempt.started_at)), fact("finished", when(attempt.finished_at)),
       fact("ran with", ranWith(attempt)),
+      present(attempt.trace_id) ? fact("trace id", h("code", {}, attempt.trace_id)) : null,
       attempt.status_code != null ? fact("HTTP status", String(attempt.status_code)) : null),
     attempt.error ? [h("h3", {}, "Error"), pre(attempt.error, "code error-text")] : null,
     attempt.response_excerpt ? [h("h3", {}, "Response excerpt"), pre(attempt.response_excerpt)] : null,
@@ -155,9 +184,11 @@ export default {
           fact("created", when(job.created_at)), fact("run at", when(job.run_at)),
           fact("started", when(job.started_at)), fact("finished", when(job.finished_at)),
           fact("worker", job.worker), fact("key", job.key),
+          extraFacts(job),
           job.cancel_requested ? fact("cancel", "requested") : null,
           job.on_complete ? fact("on complete", job.on_complete) : null)),
         section("Arguments", h("h3", {}, "args"), pre(job.args), h("h3", {}, "kwargs"), pre(job.kwargs))),
+      progressView(job.progress),
       job.result != null ? section("Result", pre(job.result)) : null,
       job.error ? section("Error", pre(job.error, "code error-text")) : null,
       job.traceback ? section("Traceback", pre(job.traceback, "code traceback")) : null,

@@ -1,4 +1,4 @@
-// The job browser: filter by status, queue and task; pages with the real total, newest first.
+// The job browser: filter by status, queue, task, group and error text; pages with the real total, newest first.
 import { api } from "../api.js";
 import { h, idCell, badge, empty } from "../dom.js";
 import { when } from "../format.js";
@@ -9,7 +9,7 @@ const PAGE_SIZES = [25, 50, 100, 200];
 function filtersOf(params) {
   const limit = PAGE_SIZES.includes(Number(params.limit)) ? Number(params.limit) : 50;
   const offset = Math.max(0, Number.parseInt(params.offset || "0", 10) || 0);
-  return { status: params.status || "", queue: params.queue || "", task: params.task || "", error: params.error || "", limit, offset };
+  return { status: params.status || "", queue: params.queue || "", task: params.task || "", group: params.group || "", error: params.error || "", limit, offset };
 }
 
 function filterForm(filters, ctx) {
@@ -18,18 +18,19 @@ function filterForm(filters, ctx) {
     STATES.map((s) => h("option", { value: s, selected: s === filters.status }, s)));
   const queue = h("input", { id: "f-queue", name: "queue", value: filters.queue, placeholder: "any queue", size: 14 });
   const task = h("input", { id: "f-task", name: "task", value: filters.task, placeholder: "any task", size: 22 });
+  const group = h("input", { id: "f-group", name: "group", value: filters.group, placeholder: "any group", size: 14 });
   const error = h("input", { id: "f-error", name: "error", value: filters.error, placeholder: "error contains…", size: 22 });
   const limit = h("select", { id: "f-limit", name: "limit", "aria-label": "Jobs per page" },
     PAGE_SIZES.map((n) => h("option", { value: n, selected: n === filters.limit }, n + " a page")));
   const apply = () => ctx.navigate(jobsHref({
-    status: status.value, queue: queue.value.trim(), task: task.value.trim(), error: error.value, limit: limit.value === "50" ? "" : limit.value,
+    status: status.value, queue: queue.value.trim(), task: task.value.trim(), group: group.value.trim(), error: error.value, limit: limit.value === "50" ? "" : limit.value,
   }));
   status.addEventListener("change", apply);
   limit.addEventListener("change", apply);
   return h("form", { class: "filters", role: "search", onsubmit: (e) => { e.preventDefault(); apply(); } },
-    h("label", {}, "Status ", status), h("label", {}, "Queue ", queue), h("label", {}, "Task ", task), h("label", {}, "Error ", error), limit,
+    h("label", {}, "Status ", status), h("label", {}, "Queue ", queue), h("label", {}, "Task ", task), h("label", {}, "Group ", group), h("label", {}, "Error ", error), limit,
     h("button", { type: "submit", class: "primary" }, "Filter"),
-    filters.status || filters.queue || filters.task || filters.error ? h("a", { class: "button", href: "#/jobs" }, "Clear") : null);
+    filters.status || filters.queue || filters.task || filters.group || filters.error ? h("a", { class: "button", href: "#/jobs" }, "Clear") : null);
 }
 
 export function pager(filters, total, hrefFor) {
@@ -73,7 +74,7 @@ export default {
   render(page, ctx) {
     const filters = filtersOf(ctx.params);
     const hrefFor = (offset) => jobsHref({ ...filters, limit: filters.limit === 50 ? "" : filters.limit, offset });
-    const filtered = filters.status || filters.queue || filters.task;
+    const filtered = filters.status || filters.queue || filters.task || filters.group || filters.error;
     return h("section", { class: "page" },
       h("h1", {}, "Jobs"),
       filterForm(filters, ctx),

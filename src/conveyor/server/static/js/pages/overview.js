@@ -1,16 +1,34 @@
-// Overview: counts per queue and status, and how long the oldest due job has waited.
+// Overview: counts per queue and status, how long the oldest due job has waited, which
+// queues are paused or throttled now and how many workers are live (where the server has
+// those routes).
 import { api } from "../api.js";
 import { h, empty } from "../dom.js";
 import { duration } from "../format.js";
 import { STATES, MEANING, jobsHref } from "../states.js";
+
+/** The queue's paused and throttled badges (flow control), linking to the queues page. */
+function flags(queue) {
+  if (!queue || !(queue.paused || queue.throttled)) return null;
+  return [" ", queue.paused ? h("a", { class: "badge flag paused", href: "#/queues", dataset: { testid: "paused" },
+    title: "Paused: no job of this queue is claimed until it is resumed" }, "paused") : null,
+  queue.throttled ? [" ", h("a", { class: "badge flag throttled", href: "#/queues", dataset: { testid: "throttled" },
+    title: "Throttled: at its concurrency or rate limit right now" }, "throttled")] : null];
+}
 
 export default {
   id: "overview",
   path: /^\/overview$/,
   nav: { label: "Overview", href: "#/overview", shortcut: "o" },
   title: () => "Overview",
-  load: () => api.stats(),
-  render(stats) {
+  load: async (params, state, has) => {
+    const [stats, queues, workers] = await Promise.all([
+      api.stats(),
+      has("GET /api/queues") ? api.queues() : null,
+      has("GET /api/workers") ? api.workers() : null,
+    ]);
+    return { stats, queues: queues && new Map(queues.items.map((q) => [q.name, q])), workers: workers && workers.items };
+  },
+  render({ stats, queues: flow, workers }) {
     const total = STATES.reduce((sum, s) => sum + (stats.counts[s] || 0), 0);
     const queues = Object.keys(stats.queues).sort();
     const age = stats.oldest_pending_age_s;
@@ -22,14 +40,17 @@ export default {
           h("span", { class: "card-label" }, s), h("span", { class: "card-value" }, String(stats.counts[s] || 0)))),
         h("div", { class: "card lag", title: "How long the oldest job that is due has been waiting" },
           h("span", { class: "card-label" }, "oldest due job waiting"),
-          h("span", { class: "card-value", dataset: { testid: "oldest-pending" } }, age == null ? "none" : duration(age)))),
+          h("span", { class: "card-value", dataset: { testid: "oldest-pending" } }, age == null ? "none" : duration(age))),
+        workers ? h("a", { class: "card workers-card", href: "#/workers", title: "Workers whose heartbeat is current" },
+          h("span", { class: "card-label" }, "live workers"),
+          h("span", { class: "card-value", dataset: { testid: "live-workers" } }, String(workers.length))) : null),
       h("h2", {}, "Queues"),
       total === 0 ? empty("No jobs yet.",
         "Enqueue one with task.enqueue(...) in Python or POST /api/jobs; run `conveyor worker APP` to process them.") :
       h("div", { class: "scroll" }, h("table", { class: "grid", id: "queues" },
         h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "queue"), STATES.map((s) => h("th", { scope: "col", class: "n", title: MEANING[s] }, s)))),
         h("tbody", {}, queues.map((q) => h("tr", { dataset: { queue: q } },
-          h("th", { scope: "row" }, h("a", { href: jobsHref({ queue: q }) }, q)),
+          h("th", { scope: "row" }, h("a", { href: jobsHref({ queue: q }) }, q), flags(flow && flow.get(q))),
           STATES.map((s) => {
             const n = stats.queues[q][s] || 0;
             return h("td", { class: "n" + (n ? "" : " zero"), dataset: { state: s } },
