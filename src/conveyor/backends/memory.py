@@ -14,7 +14,6 @@ engines store, so every job goes through the same JSON round trip.
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import threading
@@ -38,25 +37,20 @@ from .base import (
     ClaimRequest,
     EnqueueResult,
     FinishWatch,
-    Gauges,
     JobQuery,
     JobRecord,
     Lease,
     LeaseRenewal,
-    NewAction,
     NewJob,
     Outcome,
     Page,
-    ProgressUpdate,
     ReapResult,
     ScheduleRecord,
-    Stats,
-    WorkerBeat,
-    WorkerRecord,
-    from_ts,
 )
-from .flow import GroupUsage, QueueSettings, QueueUpdate, QueueUsage
+from .flow import QueueSettings
+from .memory_flow import MemoryFlow
 from .memory_maintenance import MemoryMaintenance
+from .memory_observe import MemoryObservability
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 _WAITING = frozenset({"pending", "retry"})
@@ -178,7 +172,7 @@ def drop_store(name: str) -> None:
         _STORES.pop(name, None)
 
 
-class MemoryBackend(MemoryMaintenance):
+class MemoryBackend(MemoryMaintenance, MemoryFlow, MemoryObservability):
     """The Backend protocol on an in-process store (see module docstring)."""
 
     _store: _Store
@@ -319,48 +313,6 @@ class MemoryBackend(MemoryMaintenance):
                 claimed.append(_claimed(job, token))
         return claimed
 
-    def _flow_pick(self, settings: QueueSettings, limit: int, now: float) -> list[_Job]:
-        """The due jobs a claim may take from a managed queue (the flow module's rules). Lock held."""
-        store = self._store
-        queue = settings.name
-        starts = self._recent_starts(settings, now)
-        running = [store.jobs[i] for i in store.processing.get(queue, ())]
-        room = flow.queue_room(settings, len(running), self._started(starts, settings.rate_limit, now), limit)
-        if room <= 0:
-            return []
-        due = [store.jobs[i] for i in store.waiting.get(queue, ()) if store.jobs[i].run_at <= now]
-        due.sort(key=lambda job: (-job.priority, job.fair_rank, job.run_at, job.id))
-        due = due[: flow.scan_size(room)]
-        rooms: dict[str, int | None] = {}
-        if flow.has_group_limits(settings):
-            for group in {job.group_key for job in due if job.group_key is not None}:
-                busy = sum(1 for job in running if job.group_key == group)
-                started = self._started(starts, settings.group_rate_limit, now, group)
-                rooms[group] = flow.group_room(settings, busy, started)
-        chosen = set(flow.pick(((job.id, job.group_key) for job in due), room, rooms))
-        return [job for job in due if job.id in chosen]
-
-    def _recent_starts(self, settings: QueueSettings, now: float) -> deque[tuple[float, str | None]]:
-        """The queue's recorded starts, pruned past its longest rate window. Lock held."""
-        starts = self._store.starts.setdefault(settings.name, deque())
-        horizon = now - settings.longest_window
-        while starts and starts[0][0] <= horizon:
-            starts.popleft()
-        return starts
-
-    @staticmethod
-    def _started(
-        starts: Iterable[tuple[float, str | None]],
-        rate: flow.Rate | None,
-        now: float,
-        group: str | None = None,
-    ) -> int:
-        """Starts within ``rate``'s window (of ``group`` when given); 0 without a rate."""
-        if rate is None:
-            return 0
-        since = now - rate.period
-        return sum(1 for at, g in starts if at > since and (group is None or g == group))
-
     def _waiting_jobs(self, queues: Iterable[str]) -> list[_Job]:
         store = self._store
         return [store.jobs[i] for queue in dict.fromkeys(queues) for i in store.waiting.get(queue, ())]
@@ -485,37 +437,6 @@ class MemoryBackend(MemoryMaintenance):
         store.finishes.finished(finished)
         return ReapResult(requeued, failed)
 
-    # -- flow control ----------------------------------------------------------------
-    def queue_update(self, update: QueueUpdate) -> QueueSettings:
-        """Apply a checked change to one queue's settings; the next claim sees it."""
-        store = self._store
-        with store.changed:
-            settings = store.settings[update.name] = update.applied_to(store.settings.get(update.name))
-            store.changed.notify_all()  # a resumed or widened queue may have claimable jobs
-        return settings
-
-    def queue_usage(self, names: Sequence[str] | None = None) -> list[QueueUsage]:
-        """Managed queues against their limits: processing, starts in the rate window, busiest groups."""
-        store = self._store
-        with store.lock:
-            now = time.time()
-            wanted = sorted(store.settings) if names is None else sorted(set(names) & set(store.settings))
-            usage: list[QueueUsage] = []
-            for queue in wanted:
-                settings = store.settings[queue]
-                starts = self._recent_starts(settings, now)
-                running = [store.jobs[i] for i in store.processing.get(queue, ())]
-                waiting = [store.jobs[i] for i in store.waiting.get(queue, ())]
-                groups: dict[str, list[int]] = {}
-                for jobs, column in ((waiting, 0), (running, 1)):
-                    for job in jobs:
-                        if job.group_key is not None:
-                            groups.setdefault(job.group_key, [0, 0])[column] += 1
-                top = flow.busiest(GroupUsage(g, w, p) for g, (w, p) in groups.items())
-                started = self._started(starts, settings.rate_limit, now)
-                usage.append(QueueUsage(settings, len(running), started, top))
-        return usage
-
     # -- results ---------------------------------------------------------------------
     def watch_finishes(self, job_ids: Sequence[str], wake: Callable[[], None]) -> FinishWatch:
         """Woken directly by this store's writes: always live."""
@@ -552,19 +473,6 @@ class MemoryBackend(MemoryMaintenance):
             jobs = self._matching(query)
             page = jobs[query.offset : query.offset + query.limit]
             return Page([kit.job_record(job) for job in page], len(jobs))
-
-    def stats(self) -> Stats:
-        """Counts by state, overall and per queue, and the age of the oldest due pending job."""
-        counts: dict[tuple[str, str], int] = {}
-        with self._store.lock:
-            now = time.time()
-            oldest: float | None = None
-            for job in self._store.jobs.values():
-                counts[job.queue, job.state] = counts.get((job.queue, job.state), 0) + 1
-                if job.state == "pending" and job.run_at <= now and (oldest is None or job.run_at < oldest):
-                    oldest = job.run_at
-        groups = [(queue, state, n) for (queue, state), n in counts.items()]
-        return kit.stats_from_counts(groups, None if oldest is None else now - oldest)
 
     def resubmit(self, job_id: str, payload: str | None = None) -> JobRecord:
         """A failed or cancelled job back to pending with a fresh attempt budget."""
@@ -664,93 +572,6 @@ class MemoryBackend(MemoryMaintenance):
             doomed.sort(key=lambda job: job.finished_at or 0.0)
             self._forget(doomed[: max(batch_size, 0)])
         return min(len(doomed), max(batch_size, 0))
-
-    def audits(self, job_id: str | None = None, limit: int = 50, offset: int = 0) -> list[AttemptRecord]:
-        """Attempt records, newest first, optionally for one job."""
-        with self._store.lock:
-            records = self._store.audit_log if job_id is None else self._store.attempts.get(job_id, [])
-            newest_first = records[::-1]
-        return newest_first[offset : offset + max(limit, 0)]
-
-    def record_actions(self, actions: Sequence[NewAction]) -> None:
-        """Store actions with their job links."""
-        with self._store.lock:
-            now = time.time()
-            for action in actions:
-                record = ActionRecord(
-                    id=len(self._store.actions) + 1,
-                    at=from_ts(now),  # type: ignore[arg-type]
-                    actor=action.actor,
-                    role=action.role,
-                    action=action.action,
-                    job_id=kit.action_job_id(action.job_ids),
-                    count=action.count,
-                    detail=None if action.detail is None else json.loads(action.detail),
-                )
-                self._store.actions.append(record)
-                for job_id in action.job_ids:
-                    self._store.job_actions.setdefault(job_id, []).append(record.id)
-
-    def list_actions(self, job_id: str | None = None, limit: int = 50, offset: int = 0) -> list[ActionRecord]:
-        """Recorded actions, newest first, optionally only those naming ``job_id``."""
-        with self._store.lock:
-            actions = self._store.actions
-            if job_id is None:
-                found = actions[::-1]
-            else:
-                found = [actions[i - 1] for i in reversed(self._store.job_actions.get(job_id, []))]
-        return found[offset : offset + max(limit, 0)]
-
-    # -- observability -------------------------------------------------------------
-    def workers_beat(self, beats: Sequence[WorkerBeat], ttl_seconds: float) -> None:
-        """Register or renew workers until ``ttl_seconds`` from now."""
-        with self._store.lock:
-            now = time.time()
-            for beat in beats:
-                self._store.workers[beat.id] = (kit.worker_info(beat), now, now + ttl_seconds)
-
-    def workers_remove(self, worker_ids: Sequence[str]) -> None:
-        """Take workers off the list."""
-        with self._store.lock:
-            for worker_id in worker_ids:
-                self._store.workers.pop(worker_id, None)
-
-    def workers_live(self) -> list[WorkerRecord]:
-        """Workers whose beat has not expired, oldest first; expired ones are forgotten."""
-        with self._store.lock:
-            now = time.time()
-            workers = self._store.workers
-            for worker_id in [w for w, (_, _, expires) in workers.items() if expires < now]:
-                del workers[worker_id]
-            entries = list(workers.values())
-        records = [kit.worker_record(info, seen) for info, seen, _ in entries]
-        return sorted(records, key=lambda r: (r.beat.started_at, r.beat.id))
-
-    def queue_gauges(self) -> Gauges:
-        """Counts by queue and state, and each queue's oldest due pending job's age."""
-        counts: dict[tuple[str, str], int] = {}
-        oldest: dict[str, float] = {}
-        with self._store.lock:
-            now = time.time()
-            for job in self._store.jobs.values():
-                counts[job.queue, job.state] = counts.get((job.queue, job.state), 0) + 1
-                if (
-                    job.state == "pending"
-                    and job.run_at <= now
-                    and job.run_at < oldest.get(job.queue, now + 1)
-                ):
-                    oldest[job.queue] = job.run_at
-        groups = [(queue, state, n) for (queue, state), n in counts.items()]
-        return kit.gauges_from(groups, [(queue, now - due) for queue, due in oldest.items()])
-
-    def jobs_progress(self, updates: Sequence[ProgressUpdate]) -> None:
-        """Store progress on the jobs whose lease the update still holds."""
-        with self._store.lock:
-            now = time.time()
-            for update in updates:
-                job = self._held(update.job_id, update.lease_token)
-                if job is not None:
-                    job.progress = kit.progress_text(update, now)
 
 
 def _claimed(job: _Job, token: str) -> ClaimedJob:

@@ -24,7 +24,8 @@ from ..errors import BackendUnavailable, ConfigurationError
 from ..states import State
 from . import kit
 from .base import AttemptRecord, EnqueueResult, JobQuery, JobRecord, NewJob, Page, Stats
-from .pg_session import is_connection_failure
+from .pg_admin import attempt_of, job_of
+from .pg_session import check_caller_transaction, is_connection_failure
 from .pg_url import redact
 from .postgres import PostgresBackend
 
@@ -38,17 +39,6 @@ async def _configure_session(conn: AsyncConn) -> None:
         "SELECT set_config('plan_cache_mode', 'force_generic_plan', false), set_config('jit', 'off', false)",
         prepare=False,
     )
-
-
-def _job(row: Row, attempts: Sequence[Row] = ()) -> JobRecord:
-    return kit.job_record(
-        kit.by_position(kit.JOB_FIELDS, row),
-        [kit.attempt_record(kit.by_position(kit.ATTEMPT_FIELDS, a)) for a in attempts],
-    )
-
-
-def _attempt(row: Row) -> AttemptRecord:
-    return kit.attempt_record(kit.by_position(kit.ATTEMPT_FIELDS, row))
 
 
 class AsyncPostgresBackend:
@@ -145,7 +135,7 @@ class AsyncPostgresBackend:
             if row is None:
                 return None
             attempts = await (await conn.execute(self.queries["job_attempts"], {"id": job_id})).fetchall()
-        return _job(row, attempts)
+        return job_of(row, attempts)
 
     async def list_jobs(self, query: JobQuery) -> Page:
         """A page of jobs, newest first, planned for its actual filters (as the sync one)."""
@@ -154,7 +144,7 @@ class AsyncPostgresBackend:
             await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
             total = await (await conn.execute(self.queries.filtered("count_jobs", query), params)).fetchone()
             rows = await (await conn.execute(self.queries.filtered("list_jobs", query), params)).fetchall()
-        return Page([_job(r) for r in rows], int(total[0] if total else 0))
+        return Page([job_of(r) for r in rows], int(total[0] if total else 0))
 
     async def stats(self) -> Stats:
         """Counts by state, overall and per queue, and the oldest due pending job's age."""
@@ -220,7 +210,7 @@ class AsyncPostgresBackend:
         else:
             params = {"job_id": job_id, "limit": limit, "offset": offset}
             rows = await self._rows(self.queries["audits_job"], params)
-        return [_attempt(r) for r in rows]
+        return [attempt_of(r) for r in rows]
 
 
 def _caller_connection(connection: Any) -> AsyncConn:
@@ -235,14 +225,7 @@ def _caller_connection(connection: Any) -> AsyncConn:
             "connection= takes a psycopg (3) AsyncConnection on the PostgreSQL backend, got "
             f"{type(connection).__name__}; without it the jobs are committed on their own"
         )
-    status = connection.info.transaction_status
-    if status == psycopg.pq.TransactionStatus.INERROR:
-        raise ConfigurationError("connection= is in a failed transaction; roll it back first")
-    if status == psycopg.pq.TransactionStatus.IDLE and connection.autocommit:
-        raise ConfigurationError(
-            "connection= is in autocommit mode outside a transaction, so the jobs would not be "
-            "part of one: enqueue inside `async with conn.transaction():`"
-        )
+    check_caller_transaction(connection, "async with conn.transaction():")
     return connection
 
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import psycopg
 
+from ..errors import ConfigurationError
+
 Conn = psycopg.Connection[Any]
 
 
@@ -44,3 +46,21 @@ def is_connection_failure(exc: psycopg.Error) -> bool:
     """Connection-level failures (the server is gone), as opposed to errors of a statement."""
     state = exc.sqlstate
     return state is None or state.startswith("08") or state.startswith("57P")
+
+
+def check_caller_transaction(
+    connection: psycopg.Connection[Any] | psycopg.AsyncConnection[Any], opener: str
+) -> None:
+    """Refuse a caller's connection whose jobs would not be part of an open transaction.
+
+    ``opener`` is the statement that opens one (``with conn.transaction():`` or its async
+    form), named in the message so the fix reads as the caller would write it.
+    """
+    status = connection.info.transaction_status
+    if status == psycopg.pq.TransactionStatus.INERROR:
+        raise ConfigurationError("connection= is in a failed transaction; roll it back first")
+    if status == psycopg.pq.TransactionStatus.IDLE and connection.autocommit:
+        raise ConfigurationError(
+            "connection= is in autocommit mode outside a transaction, so the jobs would not be "
+            f"part of one: enqueue inside `{opener}`"
+        )

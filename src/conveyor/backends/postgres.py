@@ -25,34 +25,26 @@ from psycopg.rows import tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..errors import BackendUnavailable, ConfigurationError, SchemaMismatch
-from ..states import State
-from . import flow, kit, pg_schema
+from . import kit, pg_schema
 from .base import (
     WORKER_LOST,
-    ActionRecord,
-    AttemptRecord,
-    BulkDeletion,
     ClaimedJob,
     ClaimRequest,
     EnqueueResult,
     FinishWatch,
-    JobQuery,
-    JobRecord,
     Lease,
     LeaseRenewal,
-    NewAction,
     NewJob,
     Outcome,
-    Page,
     ReapResult,
-    Stats,
 )
-from .flow import GroupUsage, QueueSettings, QueueUpdate, QueueUsage
+from .pg_admin import PostgresAdmin
+from .pg_flow import PostgresFlow
 from .pg_listener import FinishListener, Listener, Snapshot
 from .pg_maintenance import PostgresMaintenance
 from .pg_observe import PostgresObservability
 from .pg_schema import MIGRATIONS, SCHEMA_VERSION, Queries, first
-from .pg_session import configure_session, is_connection_failure, is_stale
+from .pg_session import check_caller_transaction, configure_session, is_connection_failure, is_stale
 from .pg_url import PostgresOptions, parse_postgres_url, redact
 
 #: How long a waiter first sleeps when a due job exists that its claim could not take (locked
@@ -77,7 +69,7 @@ def _connect_failure(exc: psycopg.Error) -> str:
     return " ".join(reason.split()).removeprefix("FATAL: ")
 
 
-class PostgresBackend(PostgresMaintenance, PostgresObservability):
+class PostgresBackend(PostgresMaintenance, PostgresFlow, PostgresAdmin, PostgresObservability):
     """The Backend protocol on PostgreSQL (see module docstring and docs/postgres.md)."""
 
     def __init__(self, url: str, *, key_retention: float = 86400.0) -> None:
@@ -341,14 +333,7 @@ class PostgresBackend(PostgresMaintenance, PostgresObservability):
                 "connection= takes a psycopg (3) Connection on the PostgreSQL backend, got "
                 f"{type(connection).__name__}; without it the jobs are committed on their own"
             )
-        status = connection.info.transaction_status
-        if status == psycopg.pq.TransactionStatus.INERROR:
-            raise ConfigurationError("connection= is in a failed transaction; roll it back first")
-        if status == psycopg.pq.TransactionStatus.IDLE and connection.autocommit:
-            raise ConfigurationError(
-                "connection= is in autocommit mode outside a transaction, so the jobs would not be "
-                "part of one: enqueue inside `with conn.transaction():`"
-            )
+        check_caller_transaction(connection, "with conn.transaction():")
         return cast("Conn", connection)
 
     # -- workers -----------------------------------------------------------------------
@@ -553,43 +538,6 @@ class PostgresBackend(PostgresMaintenance, PostgresObservability):
         row = self._one(self.queries["reap"], {"limit": limit, "error": WORKER_LOST, "commit": self._commit})
         return ReapResult(requeued=int(row[0]), failed=int(row[1]))
 
-    # -- flow control --------------------------------------------------------------------
-    def queue_update(self, update: QueueUpdate) -> QueueSettings:
-        """Apply a checked change under the queue row's lock (one transaction)."""
-        with self._conn() as conn, conn.transaction():
-            conn.execute(self.queries["lock_queue"], {"name": update.name})
-            row = conn.execute(self.queries["locked_queue"], {"name": update.name}).fetchone()
-            current = None if row is None else flow.settings_from_row(_settings_fields(row))
-            settings = update.applied_to(current)
-            stored = settings.stored()
-            for name, rate in (("rate", settings.rate_limit), ("group_rate", settings.group_rate_limit)):
-                stored[f"{name}_count"] = None if rate is None else rate.count
-                stored[f"{name}_period"] = None if rate is None else rate.period
-            stored["paused"] = settings.paused
-            conn.execute(self.queries["save_queue"], stored)
-        return settings
-
-    def queue_usage(self, names: Sequence[str] | None = None) -> list[QueueUsage]:
-        """Managed queues against their limits, by name."""
-        usage: list[QueueUsage] = []
-        with self._conn() as conn:
-            if names is None:
-                rows = conn.execute(self.queries["all_queue_settings"]).fetchall()
-            else:
-                rows = conn.execute(self.queries["queue_settings"], {"names": list(names)}).fetchall()
-            for row in rows:
-                settings = flow.settings_from_row(_settings_fields(row))
-                params = {"queue": settings.name}
-                running = first(conn.execute(self.queries["queue_running"], params).fetchone())
-                started = 0
-                if settings.rate_limit is not None:
-                    period = {**params, "period": settings.rate_limit.period}
-                    started = first(conn.execute(self.queries["queue_started"], period).fetchone())
-                top = conn.execute(self.queries["busiest_groups"], {**params, "limit": flow.BUSIEST_GROUPS})
-                groups = tuple(GroupUsage(r[0], int(r[1]), int(r[2])) for r in top)
-                usage.append(QueueUsage(settings, int(running), int(started), groups))
-        return usage
-
     # -- results -----------------------------------------------------------------------
     def watch_finishes(self, job_ids: Sequence[str], wake: Callable[[], None]) -> FinishWatch:
         """Woken by NOTIFY on the finish channel; live once the finish listener listens.
@@ -621,149 +569,10 @@ class PostgresBackend(PostgresMaintenance, PostgresObservability):
                     )
         listener.start()
 
-    # -- admin -------------------------------------------------------------------------
-    def get(self, job_id: str) -> JobRecord | None:
-        """One job with its attempts."""
-        with self._conn() as conn:
-            row = conn.execute(self.queries["get_job"], {"id": job_id}).fetchone()
-            if row is None:
-                return None
-            attempts = conn.execute(self.queries["job_attempts"], {"id": job_id}).fetchall()
-        return kit.job_record(_job_fields(row), map(_attempt, attempts))
-
-    def list_jobs(self, query: JobQuery) -> Page:
-        """A page of jobs, newest first, and the total that matched."""
-        params = kit.query_params(query)
-        with self._custom_plans() as conn:
-            total = first(conn.execute(self.queries.filtered("count_jobs", query), params).fetchone())
-            rows = conn.execute(self.queries.filtered("list_jobs", query), params).fetchall()
-        return Page([kit.job_record(_job_fields(r)) for r in rows], int(total))
-
-    def stats(self) -> Stats:
-        """Counts by state, overall and per queue, and the age of the oldest due pending job."""
-        with self._conn() as conn:
-            groups = conn.execute(self.queries["stats"]).fetchall()
-            oldest = first(conn.execute(self.queries["oldest_pending"]).fetchone())
-        return kit.stats_from_counts(groups, oldest)
-
-    def resubmit(self, job_id: str, payload: str | None = None) -> JobRecord:
-        """A failed or cancelled job back to pending, attempts reset."""
-        row = self._one(self.queries["resubmit"], {"id": job_id, "payload": payload})
-        if not row[0]:
-            raise kit.cannot_resubmit(job_id, self._state_of(job_id))
-        record = self.get(job_id)
-        if record is None:
-            raise kit.job_vanished(job_id, "resubmitted")
-        return record
-
-    def resubmit_many(self, query: JobQuery, payload: str | None = None) -> list[str]:
-        """Resubmit all failed/cancelled jobs matching ``query`` (limit/offset ignored), oldest first."""
-        params = {**kit.query_params(query), "payload": payload}
-        with self._custom_plans() as conn:
-            row = conn.execute(self.queries.filtered("resubmit_many", query), params).fetchone()
-        if row is None:
-            raise RuntimeError("query returned no row")
-        return list(row[2])
-
-    def delete_many(self, query: JobQuery) -> BulkDeletion:
-        """Delete every matching job but the processing ones, in one statement."""
-        params = kit.query_params(query)
-        with self._custom_plans() as conn:
-            row = conn.execute(self.queries.filtered("delete_many", query), params).fetchone()
-        if row is None:
-            raise RuntimeError("query returned no row")
-        return BulkDeletion(list(row[0]), int(row[1]))
-
-    def cancel(self, job_id: str) -> JobRecord:
-        """Waiting: cancelled now. Processing: flagged; the worker's heartbeat carries it."""
-        if not self._execute(self.queries["cancel"], {"id": job_id, "error": kit.CANCELLED_BEFORE_RUN}):
-            raise kit.cannot_cancel(job_id, self._state_of(job_id))
-        record = self.get(job_id)
-        if record is None:
-            raise kit.job_vanished(job_id, "cancelled")
-        return record
-
-    def delete(self, job_id: str) -> None:
-        """Delete a job (not while processing) and its audit records."""
-        if not self._one(self.queries["delete_job"], {"id": job_id})[0]:
-            self._state_of(job_id)
-            raise kit.cannot_delete(job_id)
-
-    def _state_of(self, job_id: str) -> str:
-        """The job's state, or JobNotFound."""
-        rows = self._execute(self.queries["job_state"], {"id": job_id})
-        if not rows:
-            raise kit.job_not_found(job_id)
-        return str(rows[0][0])
-
-    def purge(self, states: Sequence[State], before: float, batch_size: int = 1000) -> int:
-        """Delete one batch of finished jobs (and their audit records): one short statement."""
-        purged = 0
-        for state in dict.fromkeys(states):
-            params = {"state": state, "before": float(before), "limit": batch_size - purged}
-            with self._custom_plans() as conn:
-                purged += int(first(conn.execute(self.queries["purge"], params).fetchone()))
-            if purged >= batch_size:
-                break
-        return purged
-
-    def audits(self, job_id: str | None = None, limit: int = 50, offset: int = 0) -> list[AttemptRecord]:
-        """Attempt records, newest first."""
-        if job_id is None:
-            with self._custom_plans() as conn:
-                rows = conn.execute(self.queries["audits_all"], {"limit": limit, "offset": offset}).fetchall()
-        else:
-            rows = self._execute(
-                self.queries["audits_job"], {"job_id": job_id, "limit": limit, "offset": offset}
-            )
-        return [_attempt(r) for r in rows]
-
-    # -- the operators' action trail -----------------------------------------------------
-    def record_actions(self, actions: Sequence[NewAction]) -> None:
-        """Store actions and their job links in one transaction."""
-        with self._conn() as conn, conn.transaction():
-            for action in actions:
-                row = {
-                    "actor": action.actor,
-                    "role": action.role,
-                    "action": action.action,
-                    "job_id": kit.action_job_id(action.job_ids),
-                    "count": action.count,
-                    "detail": action.detail,
-                }
-                action_id = first(conn.execute(self.queries["insert_action"], row).fetchone())
-                if action.job_ids:
-                    links = {"action_id": action_id, "job_ids": list(action.job_ids)}
-                    conn.execute(self.queries["insert_action_jobs"], links)
-
-    def list_actions(self, job_id: str | None = None, limit: int = 50, offset: int = 0) -> list[ActionRecord]:
-        """Recorded actions, newest first, optionally only those naming ``job_id``."""
-        if job_id is None:
-            rows = self._execute(self.queries["actions_all"], {"limit": limit, "offset": offset})
-        else:
-            params = {"job_id": job_id, "limit": limit, "offset": offset}
-            rows = self._execute(self.queries["actions_job"], params)
-        return [kit.action_record(kit.by_position(kit.ACTION_FIELDS, r)) for r in rows]
-
 
 def _float(value: float | None) -> float | None:
     """Array parameters travel in binary, one element type per array: ints become floats."""
     return None if value is None else float(value)
-
-
-def _settings_fields(row: Row) -> dict[str, Any]:
-    """A queue settings row (name, concurrency, rate_limit, group_concurrency, group_rate_limit, paused)."""
-    return kit.by_position(("name", *flow.SETTING_FIELDS[:-1], "paused"), row)
-
-
-def _job_fields(row: Row) -> dict[str, Any]:
-    """A job row (the job_columns fragment, in the kit's JOB_FIELDS order) by name."""
-    return kit.by_position(kit.JOB_FIELDS, row)
-
-
-def _attempt(row: Row) -> AttemptRecord:
-    """An attempt row (the attempt_columns fragment, in the kit's ATTEMPT_FIELDS order)."""
-    return kit.attempt_record(kit.by_position(kit.ATTEMPT_FIELDS, row))
 
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "PostgresBackend"]

@@ -88,6 +88,35 @@ local function waiting_key(queue, priority)
   return memo_key('w:', queue, priority)
 end
 
+-- The due time of a queue's oldest due pending job, or `oldest` when that is older
+-- (false: none yet). Waiting sets hold retry jobs too: walk each level's due head to
+-- its first pending job, stopping at anything no older than the best found so far.
+local function oldest_due_pending(queue, now_s, oldest)
+  for _, priority in ipairs(redis.call('ZRANGE', B .. 'wp:' .. queue, 0, -1)) do
+    local key, start, done = waiting_key(queue, priority), 0, false
+    while not done do
+      local r = redis.call('ZRANGEBYSCORE', key, '-inf', now_s, 'WITHSCORES', 'LIMIT', start, 100)
+      for j = 1, #r, 2 do
+        local due = tonumber(r[j + 1])
+        if oldest and due >= oldest then
+          done = true
+          break
+        end
+        if redis.call('HGET', B .. 'j:' .. r[j], 'state') == 'pending' then
+          oldest = due
+          done = true
+          break
+        end
+      end
+      if #r < 200 then
+        done = true
+      end
+      start = start + 100
+    end
+  end
+  return oldest
+end
+
 -- Flow control (backends/flow.py states the rules). A queue is managed while
 -- its settings hash qs:<queue> exists; the waiting jobs of a managed queue are
 -- also in fq:<queue>:<priority>, scored by their fair rank (0 without a group),
