@@ -33,7 +33,7 @@ from .orchestrate import DEFAULT_PG, RESULTS, ROOT
 from .peers.base import make_tag
 
 #: Frames on every stack (thread start-up, the CLI): left out of the inclusive list.
-GENERIC = ("threading.py:Thread.", "click/", "<frozen runpy>", "conveyor/__main__.py", "conveyor/cli.py")
+GENERIC = ("threading.py:Thread.", "click/", "<frozen runpy>", "conveyor/__main__.py", "conveyor/cli/")
 
 
 def summarise(stacks: Path, top: int = 25) -> str:

@@ -11,31 +11,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..app import App
-from ..worker import Worker
+from ..worker import BatchResult, Worker
 
 #: Jobs claimed per round; a drain claims again until nothing is due.
 BATCH_SIZE = 100
 
 
 @dataclass(frozen=True, slots=True)
-class DrainResult:
-    """What a drain did: runs in total and how each ended."""
-
-    processed: int = 0
-    completed: int = 0
-    failed: int = 0
-    retried: int = 0
-    cancelled: int = 0
-
-    def to_dict(self) -> dict[str, int]:
-        """The counts as a dict (the shape of ``POST /api/queue/process``)."""
-        return {
-            "processed": self.processed,
-            "completed": self.completed,
-            "failed": self.failed,
-            "retried": self.retried,
-            "cancelled": self.cancelled,
-        }
+class DrainResult(BatchResult):
+    """What a drain did: runs in total and how each ended (``BatchResult``'s counts, summed)."""
 
 
 def drain(
@@ -68,14 +52,13 @@ def drain(
         batch = worker.process_batch(min(BATCH_SIZE, max_jobs - totals.processed))
         if batch.processed == 0:
             break
-        totals = DrainResult(
-            processed=totals.processed + batch.processed,
-            completed=totals.completed + batch.completed,
-            failed=totals.failed + batch.failed,
-            retried=totals.retried + batch.retried,
-            cancelled=totals.cancelled + batch.cancelled,
-        )
+        totals = _summed(totals, batch)
     return totals
+
+
+def _summed(totals: DrainResult, batch: BatchResult) -> DrainResult:
+    """The drain's counts with one more batch's added."""
+    return DrainResult(**{name: count + getattr(batch, name) for name, count in totals.to_dict().items()})
 
 
 def _every_queue(app: App) -> list[str]:

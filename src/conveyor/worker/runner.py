@@ -54,9 +54,9 @@ _THROTTLE_CAP = 0.02
 _GATHER_SLOTS = 0.005
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class BatchResult:
-    """What ``process_batch`` did."""
+    """What ``process_batch`` did: runs in total and how each ended (a value, frozen)."""
 
     processed: int = 0
     completed: int = 0
