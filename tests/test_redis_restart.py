@@ -12,10 +12,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import shutil
-import signal
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,68 +23,16 @@ import pytest
 import conveyor
 from conveyor.errors import BackendUnavailable
 from redis_invariants import check_redis_invariants
+from torture.servers import PrivateRedis
 
 redis = pytest.importorskip("redis")
 
 JOBS = 2000
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class Server:
-    """One redis-server process of the test's own, restartable on the same port and directory."""
-
-    def __init__(self, directory: Path, *extra: str) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.skip("redis-server is not installed: cannot start a private server")
-        self.binary = binary
-        self.directory = directory
-        self.port = _free_port()
-        self.extra = extra
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        cmd = [
-            self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
-            "--save", "", "--logfile", str(self.directory / "redis.log"), *self.extra,
-        ]  # fmt: skip
-        self.proc = subprocess.Popen(cmd)
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                if client.ping():
-                    break
-            except (redis.ConnectionError, redis.BusyLoadingError):
-                pass
-            assert time.monotonic() < deadline, (self.directory / "redis.log").read_text()[-2000:]
-            time.sleep(0.02)
-        client.close()
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 @pytest.fixture
-def durable_server(tmp_path: Path) -> Iterator[Server]:
-    server = Server(tmp_path, "--appendonly", "yes", "--appendfsync", "always")
+def durable_server(tmp_path: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path)
     server.start()
     yield server
     server.stop()
@@ -109,7 +53,7 @@ def _poll(fn: Callable[[], Any], until: Callable[[Any], bool], timeout: float, w
     raise AssertionError(f"timed out waiting for {what}; last value {value!r}")
 
 
-def test_sigkill_of_redis_mid_drain_loses_nothing(durable_server: Server) -> None:
+def test_sigkill_of_redis_mid_drain_loses_nothing(durable_server: PrivateRedis) -> None:
     url = f"redis://127.0.0.1:{durable_server.port}/0?prefix=restart"
     app = conveyor.App(url, lease=2.0, reaper_interval=0.5, grace=5.0)
     runs: collections.Counter[int] = collections.Counter()
@@ -147,7 +91,7 @@ def test_sigkill_of_redis_mid_drain_loses_nothing(durable_server: Server) -> Non
 
 def test_warns_when_the_server_may_evict_job_keys(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     evicting = ("--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru")
-    server = Server(tmp_path, "--appendonly", "yes", *evicting)
+    server = PrivateRedis(tmp_path, extra=evicting)
     server.start()
     try:
         app = conveyor.App(f"redis://127.0.0.1:{server.port}/0?prefix=evict")

@@ -39,15 +39,21 @@ def _wait(ready: object, timeout: float, what: str) -> None:
 
 
 class PrivateRedis:
-    """A redis-server of the test's own, with ``appendonly yes`` and ``appendfsync always``."""
+    """A redis-server of the test's own, with ``appendonly yes`` and ``appendfsync always``.
 
-    def __init__(self, directory: Path, bind: tuple[str, ...] = ("127.0.0.1",)) -> None:
+    ``extra`` settings (``"--maxmemory-policy", "allkeys-lru"``...) come after these and win.
+    """
+
+    def __init__(
+        self, directory: Path, bind: tuple[str, ...] = ("127.0.0.1",), extra: tuple[str, ...] = ()
+    ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.skip("redis-server is not installed: cannot start a private server")
         self.binary = binary
         self.directory = directory
         self.bind = bind
+        self.extra = extra
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -75,6 +81,7 @@ class PrivateRedis:
             "always",
             "--logfile",
             str(self.directory / "redis.log"),
+            *self.extra,
         ]
         self.proc = subprocess.Popen(cmd)
         client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
