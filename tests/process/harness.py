@@ -12,7 +12,37 @@ from pathlib import Path
 HERE = Path(__file__).parent
 
 
-class WorkerProcesses:
+class ProcessGroup:
+    """Worker processes started by a harness: which still run, SIGKILL one, SIGTERM them all."""
+
+    procs: list[subprocess.Popen[bytes]]
+    kills: int
+
+    def alive(self) -> list[subprocess.Popen[bytes]]:
+        return [p for p in self.procs if p.poll() is None]
+
+    def kill(self, proc: subprocess.Popen[bytes]) -> None:
+        """SIGKILL, and wait for it to be gone."""
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        self.kills += 1
+
+    def stop_all(self, timeout: float = 60) -> list[int]:
+        """SIGTERM every live process (SIGCONT first, in case one is stopped); their exit codes."""
+        for proc in self.alive():
+            proc.send_signal(signal.SIGCONT)
+            proc.send_signal(signal.SIGTERM)
+        codes = []
+        for proc in self.procs:
+            try:
+                codes.append(proc.wait(timeout))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                codes.append(proc.wait())
+        return codes
+
+
+class WorkerProcesses(ProcessGroup):
     """``conveyor worker process.crashapp:app`` processes with their own log directory."""
 
     def __init__(
@@ -52,26 +82,6 @@ class WorkerProcesses:
         proc = subprocess.Popen(cmd, env=self.env(), cwd=str(HERE.parent), stderr=subprocess.PIPE)
         self.procs.append(proc)
         return proc
-
-    def alive(self) -> list[subprocess.Popen[bytes]]:
-        return [p for p in self.procs if p.poll() is None]
-
-    def kill(self, proc: subprocess.Popen[bytes]) -> None:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-        self.kills += 1
-
-    def stop_all(self, timeout: float = 60) -> list[int]:
-        for proc in self.alive():
-            proc.send_signal(signal.SIGTERM)
-        codes = []
-        for proc in self.procs:
-            try:
-                codes.append(proc.wait(timeout))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                codes.append(proc.wait())
-        return codes
 
     def executions(self) -> collections.Counter[int]:
         """How many times each job number ran, across every process ever started."""

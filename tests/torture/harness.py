@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -11,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
+
+from process.harness import ProcessGroup
 
 TESTS = Path(__file__).resolve().parent.parent
 SRC = TESTS.parent / "src"
@@ -23,7 +24,7 @@ def scale(short: int | float, long: int | float) -> int | float:
 
 
 @dataclass
-class Workers:
+class Workers(ProcessGroup):
     """``conveyor worker torture.workload:app`` processes sharing one execution-log directory."""
 
     url: str
@@ -87,29 +88,6 @@ class Workers:
         self.procs.append(proc)
         Workers.started.append(proc)
         return proc
-
-    def alive(self) -> list[subprocess.Popen[bytes]]:
-        return [p for p in self.procs if p.poll() is None]
-
-    def kill(self, proc: subprocess.Popen[bytes]) -> None:
-        """SIGKILL, and wait for it to be gone."""
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-        self.kills += 1
-
-    def stop_all(self, timeout: float = 60) -> list[int]:
-        """SIGTERM every live process (SIGCONT first, in case one is stopped); their exit codes."""
-        for proc in self.alive():
-            proc.send_signal(signal.SIGCONT)
-            proc.send_signal(signal.SIGTERM)
-        codes = []
-        for proc in self.procs:
-            try:
-                codes.append(proc.wait(timeout))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                codes.append(proc.wait())
-        return codes
 
     def stderr(self) -> str:
         """Everything the processes wrote to stderr (for assertion messages)."""
