@@ -80,6 +80,12 @@ def pick_redis_db(base: str) -> str | None:
     return None
 
 
+def this_source_path() -> str:
+    """A PYTHONPATH that runs this checkout's bench and src (not whichever one the venv was installed from)."""
+    parts = [str(ROOT), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]
+    return os.pathsep.join(p for p in parts if p)
+
+
 def sessions_for(workloads: Iterable[str]) -> list[str]:
     """The sessions that measure ``workloads``, in a stable order."""
     wanted = {WORKLOAD_SESSION[w] for w in workloads}
@@ -108,7 +114,7 @@ def run_session(
     ]  # fmt: skip
     if describe:
         command.append("--describe")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": this_source_path()}
     try:
         done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:

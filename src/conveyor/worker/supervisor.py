@@ -37,6 +37,9 @@ def supervise(argv: list[str], processes: int, grace: float, metrics: Supervisor
     command = [sys.executable, "-m", "conveyor", *argv]
     children: dict[int, subprocess.Popen[bytes]] = {}
     restarts: dict[int, float] = {}
+    #: A ``--burst`` child that exits 0 has emptied its queues: it is done, not crashed.
+    burst = "--burst" in argv
+    finished: set[int] = set()
     stopping = False
     forwarded = 0
 
@@ -69,6 +72,9 @@ def supervise(argv: list[str], processes: int, grace: float, metrics: Supervisor
                     child.kill()
         else:
             for slot, child in children.items():
+                if burst and child.returncode == 0:
+                    finished.add(slot)
+                    continue
                 if child.poll() is not None and slot not in alive:
                     delay = min(30.0, max(1.0, restarts.get(slot, 0.5) * 2))
                     restarts[slot] = delay
@@ -82,6 +88,8 @@ def supervise(argv: list[str], processes: int, grace: float, metrics: Supervisor
                     time.sleep(delay)
                     if not stopping:
                         start(slot)
+            if len(finished) == len(children):
+                break
         time.sleep(0.2)
     codes = [c.returncode for c in children.values()]
     return 0 if all(code in (0, -signal.SIGTERM, -signal.SIGINT) for code in codes) else 1
