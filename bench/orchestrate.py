@@ -81,7 +81,7 @@ def pick_redis_db(base: str) -> str | None:
 
 
 def this_source_path() -> str:
-    """A PYTHONPATH that runs this checkout's bench and src (not whichever one the venv was installed from)."""
+    """A PYTHONPATH running this checkout's bench and src, not the one the venv was installed from."""
     parts = [str(ROOT), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]
     return os.pathsep.join(p for p in parts if p)
 

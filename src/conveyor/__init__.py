@@ -3,7 +3,7 @@
 This package is where the parts meet: the built-in features plug into the App here.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import backoff
 from .app import App
@@ -39,7 +39,9 @@ from .job import Job, JobPage
 from .states import ALL_STATES
 from .task import Task
 from .webhooks import WEBHOOKS, InvalidSignature, sign, verify_signature
-from .worker import Worker
+
+if TYPE_CHECKING:
+    from .worker import Worker
 
 App.add_built_in(WEBHOOKS)
 
@@ -54,6 +56,21 @@ def _asgi(app: App, api_keys: Any = None, *, api_key_file: str | None = None) ->
 App.asgi_factory = _asgi
 
 __version__ = "0.1.0"
+
+#: Public names imported on first use: a process that only enqueues never loads the worker run-time.
+_LAZY = {"Worker": "worker"}
+
+
+def __getattr__(name: str) -> Any:
+    """``conveyor.Worker``: the worker package is imported when first asked for."""
+    if name in _LAZY:
+        from importlib import import_module
+
+        value = getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ALL_STATES",

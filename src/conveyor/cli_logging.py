@@ -10,10 +10,23 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from rich.text import Text
+if TYPE_CHECKING:  # rich is imported only for a terminal's handler: a supervised worker never needs it
+    from rich.text import Text
 
-from .render import local_time
+
+def local_time(value: datetime | None, *, millis: bool = False) -> str:
+    """A time for people: local time with its zone (``2024-05-01 09:30:00 EDT``).
+
+    A naive ``value`` is taken as local time; ``millis`` adds milliseconds (for log lines).
+    """
+    if value is None:
+        return "-"
+    local = value.astimezone()
+    zone = local.strftime("%Z") or local.strftime("%z")
+    fraction = f".{local.microsecond // 1000:03d}" if millis else ""
+    return f"{local:%Y-%m-%d %H:%M:%S}{fraction} {zone}"
 
 
 class LocalTimeFormatter(logging.Formatter):
@@ -51,6 +64,8 @@ class JsonLogFormatter(logging.Formatter):
 
 
 def _rich_time(moment: datetime) -> Text:
+    from rich.text import Text
+
     return Text(local_time(moment))
 
 

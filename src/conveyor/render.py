@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .backends.base import AttemptRecord
+from .cli_logging import local_time
 from .states import ALL_STATES
 
 STATE_STYLES = {
@@ -91,19 +92,6 @@ class ShownJob(ListedJob, Protocol):
     def trace_id(self) -> str | None: ...
 
     def to_dict(self, *, with_attempts: bool = ...) -> dict[str, Any]: ...
-
-
-def local_time(value: datetime | None, *, millis: bool = False) -> str:
-    """A time for people: local time with its zone (``2024-05-01 09:30:00 EDT``).
-
-    A naive ``value`` is taken as local time; ``millis`` adds milliseconds (for log lines).
-    """
-    if value is None:
-        return "-"
-    local = value.astimezone()
-    zone = local.strftime("%Z") or local.strftime("%z")
-    fraction = f".{local.microsecond // 1000:03d}" if millis else ""
-    return f"{local:%Y-%m-%d %H:%M:%S}{fraction} {zone}"
 
 
 def first_line(text: str | None, limit: int = ERROR_EXCERPT) -> str:

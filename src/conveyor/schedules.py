@@ -22,8 +22,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cronsim import CronSim, CronSimError
-
 from .backends.base import MissedPolicy, ScheduleRecord, decode_payload
 from .errors import InvalidSchedule
 
@@ -52,6 +50,8 @@ def check_cron(expr: object) -> str:
     """A cron expression cronsim accepts (five fields, e.g. ``"*/5 * * * *"``), or InvalidSchedule."""
     if not isinstance(expr, str) or not expr.strip():
         raise InvalidSchedule(f"cron must be a cron expression such as '*/5 * * * *', got {expr!r}")
+    from cronsim import CronSim, CronSimError  # on first use: an App without cron schedules never loads it
+
     try:
         CronSim(expr, datetime(2000, 1, 1, tzinfo=UTC))
     except CronSimError as exc:
@@ -134,6 +134,8 @@ class Timing:
         # fromtimestamp sets ``fold`` for a wall time that occurs twice, so the start is exact;
         # the callers still check each tick against the start, because cronsim compares wall
         # times and may yield the first 02:30 when started from the second 01:59-03:00 hour.
+        from cronsim import CronSim
+
         for moment in CronSim(self.cron, datetime.fromtimestamp(start, zone), reverse=reverse):
             yield moment.timestamp()
 

@@ -78,11 +78,13 @@ def worker(
     with --burst it is an error instead.
     """
     setup_logging(log_level, as_json=as_json)
-    from ..worker import Worker
     from ..worker.supervisor import is_child
 
     if processes > 1 and not is_child():
+        # Before the run-time is imported: the children start as soon as possible.
         sys.exit(_supervise(processes, grace, metrics_port, metrics_host))
+    from ..worker import Worker
+
     app = open_app(app_path, url)
     queue_list = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
     metrics = None

@@ -14,8 +14,10 @@ import subprocess
 import sys
 import time
 from types import FrameType
+from typing import TYPE_CHECKING
 
-from .metrics import SupervisorMetrics
+if TYPE_CHECKING:
+    from .metrics import SupervisorMetrics
 
 log = logging.getLogger("conveyor.supervisor")
 
