@@ -324,3 +324,29 @@ def print_summary(results: dict[str, Any]) -> None:
     for what, compared, r, needed, met in targets(agg):
         verdict = "?" if met is None else ("met" if met else "MISSED")
         print(f"target {what}: {compared}: {'-' if r is None else f'{r:.2f}x'} (need {needed:g}x) {verdict}")
+
+
+def cpu_per_job(entry: dict[str, Any]) -> float | None:
+    """The median over runs of a system's worker CPU per drained no-op job, in microseconds."""
+    values = [
+        float(v)
+        for r in entry.get("runs", {}).get("throughput", [])
+        if (v := r.get("result", {}).get("drain", {}).get("worker_cpu_us_per_job")) is not None
+    ]
+    return statistics.median(values) if values else None
+
+
+def print_worker_costs(results: dict[str, Any]) -> None:
+    """Conveyor's own costs per backend: worker CPU per no-op job, and start-up (spawn to first job)."""
+    print(f"{'system':<28}{'CPU us/job (drain)':>20}{'start-up 1 proc s':>20}{'start-up 2 procs s':>20}")
+    for entry in results["systems"].values():
+        if "runs" not in entry:
+            continue
+        cpu = cpu_per_job(entry)
+        starts = {s["processes"]: s["median_s"] for s in entry.get("startup", []) if "median_s" in s}
+        cells = [
+            "-" if cpu is None else f"{cpu:,.0f}",
+            f"{starts[1]:.3f}" if 1 in starts else "-",
+            f"{starts[2]:.3f}" if 2 in starts else "-",
+        ]
+        print(f"{entry['label']:<28}" + "".join(f"{cell:>20}" for cell in cells))

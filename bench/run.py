@@ -5,8 +5,9 @@
 The same five workloads, harness and adapters as the peer comparison
 (``python -m bench.compare``, ``make bench-peers``), Conveyor only, from this
 venv: enqueue and drain 20,000 no-op jobs, idle pickup latency, 5 ms I/O jobs
-with 20 slots, and a retry workload. Prints a table and writes
-``bench/results/latest.json``.
+with 20 slots, and a retry workload; then the workers' CPU per drained job and their
+start-up (spawn to first job, 1 and 2 processes, bench.startup). Prints the tables
+and writes ``bench/results/latest.json``.
 
 ``--smoke`` is the short form CI runs so the harness cannot rot: one small
 enqueue-and-drain per backend that is reachable (figures not meaningful); it
@@ -19,10 +20,12 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
-from . import report
+from . import report, startup
 from .orchestrate import (
     DEFAULT_PG,
     RESULTS,
@@ -49,6 +52,19 @@ def redis_base() -> str:
     return os.environ.get("CONVEYOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
+def start_up(backend: str, url: str | None, spawns: int, processes: int) -> dict[str, Any]:
+    """Worker start-up on ``backend`` (median of ``spawns``), logged; an ``error`` entry if it failed."""
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            base = url or f"sqlite:///{Path(tmp) / 'startup.db'}"
+            got = startup.measure(base, spawns, processes)
+    except Exception as exc:  # noqa: BLE001 - reported in the results, the other figures still count
+        log(f"conveyor-{backend} start-up ({processes} processes): FAILED: {exc}")
+        return {"processes": processes, "error": str(exc)}
+    log(f"conveyor-{backend} start-up ({processes} processes): median {got['median_s']:.3f}s")
+    return got
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the workloads on each backend; print the table; non-zero if nothing ran or a workload failed."""
     parser = argparse.ArgumentParser(
@@ -59,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--sizes", default="{}", help="JSON overriding the sizes")
+    parser.add_argument("--spawns", type=int, default=5, help="worker start-ups measured per backend (0: none)")
     args = parser.parse_args(argv)
     sizes = {**(SMOKE_SIZES if args.smoke else FULL_SIZES), **json.loads(args.sizes)}
     workloads = ["enqueue", "drain"] if args.smoke else [w for w in args.workloads.split(",") if w]
@@ -115,10 +132,15 @@ def main(argv: list[str] | None = None) -> int:
                 "drain_jobs_per_s": metric(measured, "drain"),
                 "worker_peak_rss_mb": measured.get("drain", {}).get("worker_peak_rss_mb"),
             }
+        spawns = min(args.spawns, 1) if args.smoke else args.spawns
+        for processes in (1,) if args.smoke else (1, 2):
+            if spawns > 0:
+                entry.setdefault("startup", []).append(start_up(backend, url, spawns, processes))
         results["systems"][key] = entry
     results["servers"] = server_versions(redis_url if reachable(redis_url, 6379) else None, pg_dsn)
     results["elapsed_s"] = round(time.time() - started, 1)
     report.print_summary(results)
+    report.print_worker_costs(results)
     for entry in results["systems"].values():
         if "one_process" in entry:
             one = entry["one_process"]

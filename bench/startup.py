@@ -6,12 +6,14 @@ Each spawn gets an empty store holding one job whose task writes ``time.time()``
 file; the figure is that time minus the moment just before the worker was spawned, so it
 covers the interpreter, the imports, loading APP, opening the backend and the first claim.
 With ``--processes 2`` the supervisor spawns the children, as in production. ``make bench``
-(bench.run) reports the median of a few spawns per backend.
+(bench.run) reports the median of a few spawns per backend, with a bytecode cache (in
+a private PYTHONPYCACHEPREFIX) as a deployment has; ``--cold`` compiles every time.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import statistics
 import subprocess
@@ -29,8 +31,14 @@ ROOT = Path(__file__).resolve().parent.parent
 APP = "bench.startupapp:app"
 
 
-def spawn_to_first_job(url: str, processes: int = 1, timeout: float = 60.0) -> float:
-    """Seconds from spawning a burst worker on ``url`` (holding one job) to that job's start."""
+def spawn_to_first_job(
+    url: str, processes: int = 1, timeout: float = 60.0, pycache: str | None = None
+) -> float:
+    """Seconds from spawning a burst worker on ``url`` (holding one job) to that job's start.
+
+    With ``pycache`` (a directory), compiled bytecode is kept there, as an installed
+    package has it; without, the environment decides (PYTHONDONTWRITEBYTECODE).
+    """
     from . import startupapp
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -42,6 +50,9 @@ def spawn_to_first_job(url: str, processes: int = 1, timeout: float = 60.0) -> f
         finally:
             app.close()
         env = {**os.environ, "PYTHONPATH": this_source_path(), "CONVEYOR_URL": url}
+        if pycache is not None:
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            env["PYTHONPYCACHEPREFIX"] = pycache
         command = [sys.executable, "-m", "conveyor", "worker", APP, "--burst", "--log-level", "warning"]
         if processes > 1:
             command += ["--processes", str(processes)]
@@ -69,14 +80,23 @@ def spawn_to_first_job(url: str, processes: int = 1, timeout: float = 60.0) -> f
         return started - spawned
 
 
-def measure(base_url: str, spawns: int = 5, processes: int = 1) -> dict[str, Any]:
-    """The median (and each) start-up over ``spawns`` burst workers, each on a fresh store."""
+def measure(base_url: str, spawns: int = 5, processes: int = 1, *, warm: bool = True) -> dict[str, Any]:
+    """The median (and each) start-up over ``spawns`` burst workers, each on a fresh store.
+
+    ``warm``: with a bytecode cache (filled by one spawn first, not counted), as a
+    deployment has; otherwise every spawn compiles Conveyor's source anew.
+    """
     seconds = []
-    for _ in range(spawns):
-        with scratch_store(base_url) as url:
-            seconds.append(spawn_to_first_job(url, processes))
+    with tempfile.TemporaryDirectory() as pycache:
+        if warm:
+            with scratch_store(base_url) as url:
+                spawn_to_first_job(url, processes, pycache=pycache)
+        for _ in range(spawns):
+            with scratch_store(base_url) as url:
+                seconds.append(spawn_to_first_job(url, processes, pycache=pycache if warm else None))
     return {
         "processes": processes,
+        "bytecode_cache": warm,
         "spawns": spawns,
         "median_s": round(statistics.median(seconds), 3),
         "each_s": [round(s, 3) for s in seconds],
@@ -98,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", default="sqlite,postgres,redis")
     parser.add_argument("--spawns", type=int, default=5)
     parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--cold", action="store_true", help="no bytecode cache: every spawn compiles")
     args = parser.parse_args(argv)
+    logging.getLogger("conveyor").setLevel(logging.ERROR)  # this process only sets up stores
     redis_url = os.environ.get("CONVEYOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
     with tempfile.TemporaryDirectory() as tmp:
         urls = base_urls(redis_url, DEFAULT_PG, Path(tmp))
@@ -107,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             if backend != "sqlite" and not reachable(url, 6379 if backend == "redis" else 5432):
                 print(f"{backend:<9} not reachable")
                 continue
-            got = measure(url, args.spawns, args.processes)
+            got = measure(url, args.spawns, args.processes, warm=not args.cold)
             each = " ".join(f"{s:.3f}" for s in got["each_s"])
             print(f"{backend:<9} spawn to first job: median {got['median_s']:.3f}s ({each})", flush=True)
     return 0

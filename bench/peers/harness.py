@@ -131,6 +131,22 @@ def group_rss_mb(workers: Workers) -> dict[str, float]:
     return {"worker_peak_rss_mb": round(max(peaks), 1), "workers_total_rss_mb": round(sum(peaks), 1)}
 
 
+def group_cpu_s(workers: Workers) -> float:
+    """CPU seconds (user + system, all threads) used so far by the live processes of the workers' groups."""
+    groups = {p.pid for p in workers.procs}
+    ticks = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) in groups:
+                ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, ValueError, IndexError):
+            continue
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def drain(
     workers: Workers,
     count: Callable[[], tuple[int, int]],
@@ -146,6 +162,7 @@ def drain(
     """
     started = time.perf_counter()
     first: tuple[float, int] | None = None
+    cpu_at_first = 0.0
     all_busy: tuple[float, int] | None = None
     capped = False
     while True:
@@ -153,6 +170,7 @@ def drain(
         now = time.perf_counter()
         if first is None and done > 0:
             first = (now, done)
+            cpu_at_first = group_cpu_s(workers)  # from here on the workers only drain (start-up excluded)
         if all_busy is None and active >= processes:
             all_busy = (now, done)
         if done >= total:
@@ -169,6 +187,7 @@ def drain(
                 raise WorkloadFailed(f"a worker process exited at {done}/{total} jobs\n{workers.tail()}")
         time.sleep(POLL)
     assert first is not None
+    cpu_used = group_cpu_s(workers) - cpu_at_first
     window, label = first, "first completion"
     if all_busy is not None and done - all_busy[1] >= 0.2 * done:
         window, label = all_busy, "all processes busy"
@@ -181,6 +200,7 @@ def drain(
         "to_first_s": round(first[0] - started, 3),
         "completed": done,
         "capped": capped,
+        "worker_cpu_us_per_job": round(cpu_used / (done - first[1]) * 1e6, 1) if done > first[1] else None,
     }
 
 
