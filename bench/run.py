@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--sizes", default="{}", help="JSON overriding the sizes")
-    parser.add_argument("--spawns", type=int, default=5, help="worker start-ups measured per backend (0: none)")
+    parser.add_argument("--spawns", type=int, default=5, help="start-ups timed per backend (0: none)")
     args = parser.parse_args(argv)
     sizes = {**(SMOKE_SIZES if args.smoke else FULL_SIZES), **json.loads(args.sizes)}
     workloads = ["enqueue", "drain"] if args.smoke else [w for w in args.workloads.split(",") if w]
