@@ -71,6 +71,8 @@ def spawn_to_first_job(
                 time.sleep(0.002)
             started = float(mark.read_text())
         finally:
+            if child.poll() is None:
+                child.terminate()  # done measuring; a supervisor passes it on to its processes
             try:
                 child.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
