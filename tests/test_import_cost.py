@@ -89,7 +89,8 @@ def test_a_sqlite_worker_runs_a_job_without_heavy_modules(tmp_path: Path) -> Non
         cwd=tmp_path,
         env={"CONVEYOR_URL": url},
     )
-    code = "import sys; from conveyor.cli import main; sys.argv = ['conveyor', 'worker', 'tasks:app', '--burst']; main()"
+    argv = ["worker", "tasks:app", "--burst"]
+    code = f"import sys\nfrom conveyor.cli import main\nsys.argv[1:] = {argv!r}\nmain()"
     fresh_python(code, cwd=tmp_path, env={"CONVEYOR_URL": url})
     loaded = json.loads(seen.read_text())
     assert "conveyor.worker.runner" in loaded  # the job really ran in a worker
@@ -118,3 +119,29 @@ def test_a_burst_supervisor_exits_once_its_processes_are_done(tmp_path: Path) ->
     assert done.returncode == 0, done.stderr
     assert seen.exists()
     assert "restarting" not in done.stderr
+
+
+UNCONFIGURED_TRACING = """
+import sys
+import conveyor
+from conveyor.testing import drain
+from conveyor.tracing import incoming
+
+app = conveyor.App("memory://unconfigured-tracing")
+
+@app.task()
+def work(n):
+    return n
+
+with incoming("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"):
+    job = work.enqueue(1)
+plain = work.enqueue(2)
+assert drain(app).completed == 2
+print(job.refresh().attempts[-1].trace_id, plain.refresh().attempts[-1].trace_id)
+"""
+
+
+def test_without_a_tracer_provider_no_span_starts_and_the_stored_trace_id_is_kept() -> None:
+    # OpenTelemetry's API is installed here but no provider is configured: spans would be no-ops.
+    out = fresh_python(UNCONFIGURED_TRACING)
+    assert out.split() == ["0af7651916cd43dd8448eb211c80319c", "None"]

@@ -14,15 +14,20 @@ SDK (a tracer provider and an exporter) then sees:
 
 Without the API nothing here imports it: :func:`available` looks the package up
 once (``importlib.util.find_spec``, which does not import it) and every entry
-point returns at once when it is missing.
+point returns at once when it is missing. With the API but no tracer provider
+configured (:func:`recording`), spans would be non-recording no-ops: a worker then
+starts none, and an attempt keeps the trace id of the traceparent stored with its
+job (what the no-op span would have carried) without loading OpenTelemetry.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from typing import Any
 
@@ -49,6 +54,25 @@ def available() -> bool:
         except (ImportError, ValueError):
             _available = False
     return _available
+
+
+#: The API's variable naming a tracer provider to load on first use (a configuration without code).
+PROVIDER_ENV = "OTEL_PYTHON_TRACER_PROVIDER"
+
+
+def recording() -> bool:
+    """True when spans can be recorded: the API is installed and a tracer provider is configured.
+
+    Cheap enough to ask per job: a provider is set by code that imported the API
+    (``trace.set_tracer_provider``, auto-instrumentation) or named in the environment,
+    and it may be set after the worker started, so the answer is not cached.
+    """
+    if not available():
+        return False
+    trace = sys.modules.get("opentelemetry.trace")
+    if trace is None:
+        return PROVIDER_ENV in os.environ
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
 
 
 def valid_traceparent(value: object) -> str | None:
@@ -90,21 +114,22 @@ class ConsumerSpan:
 
     __slots__ = ("span", "trace_id")
 
+    span: Any
+    trace_id: str | None
+
     def __init__(self, span: Any) -> None:
         self.span = span
         context = span.get_span_context()
         #: The trace id as stored in the attempt record (None for a non-recording no-op span).
         self.trace_id: str | None = f"{context.trace_id:032x}" if context.is_valid else None
 
-    @contextmanager
-    def activate(self) -> Iterator[None]:
+    def activate(self) -> AbstractContextManager[object]:
         """The span is current inside the block (and not ended by leaving it)."""
         from opentelemetry import trace
 
-        with trace.use_span(
+        return trace.use_span(
             self.span, end_on_exit=False, record_exception=False, set_status_on_exception=False
-        ):
-            yield
+        )
 
     def end(self, outcome: str, error: BaseException | None) -> None:
         """Record how the attempt ended and end the span."""
@@ -120,12 +145,40 @@ class ConsumerSpan:
         span.end()
 
 
+class StoredTrace(ConsumerSpan):
+    """Stands in for a span nothing would record: carries the stored trace id, starts and ends nothing.
+
+    What a no-op tracer's span would have given the attempt record (its parent's trace
+    id), without loading OpenTelemetry or building a context per job.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, trace_id: str) -> None:
+        self.span = None
+        self.trace_id = trace_id
+
+    def activate(self) -> AbstractContextManager[object]:
+        """Nothing to make current."""
+        return nullcontext()
+
+    def end(self, outcome: str, error: BaseException | None) -> None:
+        """Nothing to end."""
+
+
 def start_consumer_span(
     task: str, job_id: str, queue: str, attempt: int, max_attempts: int, traceparent: str | None
 ) -> ConsumerSpan | None:
-    """The CONSUMER span ``process <task>`` of one attempt, child of the stored context (None: no OTel)."""
-    if not available():
-        return None
+    """The CONSUMER span ``process <task>`` of one attempt, child of the stored context.
+
+    None without OpenTelemetry. With the API but no tracer provider configured, no span
+    is started: a job with a stored traceparent gets a :class:`StoredTrace`, one without None.
+    """
+    if not recording():
+        if traceparent is None or not available():
+            return None
+        stored = valid_traceparent(traceparent)
+        return None if stored is None else StoredTrace(stored[3:35])
     from opentelemetry import trace
 
     global _tracer
