@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -34,10 +35,23 @@ class LocalTimeFormatter(logging.Formatter):
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        #: The last whole second formatted, and its date-time and zone: a busy worker logs a line
+        #: per job, many within one second, and only the milliseconds change between them.
+        self._second: tuple[int, str, str] = (-1, "", "")
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
         """The record's time in local time, with milliseconds and the zone."""
-        return local_time(datetime.fromtimestamp(record.created, UTC), millis=True)
+        # Split as datetime.fromtimestamp does (microseconds rounded half-even), so the text is the same.
+        fraction, whole = math.modf(record.created)
+        second, micros = int(whole), round(fraction * 1e6)
+        if micros >= 1_000_000:
+            second, micros = second + 1, micros - 1_000_000
+        cached = self._second
+        if cached[0] != second:
+            local = datetime.fromtimestamp(second, UTC).astimezone()
+            zone = local.strftime("%Z") or local.strftime("%z")
+            cached = self._second = (second, f"{local:%Y-%m-%d %H:%M:%S}", zone)
+        return f"{cached[1]}.{micros // 1000:03d} {cached[2]}"
 
 
 class JsonLogFormatter(logging.Formatter):

@@ -19,7 +19,7 @@ from ..tracing import ConsumerSpan
 MAX_TRACEBACK_CHARS = 20_000
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Attempt:
     """One attempt at a claimed job: its book-keeping while this worker holds the lease."""
 
@@ -95,6 +95,8 @@ class ResultNotJSON(TypeError):
 
 def encode_result(value: Any) -> str:
     """A task's return value as stored JSON; raises ResultNotJSON naming what is not JSON."""
+    if value is None:
+        return "null"  # most tasks return nothing: no encoder for that
     try:
         return json.dumps(value, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
