@@ -69,6 +69,7 @@ def test_import_conveyor_loads_no_heavy_module_and_no_worker() -> None:
     loaded = json.loads(out)
     assert top_level(loaded) & (HEAVY | DRIVERS) == set()
     assert not [m for m in loaded if m.startswith("conveyor.worker.") or m.startswith("conveyor.server")]
+    assert "asyncio" not in loaded  # a producer that never awaits does not pay for the event loop
 
 
 def test_lazy_public_names_still_resolve() -> None:

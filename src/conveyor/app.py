@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -10,13 +9,12 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
 from . import alerts as alerting
 from . import schedules as scheduling
 from .actions import PYTHON, Actor, BulkDeleted, check_error_filter, filter_detail, new_action
 from .backends import open_async_backend, open_backend
-from .backends.aio import AsyncBackend
 from .backends.base import (
     ActionRecord,
     AlertFiring,
@@ -50,6 +48,11 @@ from .errors import AlertNotFound, DuplicateTask, InvalidSchedule, JobNotFound, 
 from .job import Job, JobPage
 from .states import PURGEABLE, RESUBMITTABLE, parse_state
 from .task import DEFAULT_QUEUE, Task, TaskDefaults
+
+if TYPE_CHECKING:  # asyncio is imported by the async methods, when one first runs
+    import asyncio
+
+    from .backends.aio import AsyncBackend
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("conveyor")
@@ -136,6 +139,8 @@ class App:
     @property
     def async_backend(self) -> AsyncBackend:
         """The backend's async side for the running event loop, opened on first use there."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         found = self._async_backends.get(loop)
         if found is None:
@@ -144,6 +149,8 @@ class App:
 
     async def aclose(self) -> None:
         """Close this loop's async connections, then the backend's (as ``close``)."""
+        import asyncio
+
         found = self._async_backends.pop(asyncio.get_running_loop(), None)
         if found is not None:
             await found.aclose()
@@ -611,6 +618,8 @@ class App:
 
     async def acancel(self, job_id: str, *, actor: Actor | None = None) -> Job:
         """``cancel``, awaited."""
+        import asyncio
+
         job = Job.loaded(self, await self.async_backend.cancel(job_id))
         await asyncio.to_thread(self._record, new_action(actor or self.actor, "cancel", (job_id,), 1))
         return job
@@ -619,6 +628,8 @@ class App:
         self, job_id: str, *, args: Any = None, kwargs: Any = None, actor: Actor | None = None
     ) -> Job:
         """``resubmit``, awaited (edited arguments are checked and recorded as in ``resubmit``)."""
+        import asyncio
+
         payload = None
         detail: dict[str, Any] = {}
         if args is not None or kwargs is not None:
@@ -637,6 +648,8 @@ class App:
 
     async def adelete(self, job_id: str, *, actor: Actor | None = None) -> None:
         """``delete``, awaited."""
+        import asyncio
+
         await self.async_backend.delete(job_id)
         await asyncio.to_thread(self._record, new_action(actor or self.actor, "delete", (job_id,), 1))
 

@@ -7,7 +7,6 @@ and ``app.resubmit`` return Jobs already loaded.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import threading
 import time
@@ -269,11 +268,14 @@ class Job:
         own), or without one a pause on the loop (5 ms doubling up to ``poll``); a
         waiting handler costs the loop nothing and other coroutines keep running.
         """
+        import asyncio  # the first await imports it, not import conveyor
+
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         woken = asyncio.Event()
 
         def wake() -> None:
+
             loop.call_soon_threadsafe(woken.set)
 
         with self.app.backend.watch_finishes([self.id], wake) as watch:
@@ -298,6 +300,8 @@ class Job:
 
     async def acancel(self) -> Job:
         """``cancel``, awaited; returns self refreshed."""
+        import asyncio  # the first await imports it, not import conveyor
+
         record = await self.app.async_backend.cancel(self.id)
         action = new_action(self.app.actor, "cancel", (self.id,), 1)
         await asyncio.to_thread(self.app.record_action, action)

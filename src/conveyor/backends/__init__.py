@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import import_module
-from typing import cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from ..errors import BadURL
-from .aio import AsyncBackend, ThreadedAsyncBackend
 from .base import Backend
+
+if TYPE_CHECKING:  # the async side (and asyncio) is imported by the first async caller
+    from .aio import AsyncBackend
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,9 +97,20 @@ def open_async_backend(backend: Backend) -> AsyncBackend:
     """The async side of an open backend: its engine's native one, else the thread hand-off."""
     entry = entry_for(backend.url)
     if entry.async_module is None or entry.async_class_name is None:
+        from .aio import ThreadedAsyncBackend
+
         return ThreadedAsyncBackend(backend)
     factory = getattr(import_module(entry.async_module, __name__), entry.async_class_name)
-    return cast(AsyncBackend, factory(backend))
+    return cast("AsyncBackend", factory(backend))
+
+
+def __getattr__(name: str) -> Any:
+    """``AsyncBackend``, from the async module on first use (it imports asyncio)."""
+    if name == "AsyncBackend":
+        from . import aio
+
+        return aio.AsyncBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
