@@ -146,3 +146,15 @@ def test_without_a_tracer_provider_no_span_starts_and_the_stored_trace_id_is_kep
     # OpenTelemetry's API is installed here but no provider is configured: spans would be no-ops.
     out = fresh_python(UNCONFIGURED_TRACING)
     assert out.split() == ["0af7651916cd43dd8448eb211c80319c", "None"]
+
+
+def test_the_version_constant_matches_pyproject() -> None:
+    pyproject = (SRC.parent / "pyproject.toml").read_text()
+    declared = next(line for line in pyproject.splitlines() if line.startswith("version = "))
+    assert declared == f'version = "{conveyor_version()}"'
+
+
+def conveyor_version() -> str:
+    from conveyor.version import VERSION
+
+    return VERSION

@@ -25,7 +25,14 @@ PACKAGE = "conveyor"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     (
         "leaf",
-        ("conveyor.errors", "conveyor.states", "conveyor.ids", "conveyor.durations", "conveyor.tracing"),
+        (
+            "conveyor.errors",
+            "conveyor.states",
+            "conveyor.ids",
+            "conveyor.durations",
+            "conveyor.tracing",
+            "conveyor.version",
+        ),
     ),
     (
         "edges",

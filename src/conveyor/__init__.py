@@ -38,6 +38,7 @@ from .errors import (
 from .job import Job, JobPage
 from .states import ALL_STATES
 from .task import Task
+from .version import VERSION
 from .webhooks import WEBHOOKS, InvalidSignature, sign, verify_signature
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ def _asgi(app: App, api_keys: Any = None, *, api_key_file: str | None = None) ->
 
 App.asgi_factory = _asgi
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 #: Public names imported on first use: a process that only enqueues never loads the worker run-time.
 _LAZY = {"Worker": "worker"}

@@ -8,7 +8,6 @@ loop.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import secrets
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ..backends.base import ClaimedJob, ClaimRequest, Outcome, WorkerBeat
 from ..context import JobContext
 from ..task import check_name
+from ..version import VERSION
 from .attempt import Attempt
 from .completer import Completer, Written
 from .executor import Executor
@@ -528,12 +528,6 @@ class Worker:
         return {"id": self.id, "queues": list(self.queues), "busy": self._busy, **self.counts}
 
 
-@functools.cache
 def _version() -> str:
-    """This Conveyor's version, as installed (``unknown`` from a bare source tree)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("conveyor")
-    except PackageNotFoundError:
-        return "unknown"
+    """This Conveyor's version (a constant: looking it up in the installed metadata slowed start-up)."""
+    return VERSION
