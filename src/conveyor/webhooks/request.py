@@ -19,7 +19,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -129,6 +128,8 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     value = value.strip()
     if value.isdigit():
         return min(float(value), MAX_RETRY_AFTER)
+    from email.utils import parsedate_to_datetime  # an HTTP-date is rare: not worth importing email early
+
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
