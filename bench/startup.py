@@ -89,13 +89,19 @@ def measure(base_url: str, spawns: int = 5, processes: int = 1, *, warm: bool = 
     deployment has; otherwise every spawn compiles Conveyor's source anew.
     """
     seconds = []
-    with tempfile.TemporaryDirectory() as pycache:
-        if warm:
-            with scratch_store(base_url) as url:
-                spawn_to_first_job(url, processes, pycache=pycache)
-        for _ in range(spawns):
-            with scratch_store(base_url) as url:
-                seconds.append(spawn_to_first_job(url, processes, pycache=pycache if warm else None))
+    quiet = logging.getLogger("conveyor")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # this process only fills stores: no server advice per store
+    try:
+        with tempfile.TemporaryDirectory() as pycache:
+            if warm:
+                with scratch_store(base_url) as url:
+                    spawn_to_first_job(url, processes, pycache=pycache)
+            for _ in range(spawns):
+                with scratch_store(base_url) as url:
+                    seconds.append(spawn_to_first_job(url, processes, pycache=pycache if warm else None))
+    finally:
+        quiet.setLevel(level)
     return {
         "processes": processes,
         "bytecode_cache": warm,
@@ -122,7 +128,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--cold", action="store_true", help="no bytecode cache: every spawn compiles")
     args = parser.parse_args(argv)
-    logging.getLogger("conveyor").setLevel(logging.ERROR)  # this process only sets up stores
     redis_url = os.environ.get("CONVEYOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
     with tempfile.TemporaryDirectory() as tmp:
         urls = base_urls(redis_url, DEFAULT_PG, Path(tmp))
