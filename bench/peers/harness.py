@@ -200,7 +200,8 @@ def drain(
         "to_first_s": round(first[0] - started, 3),
         "completed": done,
         "capped": capped,
-        "worker_cpu_us_per_job": round(cpu_used / (done - first[1]) * 1e6, 1) if done > first[1] else None,
+        # /proc counts CPU in 10 ms ticks: below 0.2 s of it the figure would be mostly rounding.
+        "worker_cpu_us_per_job": round(cpu_used / (done - first[1]) * 1e6, 1) if cpu_used >= 0.2 else None,
     }
 
 
