@@ -201,7 +201,7 @@ def drain(
         "completed": done,
         "capped": capped,
         # /proc counts CPU in 10 ms ticks: below 0.2 s of it the figure would be mostly rounding.
-        "worker_cpu_us_per_job": round(cpu_used / (done - first[1]) * 1e6, 1) if cpu_used >= 0.2 else None,
+        "worker_cpu_us_per_job": round(cpu_used / (done - first[1]) * 1e6, 1) if cpu_used >= 0.2 and done > first[1] else None,
     }
 
 
