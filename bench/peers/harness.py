@@ -187,9 +187,9 @@ def drain(
                 raise WorkloadFailed(f"a worker process exited at {done}/{total} jobs\n{workers.tail()}")
         time.sleep(POLL)
     assert first is not None
-    cpu_used, jobs_after_first = group_cpu_s(workers) - cpu_at_first, done - first[1]
+    cpu_used, after_first = group_cpu_s(workers) - cpu_at_first, done - first[1]
     # /proc counts CPU in 10 ms ticks: below 0.2 s of it the figure would be mostly rounding.
-    cpu_per_job = round(cpu_used / jobs_after_first * 1e6, 1) if cpu_used >= 0.2 and jobs_after_first else None
+    cpu_per_job = round(cpu_used / after_first * 1e6, 1) if cpu_used >= 0.2 and after_first else None
     window, label = first, "first completion"
     if all_busy is not None and done - all_busy[1] >= 0.2 * done:
         window, label = all_busy, "all processes busy"
