@@ -89,7 +89,8 @@ def history(app: conveyor.App, path: Path) -> None:
     for ago in range(60, 0, -1):
         # A busy half hour in the middle of the hour, quieter at the edges, a burst of declines.
         busy = 6 + 10 * math.sin(math.pi * (60 - ago) / 60) ** 2 + rng.randint(0, 4)
-        ids = [app.enqueue("send_receipt", [f"H-{ago}-{n}", f"h{n}@example.com"]).id for n in range(int(busy))]
+        receipts = [(f"H-{ago}-{n}", f"h{n}@example.com") for n in range(int(busy))]
+        ids = [app.enqueue("send_receipt", list(receipt)).id for receipt in receipts]
         ids += [app.enqueue("make_thumbnail", [70000 + ago * 10 + n]).id for n in range(rng.randint(0, 3))]
         declines = 3 if 24 <= ago <= 27 else rng.choice([0, 0, 0, 1])
         ids += [app.enqueue("charge_card", [f"H-{ago}-c{n}", 700]).id for n in range(declines)]
@@ -110,7 +111,8 @@ def move(conn: sqlite3.Connection, job_id: str, finished_at: float) -> None:
     (old,) = conn.execute("SELECT finished_at FROM conveyor_jobs WHERE id = ?", (job_id,)).fetchone()
     shift = {"s": old - finished_at, "id": job_id}
     conn.execute(
-        "UPDATE conveyor_attempts SET started_at = started_at - :s, finished_at = finished_at - :s WHERE job_id = :id",
+        "UPDATE conveyor_attempts SET started_at = started_at - :s, finished_at = finished_at - :s"
+        " WHERE job_id = :id",
         shift,
     )
     conn.execute(
@@ -198,7 +200,9 @@ def fill(app: conveyor.App, path: Path) -> None:
 def live_worker(app: conveyor.App) -> Iterator[conveyor.Worker]:
     """A worker thread running one long video job, listed on the workers page until it stops."""
     job = app.enqueue("render_video", [4711])
-    worker = conveyor.Worker(app, queues=["video"], concurrency=4, install_signal_handlers=False, schedules=False)
+    worker = conveyor.Worker(
+        app, queues=["video"], concurrency=4, install_signal_handlers=False, schedules=False
+    )
     thread = threading.Thread(target=worker.run, name="screenshot-worker", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import itertools
 import json
 import logging
 import re
@@ -861,7 +862,9 @@ def test_one_failing_request_does_not_fail_the_requests_sharing_its_write(
     assert sorted(r.args for r in tasks.jobs().items) == [[1, 1], [3, 3], [4, 4]]
 
 
-def test_throughput_counts_completed_and_failed_jobs_per_minute(client: httpx.Client, tasks: conveyor.App) -> None:
+def test_throughput_counts_completed_and_failed_jobs_per_minute(
+    client: httpx.Client, tasks: conveyor.App
+) -> None:
     for n in range(3):
         enqueue(client, task="add", args=[n, 1])
     enqueue(client, task="send", args=["a@example.com"])  # fails for good (one attempt)
@@ -871,9 +874,10 @@ def test_throughput_counts_completed_and_failed_jobs_per_minute(client: httpx.Cl
     assert set(body) == {"queue", "now", "completed", "failed", "minutes"}
     assert (body["completed"], body["failed"], body["queue"]) == (4, 1, None)
     assert len(body["minutes"]) == 60, "the default window is the last hour"
-    assert sum(m["completed"] for m in body["minutes"]) == 4 and sum(m["failed"] for m in body["minutes"]) == 1
+    assert sum(m["completed"] for m in body["minutes"]) == 4
+    assert sum(m["failed"] for m in body["minutes"]) == 1
     starts = [datetime.fromisoformat(m["start"]) for m in body["minutes"]]
-    assert all(b - a == timedelta(minutes=1) for a, b in zip(starts, starts[1:], strict=False))
+    assert all(b - a == timedelta(minutes=1) for a, b in itertools.pairwise(starts))
     assert starts[-1] <= datetime.fromisoformat(body["now"]) < starts[-1] + timedelta(minutes=1)
     mail = client.get("/api/throughput", params={"minutes": 5, "queue": "mail"}).raise_for_status().json()
     assert (mail["completed"], mail["failed"], mail["queue"], len(mail["minutes"])) == (1, 1, "mail", 5)

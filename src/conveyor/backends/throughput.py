@@ -86,7 +86,9 @@ class Throughput:
 def check_minutes(minutes: object) -> int:
     """``minutes`` as a whole number from 1 to :data:`MAX_MINUTES`; InvalidWindow otherwise."""
     if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= MAX_MINUTES:
-        raise InvalidWindow(f"throughput minutes must be a whole number from 1 to {MAX_MINUTES}, got {minutes!r}")
+        raise InvalidWindow(
+            f"throughput minutes must be a whole number from 1 to {MAX_MINUTES}, got {minutes!r}"
+        )
     return minutes
 
 

@@ -22,7 +22,6 @@ from .maintenance import API as MAINTENANCE_API
 from .metrics import CONTENT_TYPE
 from .openapi import build_document
 from .routing import Call, RouteTable
-from .throughput import API as THROUGHPUT_API
 from .shapes import (
     ActionPage,
     ActionQuery,
@@ -55,6 +54,7 @@ from .shapes import (
     Unhealthy,
     Workers,
 )
+from .throughput import API as THROUGHPUT_API
 
 log = logging.getLogger("conveyor.server")
 
@@ -390,7 +390,8 @@ async def dashboard(call: Call[None, None]) -> Response:
     )
 
 
-# The schedule, alert and throughput routes are part of the one table: served, documented and role-checked alike.
+# The schedule, alert and throughput routes are part of the one table: served, documented and
+# role-checked alike.
 API.include(MAINTENANCE_API)
 API.include(THROUGHPUT_API)
 ROUTES = API.starlette_routes()

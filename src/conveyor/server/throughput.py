@@ -56,7 +56,7 @@ class Throughput(Struct):
 
 @API.route("GET", "/api/throughput", responses={200: Throughput}, role="read")
 async def throughput(call: Call[None, ThroughputQuery]) -> Response:
-    """Jobs completed and failed in each of the last ``minutes`` minutes (60 unless told), one queue or all."""
+    """Jobs completed and failed in each of the last ``minutes`` minutes (default 60), one queue or all."""
     minutes, queue = call.query.minutes, call.query.queue
     window = await run_in_threadpool(call.state.app.throughput, minutes, queue)
     return json_response(window.to_dict())
