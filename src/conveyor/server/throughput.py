@@ -54,7 +54,7 @@ class Throughput(Struct):
     minutes: list[MinuteCounts]
 
 
-@API.route("GET", "/api/throughput", responses={200: Throughput}, role="read")
+@API.route("GET", "/api/throughput", responses={200: Throughput}, errors=(422,), role="read")
 async def throughput(call: Call[None, ThroughputQuery]) -> Response:
     """Jobs completed and failed in each of the last ``minutes`` minutes (default 60), one queue or all."""
     minutes, queue = call.query.minutes, call.query.queue
