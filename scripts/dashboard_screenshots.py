@@ -83,10 +83,10 @@ def shop(path: Path) -> conveyor.App:
 
 
 def history(app: conveyor.App, path: Path) -> None:
-    """An hour of receipts, thumbnails and card charges, run now, then spread over the past hour."""
+    """An hour of receipts, thumbnails and card charges, run now, then spread over the past hour's minutes."""
     rng = random.Random(11)
     by_minute: list[list[str]] = []
-    for ago in range(60, 0, -1):
+    for ago in range(59, 0, -1):
         # A busy half hour in the middle of the hour, quieter at the edges, a burst of declines.
         busy = 6 + 10 * math.sin(math.pi * (60 - ago) / 60) ** 2 + rng.randint(0, 4)
         receipts = [(f"H-{ago}-{n}", f"h{n}@example.com") for n in range(int(busy))]
@@ -101,9 +101,11 @@ def history(app: conveyor.App, path: Path) -> None:
         pass
     first = math.floor(time.time() / 60) * 60
     with sqlite3.connect(path) as conn:
-        for ago, ids in zip(range(60, 0, -1), by_minute, strict=True):
-            for job_id in ids:
-                move(conn, job_id, first - ago * 60 + rng.uniform(2, 58))
+        for ago, ids in zip(range(59, 0, -1), by_minute, strict=True):
+            # In creation order, so listings (newest first, by id) read in time order too.
+            times = sorted(first - ago * 60 + rng.uniform(2, 58) for _ in ids)
+            for job_id, finished_at in zip(ids, times, strict=True):
+                move(conn, job_id, finished_at)
 
 
 def move(conn: sqlite3.Connection, job_id: str, finished_at: float) -> None:
@@ -127,9 +129,13 @@ def recent(app: conveyor.App, path: Path, since: float) -> None:
     rng = random.Random(5)
     first = math.floor(time.time() / 60) * 60
     with sqlite3.connect(path) as conn:
-        done = [r[0] for r in conn.execute("SELECT id FROM conveyor_jobs WHERE finished_at >= ?", (since,))]
-        for job_id in done:
-            move(conn, job_id, first - rng.randint(0, 5) * 60 + rng.uniform(2, 40))
+        found = conn.execute("SELECT id FROM conveyor_jobs WHERE finished_at >= ? ORDER BY id", (since,))
+        done = [row[0] for row in found]
+        # In creation order, and never after now (a finish in the future would read "in 20 s").
+        now = time.time() - 1
+        times = sorted(min(first - rng.randint(0, 5) * 60 + rng.uniform(2, 58), now) for _ in done)
+        for job_id, finished_at in zip(done, times, strict=True):
+            move(conn, job_id, finished_at)
 
 
 def settings(app: conveyor.App) -> None:
