@@ -18,10 +18,16 @@ local B = KEYS[1]
 -- Wake-up tokens per queue: enough to wake a burst of idle workers, bounded.
 local MAX_TOKENS = 16
 
--- The server's now, as a number and as text ("1712345678.000042").
+-- The server's now, as a number and as text ("1712345678.000042"). The first reading
+-- of a run is kept (run_seconds): the throughput tally counts its jobs in that minute,
+-- the one their finished_at falls in.
+local run_seconds = false
 local function clock()
   local t = redis.call('TIME')
   local usec = t[2]
+  if not run_seconds then
+    run_seconds = tonumber(t[1])
+  end
   return tonumber(t[1]) + tonumber(usec) / 1000000, t[1] .. '.' .. string.rep('0', 6 - #usec) .. usec
 end
 
@@ -202,7 +208,10 @@ local function tally_flush()
   if next(completed_tally) == nil and next(failed_tally) == nil then
     return
   end
-  local key = B .. 'm:' .. math.floor(tonumber(redis.call('TIME')[1]) / 60)
+  if not run_seconds then
+    clock()
+  end
+  local key = B .. 'm:' .. math.floor(run_seconds / 60)
   for queue, n in pairs(completed_tally) do
     redis.call('HINCRBY', key, 'c:' .. queue, n)
   end
