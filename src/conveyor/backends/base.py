@@ -731,6 +731,19 @@ class Backend(Protocol):
         ...
 
 
+@runtime_checkable
+class ClaimsOnWake(Protocol):
+    """A backend whose idle wait can end in a claim within the same round trip (Redis).
+
+    A worker with nothing to do calls ``wait_and_claim`` instead of ``wait_for_jobs``
+    followed by ``claim``: the woken worker then holds its jobs without a second round trip.
+    """
+
+    def wait_and_claim(self, request: ClaimRequest, timeout: float) -> list[ClaimedJob]:
+        """Wait like ``wait_for_jobs(request.queues, timeout)``, then claim ``request``; the leased jobs."""
+        ...
+
+
 class FinishWatch:
     """Wake-ups for some jobs reaching a final state, as ``Backend.watch_finishes`` gives them.
 

@@ -19,7 +19,6 @@ query option goes to redis-py (``socket_timeout=``, ``ssl_cert_reqs=``...).
 from __future__ import annotations
 
 import os
-import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -36,8 +35,6 @@ from .base import (
     ActionRecord,
     AttemptRecord,
     BulkDeletion,
-    ClaimedJob,
-    ClaimRequest,
     EnqueueResult,
     FinishWatch,
     Gauges,
@@ -57,8 +54,8 @@ from .base import (
 )
 from .flow import GroupUsage, QueueSettings, QueueUpdate, QueueUsage
 from .redis_maintenance import RedisMaintenance
+from .redis_pickup import RedisPickup
 from .redis_support import (
-    MAX_BLOCK,
     Clients,
     FinishSubscriber,
     check_server,
@@ -75,10 +72,6 @@ SCHEMA_VERSION = 1
 ENQUEUE_CHUNK = 2000
 #: Ids per script call in ``resubmit_many`` and ``delete_many``.
 RESUBMIT_CHUNK = 500
-#: Fields per job in the claim script's flat reply (docs/redis.md lists them): id, task,
-#: queue, payload, attempt, max_attempts, priority, key, on_complete, created_at, run_at,
-#: prior_attempts, group, trace_context.
-CLAIM_REPLY_WIDTH = 14
 
 
 def _num(value: float) -> str:
@@ -106,7 +99,7 @@ def enqueue_results(flat: Sequence[Any]) -> list[EnqueueResult]:
     return [EnqueueResult(flat[i], flat[i + 1], flat[i + 2] == 1) for i in range(0, len(flat), 3)]
 
 
-class RedisBackend(RedisMaintenance):
+class RedisBackend(RedisPickup, RedisMaintenance):
     """The Backend protocol on Redis 6.2+ or Valkey (see module docstring).
 
     Connections open on first use; a lost connection raises BackendUnavailable
@@ -236,55 +229,7 @@ class RedisBackend(RedisMaintenance):
             replies = [self._run("enqueue", chunk, retry=True) for chunk in chunks]
         return [item for reply in replies for item in reply]
 
-    # -- workers -----------------------------------------------------------------------
-    @translate_errors
-    def claim(self, request: ClaimRequest) -> list[ClaimedJob]:
-        """Lease up to ``limit`` due jobs in one script: priority desc, run_at, then id."""
-        queues = list(dict.fromkeys(request.queues))
-        if request.limit <= 0 or not queues:
-            return []
-        token = secrets.token_hex(8)
-        start_limit = request.limit if request.start_limit is None else request.start_limit
-        flat = self._run(
-            "claim",
-            [request.limit, _num(request.lease_seconds), request.worker_id, token, start_limit, *queues],
-        )
-        return [
-            ClaimedJob(
-                id=flat[i],
-                task=flat[i + 1],
-                queue=flat[i + 2],
-                payload=flat[i + 3],
-                attempt=int(flat[i + 4]),
-                max_attempts=int(flat[i + 5]),
-                lease_token=token,
-                priority=int(flat[i + 6]),
-                key=flat[i + 7],
-                on_complete=flat[i + 8],
-                created_at=float(flat[i + 9]),
-                run_at=float(flat[i + 10]),
-                prior_attempts=int(flat[i + 11] or 0),
-                group=flat[i + 12],
-                trace_context=flat[i + 13],
-            )
-            for i in range(0, len(flat), CLAIM_REPLY_WIDTH)
-        ]
-
-    @translate_errors
-    def wait_for_jobs(self, queues: Sequence[str], timeout: float) -> None:
-        """Block in BLPOP on the queues' wake-up lists, capped at the next due time."""
-        names = list(dict.fromkeys(queues))
-        if timeout <= 0 or not names:
-            return
-        micros = self._run("next_due", names, retry=True)
-        if micros == -1:
-            return  # due now
-        block = min(timeout, MAX_BLOCK) if micros == -2 else min(timeout, MAX_BLOCK, micros / 1_000_000)
-        if block < 0.002:
-            time.sleep(max(block, 0.0))  # a BLPOP timeout this short would round to "forever"
-            return
-        self.clients.blocking.blpop([f"{self.base}n:{q}" for q in names], timeout=block)
-
+    # -- workers (claim, wait_for_jobs and wait_and_claim are in redis_pickup) -------------
     @translate_errors
     def extend_leases(self, leases: Sequence[Lease], lease_seconds: float) -> LeaseRenewal:
         """Renew every lease still held (same token), in one script."""
