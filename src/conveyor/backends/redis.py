@@ -80,23 +80,96 @@ def _num(value: float) -> str:
 
 
 def enqueue_args(jobs: Sequence[NewJob]) -> list[Any]:
-    """The enqueue script's arguments for ``jobs`` (five per job), sync or async."""
+    """The enqueue script's arguments for ``jobs`` (docs/redis.md, "The enqueue arguments").
+
+    Consecutive jobs without a key, callback or group that share their other fields go
+    as one run: a header, then two arguments per job (id, payload). Bulk enqueues are
+    mostly such runs, so most jobs cost two arguments instead of five. Sync or async.
+    """
     args: list[Any] = []
+    append = args.append
+    shape: tuple[Any, ...] | None = None
+    header_at = 0  # where the open run's header goes
+    fields = ""  # the open run's shared fields
+    n = 0
     for job in jobs:
-        run_at = "" if job.run_at is None else _num(job.run_at)
-        meta = (
-            f"{job.id}|{job.task}|{job.queue}|{job.priority}|{run_at}|{_num(job.delay)}|"
-            f"{job.max_attempts}|{job.key_mode}|{job.trace_context or ''}"
-        )
-        if meta.count("|") != 8:
-            raise InvalidName(f"job {job.id!r}: id, task and queue may not contain '|' ({meta!r})")
-        args += (meta, job.payload, job.key or "", job.on_complete or "", job.group or "")
+        (
+            job_id,
+            task,
+            queue,
+            payload,
+            max_attempts,
+            priority,
+            run_at,
+            delay,
+            key,
+            mode,
+            callback,
+            group,
+            trace,
+        ) = job
+        if key is None and callback is None and group is None:
+            if (task, queue, priority, run_at, delay, max_attempts, trace) == shape:
+                append(job_id)
+                append(payload)
+                n += 1
+                continue
+            if shape is not None:
+                args[header_at] = f"P|{n}|{fields}"
+            shape = (task, queue, priority, run_at, delay, max_attempts, trace)
+            fields = _fields(job, task, queue, priority, run_at, delay, max_attempts, trace)
+            header_at, n = len(args), 1
+            args += ("", job_id, payload)
+            continue
+        if shape is not None:
+            args[header_at] = f"P|{n}|{fields}"
+            shape = None
+        fields = _fields(job, task, queue, priority, run_at, delay, max_attempts, trace)
+        one = f"J|{job_id}|{fields[: fields.rindex('|')]}|{mode}|{trace or ''}"
+        if "|" in job_id:
+            raise InvalidName(f"job {job_id!r}: id, task and queue may not contain '|' ({one!r})")
+        args += (one, payload, key or "", callback or "", group or "")
+    if shape is not None:
+        args[header_at] = f"P|{n}|{fields}"
     return args
 
 
-def enqueue_results(flat: Sequence[Any]) -> list[EnqueueResult]:
-    """The enqueue script's reply (id, state, created per job) as EnqueueResults."""
-    return [EnqueueResult(flat[i], flat[i + 1], flat[i + 2] == 1) for i in range(0, len(flat), 3)]
+def _fields(
+    job: NewJob,
+    task: str,
+    queue: str,
+    priority: int,
+    run_at: float | None,
+    delay: float,
+    max_attempts: int,
+    trace: str | None,
+) -> str:
+    """``task|queue|priority|run_at|delay|max_attempts|trace_context``, checked for stray separators."""
+    due = "" if run_at is None else _num(run_at)
+    fields = f"{task}|{queue}|{priority}|{due}|{_num(delay)}|{max_attempts}|{trace or ''}"
+    if fields.count("|") != 6:
+        raise InvalidName(f"job {job.id!r}: id, task and queue may not contain '|' ({fields!r})")
+    return fields
+
+
+def enqueue_results(jobs: Sequence[NewJob], reply: Sequence[Any]) -> list[EnqueueResult]:
+    """The enqueue script's reply as EnqueueResults, one per job in ``jobs``.
+
+    ``reply[0]`` has a flag per job ('1': stored now, pending, under its own id); each
+    '0' takes the next (id, state) pair that follows it: the job that answered instead.
+    """
+    flags: str = reply[0]
+    if "0" not in flags:
+        return [EnqueueResult(job.id, "pending", True) for job in jobs]
+    results: list[EnqueueResult] = []
+    answered = 1
+    for job, flag in zip(jobs, flags, strict=True):
+        if flag == "1":
+            results.append(EnqueueResult(job.id, "pending", True))
+        else:
+            results.append(EnqueueResult(reply[answered], reply[answered + 1], False))
+            answered += 2
+    return results
 
 
 class RedisBackend(RedisPickup, RedisMaintenance):
@@ -199,16 +272,16 @@ class RedisBackend(RedisPickup, RedisMaintenance):
             )
         if not jobs:
             return []
-        args = enqueue_args(jobs)
-        step = ENQUEUE_CHUNK * 5
-        if len(args) <= step:
-            flat = self._run("enqueue", args, retry=True)
-        else:
-            flat = self._enqueue_chunks([args[i : i + step] for i in range(0, len(args), step)])
-        return enqueue_results(flat)
+        if len(jobs) <= ENQUEUE_CHUNK:
+            return enqueue_results(jobs, self._run("enqueue", enqueue_args(jobs), retry=True))
+        chunks = [jobs[i : i + ENQUEUE_CHUNK] for i in range(0, len(jobs), ENQUEUE_CHUNK)]
+        replies = self._enqueue_chunks([enqueue_args(chunk) for chunk in chunks])
+        return [
+            r for chunk, reply in zip(chunks, replies, strict=True) for r in enqueue_results(chunk, reply)
+        ]
 
     def _enqueue_chunks(self, chunks: list[list[Any]]) -> list[Any]:
-        """Several enqueue scripts in one MULTI/EXEC: all chunks or none, one round trip."""
+        """Several enqueue scripts in one MULTI/EXEC: all chunks or none, one round trip; their replies."""
         clients = self.clients
         script = clients.scripts["enqueue"]
         client = clients.retrying
@@ -227,7 +300,7 @@ class RedisBackend(RedisPickup, RedisMaintenance):
             # The slot is moving (a reshard): each chunk alone is atomic, and storing
             # a chunk twice is harmless (ids already stored are reported, not repeated).
             replies = [self._run("enqueue", chunk, retry=True) for chunk in chunks]
-        return [item for reply in replies for item in reply]
+        return list(replies)
 
     # -- workers (claim, wait_for_jobs and wait_and_claim are in redis_pickup) -------------
     @translate_errors

@@ -113,7 +113,7 @@ class AsyncRedisBackend(ThreadedAsyncBackend):
             return []
         if len(jobs) > ENQUEUE_CHUNK:
             return await super().enqueue_many(jobs)
-        return enqueue_results(await self._run("enqueue", enqueue_args(jobs)))
+        return enqueue_results(jobs, await self._run("enqueue", enqueue_args(jobs)))
 
     async def get(self, job_id: str) -> JobRecord | None:
         """One job with its attempt records, read atomically by the get script."""

@@ -46,6 +46,17 @@ local function zadd(key, score, member)
   t[#t + 1] = member
 end
 
+-- The pending additions to one sorted set, for a caller that appends score, member pairs
+-- itself (the bulk path of enqueue.lua): the same batch zadd() fills.
+local function zadd_batch(key)
+  local t = zadds[key]
+  if t == nil then
+    t = {}
+    zadds[key] = t
+  end
+  return t
+end
+
 local function zrem(key, member)
   local t = zrems[key]
   if t == nil then
@@ -166,6 +177,18 @@ local function wait_add(queue, priority, due, id)
     zadd(B .. 'wp:' .. queue, priority, priority)
   end
   notify[queue] = (notify[queue] or 0) + 1
+end
+
+-- For `n` jobs an unmanaged queue's caller adds itself to the returned batch of the waiting
+-- set (score, member pairs): what wait_add does for each, but the set lookups once.
+local function wait_batch(queue, priority, n)
+  local key = waiting_key(queue, priority)
+  if not prio_seen[key] then
+    prio_seen[key] = true
+    zadd(B .. 'wp:' .. queue, priority, priority)
+  end
+  notify[queue] = (notify[queue] or 0) + n
+  return zadd_batch(key)
 end
 
 local function wait_remove(queue, priority, id)
