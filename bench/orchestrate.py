@@ -108,7 +108,8 @@ def run_session(
     ]  # fmt: skip
     if describe:
         command.append("--describe")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # This tree's source first: the venv's installed conveyor may be another checkout's.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}
     try:
         done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
