@@ -262,8 +262,10 @@ local function flush()
     for i = 1, math.min(n, MAX_TOKENS) do
       tokens[i] = '1'
     end
-    redis.call('RPUSH', key, unpack(tokens))
-    redis.call('LTRIM', key, 0, MAX_TOKENS - 1)
+    -- RPUSH answers the list's length: trim only when it passed the cap (rarely).
+    if redis.call('RPUSH', key, unpack(tokens)) > MAX_TOKENS then
+      redis.call('LTRIM', key, 0, MAX_TOKENS - 1)
+    end
   end
   notify = {}
 end
