@@ -386,6 +386,7 @@ class Worker:
                 return
             with self._cv:
                 idle_before = not self.inflight
+            woken = False
             try:
                 jobs = self.backend.claim(self._request(room, start_limit))
                 if not jobs:
@@ -404,6 +405,7 @@ class Worker:
                         # emptied meanwhile, so the same room and start limit still hold.
                         request = self._request(room, start_limit)
                         jobs = self._wake_claimer.wait_and_claim(request, self.idle_wait)
+                        woken = bool(jobs)
                     else:
                         self.backend.wait_for_jobs(self.queues, self.idle_wait)
                     if jobs:
@@ -428,6 +430,10 @@ class Worker:
                 if self.fault is not None:
                     self.fault.passed("after-claim")
                 self._dispatch(jobs)
+                if woken:
+                    # Let a run thread take the GIL and start the job now, rather than after
+                    # this thread's next claim has reached the network.
+                    time.sleep(0)
 
     def _await_free_slots(self) -> None:
         """With the condition held: wait for a free run slot, then briefly for a few more, so a
