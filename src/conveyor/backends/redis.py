@@ -54,6 +54,7 @@ from .base import (
 )
 from .flow import GroupUsage, QueueSettings, QueueUpdate, QueueUsage
 from .redis_maintenance import RedisMaintenance
+from .redis_observe import RedisObservability
 from .redis_pickup import RedisPickup
 from .redis_support import (
     Clients,
@@ -172,7 +173,7 @@ def enqueue_results(jobs: Sequence[NewJob], reply: Sequence[Any]) -> list[Enqueu
     return results
 
 
-class RedisBackend(RedisPickup, RedisMaintenance):
+class RedisBackend(RedisPickup, RedisMaintenance, RedisObservability):
     """The Backend protocol on Redis 6.2+ or Valkey (see module docstring).
 
     Connections open on first use; a lost connection raises BackendUnavailable
