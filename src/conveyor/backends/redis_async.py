@@ -29,7 +29,8 @@ from redis.exceptions import ClusterDownError
 from ..errors import BackendUnavailable, ConfigurationError
 from .aio import ThreadedAsyncBackend
 from .base import EnqueueResult, JobRecord, NewJob
-from .redis import ENQUEUE_CHUNK, RedisBackend, enqueue_args, enqueue_results
+from .redis import ENQUEUE_CHUNK, RedisBackend
+from .redis_enqueue import enqueue_args, enqueue_results
 from .redis_support import CONNECT_TIMEOUT, SOCKET_TIMEOUT, decode_record, script_source
 
 _NATIVE_SCRIPTS = ("enqueue", "get")
