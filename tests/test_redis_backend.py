@@ -7,14 +7,14 @@ import socket
 import statistics
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 import conveyor
 from backends import fresh_url, require_or_skip
-from conveyor.backends.base import ClaimRequest, ClaimsOnWake, JobQuery, Lease, NewJob, Outcome
+from conveyor.backends.base import ClaimedJob, ClaimRequest, ClaimsOnWake, JobQuery, Lease, NewJob, Outcome
 from conveyor.errors import (
     BackendUnavailable,
     BadURL,
@@ -253,16 +253,25 @@ def test_idle_wait_times_out(backend: RedisBackend) -> None:
     assert 0.15 < time.monotonic() - start < 0.5
 
 
-def _blocked_in_blpop(deadline: float = 5.0) -> None:
-    """Return once some client of the test server is blocked in BLPOP (a waiter is asleep)."""
+def _blpop_clients() -> int:
+    """How many clients of the test server are blocked in BLPOP now."""
     admin = redis.Redis(host="127.0.0.1", port=6379)
     try:
-        end = time.monotonic() + deadline
-        while not any(c.get("cmd") == "blpop" for c in admin.client_list()):
-            assert time.monotonic() < end, "no client blocked in BLPOP"
-            time.sleep(0.005)
+        return sum(1 for c in admin.client_list() if c.get("cmd") == "blpop")
     finally:
         admin.close()
+
+
+def _start_blocked(target: Callable[[], None]) -> threading.Thread:
+    """Start ``target`` in a thread and return once one more client is blocked in BLPOP."""
+    before = _blpop_clients()
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 5.0
+    while _blpop_clients() <= before:
+        assert time.monotonic() < deadline, "the waiter never blocked in BLPOP"
+        time.sleep(0.005)
+    return thread
 
 
 def _request(limit: int = 10) -> ClaimRequest:
@@ -272,9 +281,7 @@ def _request(limit: int = 10) -> ClaimRequest:
 def test_wait_and_claim_returns_the_job_that_woke_it_leased(backend: RedisBackend) -> None:
     assert backend.wait_and_claim(_request(), 0.01) == []  # nothing waits: times out empty
     got: list[list[str]] = []
-    t = threading.Thread(target=lambda: got.append([j.id for j in backend.wait_and_claim(_request(), 5.0)]))
-    t.start()
-    _blocked_in_blpop()
+    t = _start_blocked(lambda: got.append([j.id for j in backend.wait_and_claim(_request(), 5.0)]))
     r = backend.enqueue_many([job(), job()])
     t.join(5)
     assert got == [[r[0].id, r[1].id]]
@@ -303,9 +310,7 @@ def test_wait_and_claim_reloads_its_script_after_a_flush(backend: RedisBackend) 
     backend.wait_and_claim(_request(), 0.01)  # connected, scripts known
     backend.clients.once.script_flush()
     got: list[list[str]] = []
-    t = threading.Thread(target=lambda: got.append([j.id for j in backend.wait_and_claim(_request(), 5.0)]))
-    t.start()
-    _blocked_in_blpop()
+    t = _start_blocked(lambda: got.append([j.id for j in backend.wait_and_claim(_request(), 5.0)]))
     (r,) = backend.enqueue_many([job()])
     t.join(5)
     assert got == [[r.id]]
@@ -320,13 +325,21 @@ def test_a_worker_on_redis_claims_with_its_wake_up(url: str) -> None:
     def ping() -> None:
         done.set()
 
+    claimed_on_wake: list[int] = []
+    original = app.backend.wait_and_claim
+
+    def spy(request: ClaimRequest, timeout: float) -> list[ClaimedJob]:
+        jobs = original(request, timeout)
+        claimed_on_wake.append(len(jobs))
+        return jobs
+
+    app.backend.wait_and_claim = spy  # type: ignore[method-assign]
     worker = conveyor.Worker(app, install_signal_handlers=False, schedules=False)
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
+    thread = _start_blocked(worker.run)
     try:
-        _blocked_in_blpop()
         ping.enqueue()
         assert done.wait(10)
+        assert 1 in claimed_on_wake  # the job came with the wake-up, not by a later claim
     finally:
         worker.stop()
         thread.join(10)
