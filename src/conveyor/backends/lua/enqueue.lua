@@ -15,7 +15,8 @@
 -- job that answered, in input order.
 
 local now, now_s = clock()
-local flags = {}
+local flags = {} -- pieces of the reply's flags text, in order
+local ones = 0 -- jobs stored since the last piece: their '1's, written as one piece
 local answered = {}
 local queues = {}
 local stored_now = {} -- ids stored by this call: a repeated id in one batch is stored once
@@ -38,7 +39,15 @@ local function due_time(run_at, delay)
   return due
 end
 
+local function flush_ones()
+  if ones > 0 then
+    flags[#flags + 1] = string.rep('1', ones)
+    ones = 0
+  end
+end
+
 local function answer(id, state)
+  flush_ones()
   flags[#flags + 1] = '0'
   answered[#answered + 1] = id
   answered[#answered + 1] = state
@@ -66,7 +75,7 @@ local function insert(jk, id, task, queue, priority, max_attempts, payload, due,
   wait_add(queue, priority, due, id)
   index_add('pending', queue, now_s, id)
   stored_now[id] = true
-  flags[#flags + 1] = '1'
+  ones = ones + 1
 end
 
 -- The state of a stored job with this id (false: none), for a producer retrying after a
@@ -153,7 +162,7 @@ local function store_run(i)
             'trace_context', trace)
         end
         stored_now[id] = true
-        flags[#flags + 1] = '1'
+        ones = ones + 1
         waiting[w + 1] = due
         waiting[w + 2] = id
         pending[p + 1] = now_s
@@ -248,6 +257,7 @@ end
 if #names > 0 then
   redis.call('SADD', B .. 'queues', unpack(names))
 end
+flush_ones()
 local out = {table.concat(flags)}
 for j = 1, #answered do
   out[#out + 1] = answered[j]
