@@ -114,6 +114,7 @@ def run_session(
     ]  # fmt: skip
     if describe:
         command.append("--describe")
+    # This tree's source first: the venv's installed conveyor may be another checkout's.
     env = {**os.environ, "PYTHONPATH": this_source_path()}
     try:
         done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from ..backends.base import ClaimedJob, ClaimRequest, Outcome, WorkerBeat
+from ..backends.base import ClaimedJob, ClaimRequest, ClaimsOnWake, Outcome, WorkerBeat
 from ..context import JobContext
 from ..task import check_name
 from ..version import VERSION
@@ -133,6 +133,8 @@ class Worker:
         self.fault = fault_point_from_environment()
         self.id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
         self.backend = app.backend
+        #: The backend, when it can claim in the round trip that wakes an idle worker (Redis).
+        self._wake_claimer = self.backend if isinstance(self.backend, ClaimsOnWake) else None
         #: Prometheus metrics (``--metrics-port``), or None: nothing is recorded.
         self.metrics = metrics
         self.executor = self._new_executor()
@@ -384,6 +386,7 @@ class Worker:
                 return
             with self._cv:
                 idle_before = not self.inflight
+            woken = False
             try:
                 jobs = self.backend.claim(self._request(room, start_limit))
                 if not jobs:
@@ -397,8 +400,17 @@ class Worker:
                         per_slot = True
                         continue
                     waited = time.monotonic()
-                    self.backend.wait_for_jobs(self.queues, self.idle_wait)
-                    if time.monotonic() - waited < _THROTTLED_WAKE:
+                    if self._wake_claimer is not None:
+                        # The claim rides with the wake-up (one round trip); the buffer only
+                        # emptied meanwhile, so the same room and start limit still hold.
+                        request = self._request(room, start_limit)
+                        jobs = self._wake_claimer.wait_and_claim(request, self.idle_wait)
+                        woken = bool(jobs)
+                    else:
+                        self.backend.wait_for_jobs(self.queues, self.idle_wait)
+                    if jobs:
+                        throttled = 0
+                    elif time.monotonic() - waited < _THROTTLED_WAKE:
                         # Due jobs that the claim could not take: a queue is paused or at its
                         # limit. Back off a little (doubling to a cap) instead of spinning.
                         throttled += 1
@@ -418,6 +430,10 @@ class Worker:
                 if self.fault is not None:
                     self.fault.passed("after-claim")
                 self._dispatch(jobs)
+                if woken:
+                    # Let a run thread take the GIL and start the job now, rather than after
+                    # this thread's next claim has reached the network.
+                    time.sleep(0)
 
     def _await_free_slots(self) -> None:
         """With the condition held: wait for a free run slot, then briefly for a few more, so a
