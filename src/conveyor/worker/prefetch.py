@@ -5,8 +5,11 @@ from waiting for a claim round trip, but it is also a job no other worker can
 run, and its lease runs from the claim. So the adaptive policy sizes the buffer
 from what the worker observes:
 
-- the run time of its attempts (an exponentially weighted mean), which with the
-  concurrency gives the rate at which slots free up;
+- the run time of its attempts, which with the concurrency gives the rate at
+  which slots free up. Two exponentially weighted means: a geometric one (of the
+  logarithms) for the rate, so that the rare tiny job stalled a few milliseconds
+  by the GIL or a page fault does not shrink a no-op stream's batches, and an
+  arithmetic one for the lease bound, where the long jobs are what matter;
 - the claim round trip (also a weighted mean, of claims that returned jobs).
 
 The buffer should cover ``cover`` claim round trips at that rate (the worker
@@ -74,6 +77,8 @@ class Prefetch:
         self.useful = useful
         #: Weighted mean seconds an attempt ran (None until one ended).
         self.run_time: float | None = None
+        #: Weighted mean of the logarithm of those seconds (the typical run time's log).
+        self._log_run_time: float | None = None
         #: Weighted mean seconds of a claim that returned jobs (None until one did).
         self.round_trip: float | None = None
         #: The sizes of the latest claims that returned jobs (for stats, tests and tuning).
@@ -88,10 +93,18 @@ class Prefetch:
     def observe_run(self, seconds: float) -> None:
         """One attempt ran for ``seconds`` (start to decided outcome)."""
         seconds = max(seconds, MIN_RUN_TIME)
-        self.run_time = (
-            seconds if self.run_time is None else self.run_time + ALPHA * (seconds - self.run_time)
-        )
+        logged = math.log(seconds)
+        if self.run_time is None or self._log_run_time is None:
+            self.run_time, self._log_run_time = seconds, logged
+        else:
+            self.run_time += ALPHA * (seconds - self.run_time)
+            self._log_run_time += ALPHA * (logged - self._log_run_time)
         self._target = self._compute()
+
+    @property
+    def typical_run_time(self) -> float | None:
+        """The weighted geometric mean of the run times: what a typical attempt takes."""
+        return None if self._log_run_time is None else math.exp(self._log_run_time)
 
     def observe_claim(self, seconds: float, got: int) -> None:
         """A claim took ``seconds`` and returned ``got`` jobs (empty claims say nothing of batches)."""
@@ -111,15 +124,16 @@ class Prefetch:
     def _compute(self) -> int:
         if self.fixed is not None:
             return self.fixed
-        if self.run_time is None:
+        typical = self.typical_run_time
+        if self.run_time is None or typical is None:
             return min(self.concurrency, self.cap)
-        run_time = max(self.run_time, MIN_RUN_TIME)
-        rate = self.concurrency / run_time  # jobs per second the slots finish
+        rate = self.concurrency / max(typical, MIN_RUN_TIME)  # jobs per second the slots finish
         round_trip = max(self.round_trip or MIN_ROUND_TRIP, MIN_ROUND_TRIP)
         need = rate * round_trip * self.cover
         if need < self.useful:
             return 0
-        within_lease = math.floor(self.lease * self.lease_share * self.concurrency / run_time)
+        mean = max(self.run_time, MIN_RUN_TIME)
+        within_lease = math.floor(self.lease * self.lease_share * self.concurrency / mean)
         return max(0, min(self.cap, math.ceil(need), within_lease))
 
     def describe(self) -> dict[str, float | int | str | None]:
@@ -128,6 +142,7 @@ class Prefetch:
             "mode": "adaptive" if self.fixed is None else "fixed",
             "target": self._target,
             "run_time": self.run_time,
+            "typical_run_time": self.typical_run_time,
             "round_trip": self.round_trip,
             "largest_claim": max(self.claims, default=0),
         }
