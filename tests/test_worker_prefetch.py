@@ -33,10 +33,18 @@ def test_tiny_jobs_fill_the_buffer_up_to_the_cap() -> None:
 
 
 def test_the_buffer_covers_two_round_trips_at_the_completion_rate() -> None:
-    # 10 slots of 5 ms jobs finish 2,000 jobs/s; two 2 ms round trips need 8 of them.
-    assert fed(Prefetch(10, 30.0), run_time=0.005, round_trip=0.002).target() == 8
-    # A slower claim needs more cover.
+    # 10 slots of 5 ms jobs finish 2,000 jobs/s; two 10 ms round trips need 40 of them.
     assert fed(Prefetch(10, 30.0), run_time=0.005, round_trip=0.010).target() == 40
+    # Two 2 ms round trips need 8; but 100 start within 50 ms anyway: the concurrency's worth.
+    assert fed(Prefetch(10, 30.0), run_time=0.005, round_trip=0.002).target() == 10
+    assert fed(Prefetch(10, 30.0, horizon=0.0), run_time=0.005, round_trip=0.002).target() == 8
+
+
+def test_medium_jobs_buffer_what_starts_within_the_horizon() -> None:
+    # 5 slots of 100 ms jobs: 2 start within 50 ms; a 1 ms claim alone would ask for 1.
+    assert fed(Prefetch(5, 30.0), run_time=0.1, round_trip=0.001).target() == 2
+    # 200 ms jobs: one starts within 50 ms.
+    assert fed(Prefetch(5, 30.0), run_time=0.2, round_trip=0.001).target() == 1
 
 
 def test_slow_jobs_are_not_buffered() -> None:

@@ -13,14 +13,16 @@ from what the worker observes:
 - the claim round trip (also a weighted mean, of claims that returned jobs).
 
 The buffer should cover ``cover`` claim round trips at that rate (the worker
-refills when it is half empty, so half of it must last one round trip), bounded:
+refills when it is half empty, so half of it must last one round trip), and
+hold at least as many jobs as start within ``horizon`` (50 ms) anyway, up to the
+concurrency (the classic fixed default, which rides out a slow claim), bounded:
 
 - by ``cap`` jobs (500 per process by default): tiny jobs get large batches,
   which is where a claim's fixed cost is spread thinnest;
 - by the lease: never more than can start within ``lease_share`` of the lease
   (``buffered * mean run time / concurrency <= lease * lease_share``);
 - to none at all when a buffered job would save less than ``useful`` of a slot
-  per round trip: slow jobs are claimed as slots free, so two workers share a
+  per round trip and none would start within the horizon: slow jobs are claimed as slots free, so two workers share a
   backlog of them instead of the first one hoarding it.
 
 Until the first attempt ends nothing is known, and the buffer is the concurrency
@@ -41,6 +43,9 @@ DEFAULT_COVER = 2.0
 DEFAULT_LEASE_SHARE = 0.25
 #: Below this many jobs' worth of cover, buffering saves too little to hold anything back.
 DEFAULT_USEFUL = 0.1
+#: Seconds within which a buffered job would start anyway: up to the concurrency of such jobs
+#: are buffered whatever the round trip (a deeper buffer rides out a slow claim).
+DEFAULT_HORIZON = 0.05
 #: Weight of the newest observation in the weighted means.
 ALPHA = 0.2
 #: The shortest claim round trip assumed (a first claim, or a clock too coarse to see it).
@@ -65,6 +70,7 @@ class Prefetch:
         cover: float = DEFAULT_COVER,
         lease_share: float = DEFAULT_LEASE_SHARE,
         useful: float = DEFAULT_USEFUL,
+        horizon: float = DEFAULT_HORIZON,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency!r}")
@@ -75,6 +81,7 @@ class Prefetch:
         self.cover = cover
         self.lease_share = lease_share
         self.useful = useful
+        self.horizon = horizon
         #: Weighted mean seconds an attempt ran (None until one ended).
         self.run_time: float | None = None
         #: Weighted mean of the logarithm of those seconds (the typical run time's log).
@@ -130,8 +137,12 @@ class Prefetch:
         rate = self.concurrency / max(typical, MIN_RUN_TIME)  # jobs per second the slots finish
         round_trip = max(self.round_trip or MIN_ROUND_TRIP, MIN_ROUND_TRIP)
         need = rate * round_trip * self.cover
-        if need < self.useful:
+        # Jobs that start within the horizon anyway cost other workers next to nothing when
+        # buffered, and a deeper buffer absorbs a slow claim: keep up to the concurrency of them.
+        soon = min(self.concurrency, math.floor(rate * self.horizon))
+        if need < self.useful and soon < 1:
             return 0
+        need = max(need, soon)
         mean = max(self.run_time, MIN_RUN_TIME)
         within_lease = math.floor(self.lease * self.lease_share * self.concurrency / mean)
         return max(0, min(self.cap, math.ceil(need), within_lease))

@@ -456,6 +456,8 @@ class Worker:
 
     def _dispatch(self, jobs: list[ClaimedJob]) -> None:
         tasks = self.app.tasks
+        with self._cv:
+            idle_slot = self._busy < self.concurrency
         for job in jobs:
             context = JobContext(
                 job.id,
@@ -471,6 +473,10 @@ class Worker:
                 self.inflight[job.id] = attempt
                 self._busy += 1
             self.executor.submit(attempt)
+        if idle_slot:
+            # A slot thread was waiting for this job: let it take the GIL now rather than
+            # when this thread next blocks, a claim's worth of Python later (pickup latency).
+            time.sleep(0)
 
     # -- outcomes ------------------------------------------------------------------
     def _report(self, attempt: Attempt, outcome: Outcome) -> None:
