@@ -22,8 +22,9 @@ concurrency (the classic fixed default, which rides out a slow claim), bounded:
 - by the lease: never more than can start within ``lease_share`` of the lease
   (``buffered * mean run time / concurrency <= lease * lease_share``);
 - to none at all when a buffered job would save less than ``useful`` of a slot
-  per round trip and none would start within the horizon: slow jobs are claimed as slots free, so two workers share a
-  backlog of them instead of the first one hoarding it.
+  per round trip and none would start within the horizon: slow jobs are claimed
+  as slots free, so two workers share a backlog of them instead of the first
+  one hoarding it.
 
 Until the first attempt ends nothing is known, and the buffer is the concurrency
 (the classic fixed default). A fixed ``prefetch`` (``Worker(prefetch=N)``,
