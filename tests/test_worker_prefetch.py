@@ -152,6 +152,7 @@ def test_two_workers_share_a_backlog_of_slow_jobs(backend_url: str) -> None:
     # its running jobs and at most one more, so the second, starting late, ran a fair share
     # (a worker buffering hundreds would have left it nothing).
     assert held_when_second_started <= first.concurrency + 1
-    assert first.prefetch == 0 and second.prefetch == 0, first.stats()["prefetch"]
+    # (0 at a 1 ms claim round trip; 1 once a loaded machine makes a claim take over 6 ms)
+    assert first.prefetch <= 1 and second.prefetch <= 1, (first.stats(), second.stats())
     assert second.counts["completed"] >= jobs // 4, (first.counts, second.counts)
     app.close()
