@@ -7,11 +7,18 @@ auto-waiting ``expect``), never a fixed sleep.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -20,6 +27,9 @@ import conveyor
 from browser import require_browser
 from conveyor.server import create_app
 from test_http_api import serving
+
+HERE = Path(__file__).parent
+SRC = HERE.parent / "src"
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -527,3 +537,145 @@ def test_job_page_shows_a_group_and_nothing_for_absent_fields(site: Site, page: 
     for label in ("group", "schedule", "scheduled for", "trace id"):
         expect(page.locator("dl.facts dt", has_text=re.compile(f"^{label}$"))).to_have_count(0)
     expect(page.get_by_role("heading", name="Progress")).to_have_count(0)
+
+
+# -- the overview's throughput chart and the workers page -----------------------------------------
+def chart_numbers(page: Any) -> dict[str, Any]:
+    """What the drawn chart says: its totals and each minute's bars, read from the SVG."""
+    numbers: dict[str, Any] = page.evaluate(
+        """() => {
+            const svg = document.querySelector('[data-testid="throughput-svg"]');
+            const minutes = [...svg.querySelectorAll("g.minute")].map((g) => ({
+                start: g.dataset.start, completed: Number(g.dataset.completed),
+                failed: Number(g.dataset.failed), bars: g.querySelectorAll("rect.bar").length }));
+            return { completed: Number(svg.dataset.completed), failed: Number(svg.dataset.failed), minutes,
+                     title: svg.querySelector("title").textContent,
+                     labelledby: svg.getAttribute("aria-labelledby") };
+        }"""
+    )
+    return numbers
+
+
+def test_overview_chart_draws_the_last_hour_per_minute_as_the_api_counts_it(site: Site, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    for i in range(4):
+        site.app.enqueue("charge", [f"ok-{i}", 10 + i])
+    failed_charge(site, -1, "F-1")
+    site.app.enqueue("send", ["nobody@example.com"])  # fails for good too
+    site.run_jobs()
+    sign_in(page, site)
+    chart = page.locator('[data-testid="throughput-svg"]')
+    expect(chart).to_have_attribute("data-completed", "4")
+    expect(chart).to_have_attribute("data-failed", "2")
+    api = site.client.get("/api/throughput").raise_for_status().json()
+    drawn = chart_numbers(page)
+    assert (drawn["completed"], drawn["failed"]) == (api["completed"], api["failed"]) == (4, 2)
+    assert len(drawn["minutes"]) == 60
+    # Each minute's bars are the API's minute (the window may have moved on by one minute since).
+    by_start = {m["start"]: m for m in api["minutes"]}
+    for minute in drawn["minutes"]:
+        if minute["start"] in by_start:
+            expected = by_start[minute["start"]]
+            assert (minute["completed"], minute["failed"]) == (expected["completed"], expected["failed"])
+        assert minute["bars"] == (minute["completed"] > 0) + (minute["failed"] > 0)
+    assert drawn["title"] == "Jobs completed and failed per minute"
+    assert drawn["labelledby"] == "throughput-title throughput-desc"
+    expect(page.locator("#throughput-desc")).to_contain_text("4 completed, 2 failed")
+    summary = page.locator('[data-testid="throughput-summary"]')
+    expect(summary).to_contain_text("Last 60 minutes: 4 completed, 2 failed.")
+    expect(page.locator('[data-testid="throughput-completed"]')).to_have_text("4")
+    expect(page.locator('[data-testid="throughput-failed"]')).to_have_text("2")
+    # The table behind the bars: the busy minute(s), local time and counts.
+    page.get_by_text("Minute by minute").click()
+    rows = page.locator(".chart-table tbody tr")
+    expect(rows.first).to_be_visible()
+    assert sum(int(t) for t in rows.locator("td:nth-child(2)").all_inner_texts()) == 4
+    # Local time labels on the x axis: the page runs in Europe/Paris, not in UTC.
+    paris = ZoneInfo("Europe/Paris")
+    starts = [datetime.fromisoformat(m["start"]) for m in api["minutes"]]
+    # The browser's locale decides the clock (en-US: "02:10 PM"); either way, Paris time.
+    local = {t.astimezone(paris).strftime(f) for t in starts for f in ("%H:%M", "%I:%M %p")}
+    utc = {t.strftime(f) for t in starts for f in ("%H:%M", "%I:%M %p")}
+    labels = page.locator("svg.chart text.tick.x").all_text_contents()
+    assert len(labels) >= 3 and set(labels) <= local and not set(labels) <= utc, labels
+    # Live refresh redraws it: two more jobs complete while the page is open.
+    site.app.enqueue("charge", ["late-1", 5])
+    site.app.enqueue("charge", ["late-2", 6])
+    site.run_jobs()
+    expect(chart).to_have_attribute("data-completed", "6", timeout=15_000)
+    # Readable in dark mode too: the bars take the dark palette's colours.
+    fill = "getComputedStyle(document.querySelector('rect.bar.completed')).fill"
+    light = page.evaluate(fill)
+    page.emulate_media(color_scheme="dark")
+    expect(page.locator("rect.bar.completed").first).not_to_have_css("fill", light)
+
+
+def test_overview_has_no_chart_when_the_server_lacks_the_route(site: Site, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    def without_throughput(route: Any) -> None:
+        document = route.fetch().json()
+        document["paths"].pop("/api/throughput")
+        route.fulfill(json=document)
+
+    page.route("**/openapi.json", without_throughput)
+    sign_in(page, site)
+    expect(page.locator('[data-testid="count-pending"]')).to_be_visible()
+    expect(page.locator('[data-testid="throughput"]')).to_have_count(0)
+
+
+def start_worker(url: str) -> subprocess.Popen[bytes]:
+    """A real ``conveyor worker`` process on ``url`` (tests/process/obsapp.py: queues obs and batch)."""
+    env = {
+        **os.environ,
+        "CONVEYOR_URL": url,
+        "PYTHONPATH": os.pathsep.join([str(HERE), str(SRC), os.environ.get("PYTHONPATH", "")]),
+    }
+    cmd = [sys.executable, "-m", "conveyor", "worker", "process.obsapp:app", "--queues", "obs,batch",
+           "--concurrency", "3", "--log-level", "warning"]  # fmt: skip
+    return subprocess.Popen(cmd, env=env, cwd=str(HERE))
+
+
+def test_workers_page_lists_a_running_worker_and_drops_it_when_it_stops(
+    site: Site, page: Any, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    release = tmp_path / "release"
+    site.app.declare("hold", queue="obs")
+    job = site.app.enqueue("hold", [str(release)])
+    worker = start_worker(site.app.backend.url)
+    try:
+        sign_in(page, site)
+        page.goto(site.url + "/#/workers")
+        row = page.locator("#workers tbody tr")
+        expect(row).to_have_count(1, timeout=30_000)
+        listed = site.client.get("/api/workers").raise_for_status().json()["items"]
+        assert [w["pid"] for w in listed] == [worker.pid]
+        entry = listed[0]
+        expect(row.locator("th code")).to_have_text(entry["id"])
+        expect(row.locator('[data-testid="host"]')).to_have_text(socket.gethostname())
+        expect(row.locator('[data-testid="pid"]')).to_have_text(str(worker.pid))
+        expect(row.locator('[data-testid="queues"]')).to_have_text("obs, batch")
+        expect(row.locator('[data-testid="concurrency"]')).to_have_text("3")
+        # The job it runs, linked to its page; relative ages for the start and the last beat.
+        running = row.locator(f'[data-testid="running"] a[href="#/jobs/{job.id}"]')
+        expect(running).to_be_visible(timeout=15_000)
+        for cell in ("started", "last-seen"):
+            age = row.locator(f'[data-testid="{cell}"] .age')
+            expect(age).to_have_text(re.compile(r" · (just now|\d+ s ago)"))
+        expect(page.locator('[data-testid="worker-summary"]')).to_have_text(
+            "1 live worker(s), 1 of 3 slot(s) busy."
+        )
+        release.touch()
+        expect(row.locator('[data-testid="running"]')).to_have_text("idle", timeout=15_000)
+        assert site.app.get(job.id).status == "completed"
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0
+        expect(page.get_by_text("No worker is running.")).to_be_visible(timeout=15_000)
+        expect(page.locator("#workers")).to_have_count(0)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()

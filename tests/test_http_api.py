@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import itertools
 import json
 import logging
 import re
@@ -732,6 +733,11 @@ BAD_QUERIES: list[tuple[str, dict[str, str], int, str, str]] = [
     ("/api/queue/process", {"batch_size": "0"}, 400, "invalid_request", "batch_size must be an integer"),
     ("/api/queue/process", {"batch_size": "2", "batchSize": "3"}, 400, "invalid_request", "not both"),
     ("/api/queue/stats", {"verbose": "1"}, 400, "invalid_request", "'verbose'; valid: none"),
+    ("/api/throughput", {"minutes": "0"}, 400, "invalid_request", "1 to 1440"),
+    ("/api/throughput", {"minutes": "1441"}, 400, "invalid_request", "1 to 1440"),
+    ("/api/throughput", {"minutes": "an hour"}, 400, "invalid_request", "'an hour'"),
+    ("/api/throughput", {"queue": INJECTION}, 422, "invalid_name", "queue"),
+    ("/api/throughput", {"window": "60"}, 400, "invalid_request", "'window'"),
 ]
 
 
@@ -854,3 +860,26 @@ def test_one_failing_request_does_not_fail_the_requests_sharing_its_write(
     assert isinstance(poisoned, RuntimeError)
     assert len(first) == 1 and len(third) == 2 and all(r.created for r in first + third)
     assert sorted(r.args for r in tasks.jobs().items) == [[1, 1], [3, 3], [4, 4]]
+
+
+def test_throughput_counts_completed_and_failed_jobs_per_minute(
+    client: httpx.Client, tasks: conveyor.App
+) -> None:
+    for n in range(3):
+        enqueue(client, task="add", args=[n, 1])
+    enqueue(client, task="send", args=["a@example.com"])  # fails for good (one attempt)
+    enqueue(client, task="send", args=["b@example.com"], kwargs={"ok": True})
+    assert client.post("/api/queue/process", params={"batch_size": 10}).status_code == 200
+    body = client.get("/api/throughput").raise_for_status().json()
+    assert set(body) == {"queue", "now", "completed", "failed", "minutes"}
+    assert (body["completed"], body["failed"], body["queue"]) == (4, 1, None)
+    assert len(body["minutes"]) == 60, "the default window is the last hour"
+    assert sum(m["completed"] for m in body["minutes"]) == 4
+    assert sum(m["failed"] for m in body["minutes"]) == 1
+    starts = [datetime.fromisoformat(m["start"]) for m in body["minutes"]]
+    assert all(b - a == timedelta(minutes=1) for a, b in itertools.pairwise(starts))
+    assert starts[-1] <= datetime.fromisoformat(body["now"]) < starts[-1] + timedelta(minutes=1)
+    mail = client.get("/api/throughput", params={"minutes": 5, "queue": "mail"}).raise_for_status().json()
+    assert (mail["completed"], mail["failed"], mail["queue"], len(mail["minutes"])) == (1, 1, "mail", 5)
+    direct = tasks.throughput(5, "mail")  # the App's own answer (Python API) agrees
+    assert (direct.completed, direct.failed) == (mail["completed"], mail["failed"])

@@ -121,6 +121,7 @@ def test_the_declared_roles_are_the_specified_ones() -> None:
     declared = {(r.method, r.path): r.role for r in AUTH_ROUTES}
     assert all(role == "read" for (method, _), role in declared.items() if method == "GET")
     assert declared["GET", "/api/workers"] == "read"
+    assert declared["GET", "/api/throughput"] == "read"
     for operation in ("POST /api/jobs", "POST /api/queue/{job_id}/retry", "POST /api/queue/{job_id}/cancel"):
         method, path = operation.split(" ")
         assert declared[method, path] == "write", operation

@@ -35,6 +35,7 @@ from .backends.base import (
     decode_payload,
 )
 from .backends.flow import QueueUsage, check_group, queue_update
+from .backends.throughput import Throughput
 from .backoff import BackoffPolicy
 from .builder import (
     build_jobs,
@@ -552,6 +553,15 @@ class App:
         once when it stops cleanly.
         """
         return [record.to_dict() for record in self.backend.workers_live()]
+
+    def throughput(self, minutes: int = 60, queue: str | None = None) -> Throughput:
+        """Jobs completed and failed in each of the last ``minutes`` minutes (1 to 1440), one queue or all.
+
+        On the backend's clock, oldest minute first, every minute present; ``failed``
+        counts jobs that failed for good, not retried attempts. ``to_dict()`` is the JSON
+        of ``GET /api/throughput``. A bad window raises InvalidWindow.
+        """
+        return self.backend.throughput(minutes, None if queue is None else check_name("queue", queue))
 
     # -- async producers (same builder, same checks; the backend's async side) ----------
     async def aenqueue(

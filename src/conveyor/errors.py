@@ -118,3 +118,7 @@ class InvalidAlert(ConveyorError, ValueError):
 
 class AlertNotFound(ConveyorError, LookupError):
     """No alert with that name."""
+
+
+class InvalidWindow(ConveyorError, ValueError):
+    """A time window an operation cannot read: throughput over fewer than 1 or more than 1440 minutes."""

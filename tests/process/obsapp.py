@@ -29,3 +29,11 @@ def flaky(n: int) -> int:
 def bad(n: int) -> None:
     """Fails for good at once."""
     raise conveyor.Permanent(f"bad input {n}")
+
+
+@app.task(queue="obs")
+def hold(path: str) -> None:
+    """Runs until the file at ``path`` exists (the test's signal to finish), at most 60 s."""
+    deadline = time.monotonic() + 60
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.05)

@@ -24,6 +24,7 @@ from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 from ..states import State
 from .flow import QueueSettings, QueueUpdate, QueueUsage
+from .throughput import Throughput
 
 KeyMode = Literal["keep", "replace"]
 OutcomeKind = Literal["completed", "retry", "failed", "cancelled", "released"]
@@ -728,6 +729,13 @@ class Backend(Protocol):
 
     def queue_gauges(self) -> Gauges:
         """Per queue: jobs by state and the oldest due pending job's age, without a pass over every row."""
+        ...
+
+    def throughput(self, minutes: int = 60, queue: str | None = None) -> Throughput:
+        """Jobs completed and failed in each of the last ``minutes`` minutes (1 to 1440), one queue or all.
+
+        See :mod:`conveyor.backends.throughput` for what counts; bad ``minutes`` is InvalidWindow.
+        """
         ...
 
 

@@ -2,7 +2,7 @@
 
 A mixin of :class:`~conveyor.backends.memory.MemoryBackend`, kept in a module of its
 own so the engine's main module stays about its job life cycle: counts and gauges,
-attempt records, the operators' actions, the worker registry and progress. Each
+throughput per minute, attempt records, the operators' actions, the worker registry and progress. Each
 operation holds the store's lock.
 """
 
@@ -25,6 +25,7 @@ from .base import (
     WorkerRecord,
     from_ts,
 )
+from .throughput import DEFAULT_MINUTES, Throughput, check_minutes, minute_of, series, window_since
 
 
 class MemoryObservability:
@@ -136,3 +137,21 @@ class MemoryObservability:
                 job = self._held(update.job_id, update.lease_token)
                 if job is not None:
                     job.progress = kit.progress_text(update, now)
+
+    def throughput(self, minutes: int = DEFAULT_MINUTES, queue: str | None = None) -> Throughput:
+        """Jobs completed and failed per minute over the last ``minutes``, from their ``finished_at``."""
+        minutes = check_minutes(minutes)
+        counts: dict[tuple[int, str], int] = {}
+        with self._store.lock:
+            now = time.time()
+            since = window_since(now, minutes)
+            for job in self._store.jobs.values():
+                if (
+                    job.state in ("completed", "failed")
+                    and job.finished_at is not None
+                    and job.finished_at >= since
+                    and (queue is None or job.queue == queue)
+                ):
+                    bucket = (minute_of(job.finished_at), job.state)
+                    counts[bucket] = counts.get(bucket, 0) + 1
+        return series(now, minutes, queue, [(m, kind, n) for (m, kind), n in counts.items()])

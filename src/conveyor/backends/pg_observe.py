@@ -1,4 +1,4 @@
-"""PostgreSQL's observability operations: the registry of live workers, and progress.
+"""PostgreSQL's observability operations: the registry of live workers, progress, gauges, throughput.
 
 A mixin of :class:`~conveyor.backends.postgres.PostgresBackend`, kept in a module of
 its own so the engine's main module stays about its job life cycle. Each operation
@@ -16,6 +16,7 @@ from ..states import ALL_STATES
 from . import kit
 from .base import Gauges, ProgressUpdate, WorkerBeat, WorkerRecord
 from .pg_schema import Queries
+from .throughput import DEFAULT_MINUTES, Throughput, check_minutes, series
 
 #: Below this many rows (the planner's count) every state is counted exactly at each scrape.
 EXACT_COUNT_ROWS = 100_000
@@ -24,7 +25,7 @@ ESTIMATED_STATES = frozenset({"completed", "cancelled"})
 
 
 class PostgresObservability:
-    """``workers_beat``, ``workers_remove``, ``workers_live`` and ``jobs_progress`` on PostgreSQL."""
+    """The worker registry, progress, ``queue_gauges`` and ``throughput`` on PostgreSQL."""
 
     queries: Queries
     schema: str
@@ -89,6 +90,13 @@ class PostgresObservability:
         waiting = sorted({queue for queue, state, n in groups if state == "pending" and n})
         oldest = self._execute(self.queries["gauge_oldest_pending"], {"queues": waiting}) if waiting else []
         return kit.gauges_from(groups, oldest, frozenset() if exact else ESTIMATED_STATES)
+
+    def throughput(self, minutes: int = DEFAULT_MINUTES, queue: str | None = None) -> Throughput:
+        """Jobs completed and failed per minute over the last ``minutes``, on the database clock."""
+        minutes = check_minutes(minutes)
+        rows = self._execute(self.queries["throughput"], {"minutes": minutes, "queue": queue})
+        now = float(rows[0][0])
+        return series(now, minutes, queue, [(m, state, n) for _, m, state, n in rows if m is not None])
 
     def _estimated_finished(self, rows: float) -> list[tuple[str, str, int]] | None:
         """Completed and cancelled counts per queue from the statistics; None before the first ANALYZE."""

@@ -57,6 +57,7 @@ from .base import (
 )
 from .flow import GroupUsage, QueueSettings, QueueUpdate, QueueUsage
 from .redis_maintenance import RedisMaintenance
+from .redis_observe import RedisObservability
 from .redis_support import (
     MAX_BLOCK,
     Clients,
@@ -106,7 +107,7 @@ def enqueue_results(flat: Sequence[Any]) -> list[EnqueueResult]:
     return [EnqueueResult(flat[i], flat[i + 1], flat[i + 2] == 1) for i in range(0, len(flat), 3)]
 
 
-class RedisBackend(RedisMaintenance):
+class RedisBackend(RedisMaintenance, RedisObservability):
     """The Backend protocol on Redis 6.2+ or Valkey (see module docstring).
 
     Connections open on first use; a lost connection raises BackendUnavailable

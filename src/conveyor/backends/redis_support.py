@@ -66,6 +66,7 @@ SCRIPT_NAMES = (
     "schedule_pause",
     "schedule_save",
     "stats",
+    "throughput",
 )
 
 #: URL query options Conveyor reads itself; all others go to redis-py.

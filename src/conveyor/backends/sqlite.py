@@ -47,6 +47,7 @@ from .base import (
 )
 from .flow import QueueSettings, QueueUpdate, QueueUsage
 from .sqlite_maintenance import SQLiteMaintenance
+from .sqlite_observe import SQLiteObservability
 
 SQL = sqlfile.load("sqlite.sql")
 #: Migration blocks by version (``migration_NNN`` in sqlite.sql); a file records each one applied.
@@ -89,7 +90,7 @@ def parse_sqlite_url(url: str) -> tuple[Path, dict[str, str]]:
     return Path(raw), options
 
 
-class SQLiteBackend(SQLiteMaintenance):
+class SQLiteBackend(SQLiteMaintenance, SQLiteObservability):
     """The Backend protocol on a SQLite file (see module docstring)."""
 
     def __init__(self, url: str, *, key_retention: float = 86400.0) -> None:

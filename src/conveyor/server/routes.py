@@ -54,6 +54,7 @@ from .shapes import (
     Unhealthy,
     Workers,
 )
+from .throughput import API as THROUGHPUT_API
 
 log = logging.getLogger("conveyor.server")
 
@@ -389,6 +390,8 @@ async def dashboard(call: Call[None, None]) -> Response:
     )
 
 
-# The schedule and alert routes are part of the one table: served, documented and role-checked alike.
+# The schedule, alert and throughput routes are part of the one table: served, documented and
+# role-checked alike.
 API.include(MAINTENANCE_API)
+API.include(THROUGHPUT_API)
 ROUTES = API.starlette_routes()

@@ -18,10 +18,16 @@ local B = KEYS[1]
 -- Wake-up tokens per queue: enough to wake a burst of idle workers, bounded.
 local MAX_TOKENS = 16
 
--- The server's now, as a number and as text ("1712345678.000042").
+-- The server's now, as a number and as text ("1712345678.000042"). The first reading
+-- of a run is kept (run_seconds): the throughput tally counts its jobs in that minute,
+-- the one their finished_at falls in.
+local run_seconds = false
 local function clock()
   local t = redis.call('TIME')
   local usec = t[2]
+  if not run_seconds then
+    run_seconds = tonumber(t[1])
+  end
   return tonumber(t[1]) + tonumber(usec) / 1000000, t[1] .. '.' .. string.rep('0', 6 - #usec) .. usec
 end
 
@@ -190,12 +196,41 @@ local function failures_add(queue, id)
   zadd(memo_key('fl:', queue, ''), failed_at_s, id)
 end
 
+-- Throughput (backends/throughput.py): m:<minute> (minutes since the epoch on the
+-- server's clock) counts the jobs that entered completed or failed in that minute,
+-- fields c:<queue> and f:<queue>. A script run tallies its jobs in Lua tables and
+-- flush() writes one HINCRBY per queue and kind, so a batch of N finishes costs a
+-- few writes, not N. Kept MINUTE_TTL seconds: a day (MAX_MINUTES) and an hour more.
+local MINUTE_TTL = 90000
+local completed_tally, failed_tally = {}, {}
+
+local function tally_flush()
+  if next(completed_tally) == nil and next(failed_tally) == nil then
+    return
+  end
+  if not run_seconds then
+    clock()
+  end
+  local key = B .. 'm:' .. math.floor(run_seconds / 60)
+  for queue, n in pairs(completed_tally) do
+    redis.call('HINCRBY', key, 'c:' .. queue, n)
+  end
+  for queue, n in pairs(failed_tally) do
+    redis.call('HINCRBY', key, 'f:' .. queue, n)
+  end
+  redis.call('EXPIRE', key, MINUTE_TTL)
+  completed_tally, failed_tally = {}, {}
+end
+
 -- State indexes: sq:<queue>:<state> by created_at, the one index of a job's
 -- state, serves listings, counts and purges (a listing across states or
 -- queues merges their sets). A state change is one ZREM and one ZADD.
 local function index_add(state, queue, created, id)
   zadd(memo_key('sq:', queue, state), created, id)
-  if state == 'failed' then
+  if state == 'completed' then
+    completed_tally[queue] = (completed_tally[queue] or 0) + 1
+  elseif state == 'failed' then
+    failed_tally[queue] = (failed_tally[queue] or 0) + 1
     failures_add(queue, id)
   end
 end
@@ -216,6 +251,7 @@ local function finished(id)
 end
 
 local function flush()
+  tally_flush()
   if #finished_ids > 0 then
     redis.call('PUBLISH', B .. 'finished', table.concat(finished_ids, ','))
     finished_ids = {}

@@ -1315,3 +1315,22 @@ CROSS JOIN LATERAL (
 ) AS n
 WHERE l.priority IS NOT NULL
 GROUP BY l.queue
+
+-- name: throughput
+-- Jobs that ended completed or failed in each minute of the window, and the database clock
+-- the window is measured on, in one statement (backends/throughput.py). Along jobs_finished
+-- (state, finished_at) INCLUDE (queue): one index range per state, index-only where the
+-- visibility map allows; never a pass over the finished table.
+WITH clock AS (
+    SELECT extract(epoch FROM now())::float8 AS now
+)
+SELECT k.now, c.minute, c.state, c.n
+FROM clock k
+LEFT JOIN LATERAL (
+    SELECT floor(extract(epoch FROM j.finished_at) / 60)::bigint AS minute, j.state, count(*) AS n
+    FROM {schema}.jobs j
+    WHERE j.state IN ('completed', 'failed')
+      AND j.finished_at >= to_timestamp((floor(k.now / 60) - %(minutes)s::integer + 1) * 60)
+      AND (%(queue)s::text IS NULL OR j.queue = %(queue)s::text)
+    GROUP BY 1, 2
+) c ON true

@@ -499,3 +499,11 @@ WHERE id = :id AND lease_token = :token AND state = 'processing'
 
 -- name: oldest_pending_by_queue
 SELECT queue, min(run_at) FROM conveyor_jobs WHERE state = 'pending' AND run_at <= :now GROUP BY queue
+
+-- name: throughput
+-- Jobs that ended completed or failed per minute since the window began, along the
+-- (state, finished_at) index: two ranges, never the finished table (backends/throughput.py).
+SELECT CAST(finished_at / 60 AS INTEGER) AS minute, state, count(*)
+FROM conveyor_jobs INDEXED BY conveyor_jobs_finished
+WHERE state IN ('completed', 'failed') AND finished_at >= :since AND (:queue IS NULL OR queue = :queue)
+GROUP BY minute, state

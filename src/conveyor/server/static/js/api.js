@@ -102,6 +102,8 @@ export const api = {
   alerts: () => request("GET", "api/alerts"),
   // Live workers (docs/observability.md).
   workers: () => request("GET", "api/workers"),
+  /** Jobs completed and failed per minute over the last ``minutes`` (docs/http-api.md). */
+  throughput: (minutes = 60, queue) => request("GET", "api/throughput", { query: { minutes, queue } }),
 };
 
 /** Runs ``action`` for each id, one at a time: {done, failed: [{id, message}]}. */

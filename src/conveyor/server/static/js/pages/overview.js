@@ -1,9 +1,10 @@
 // Overview: counts per queue and status, how long the oldest due job has waited, which
-// queues are paused or throttled now and how many workers are live (where the server has
-// those routes).
+// queues are paused or throttled now, how many workers are live and the last hour's
+// throughput per minute (each where the server has the route).
 import { api } from "../api.js";
 import { h, empty } from "../dom.js";
 import { duration } from "../format.js";
+import { throughputPanel } from "../chart.js";
 import { STATES, MEANING, jobsHref } from "../states.js";
 
 /** The queue's paused and throttled badges (flow control), linking to the queues page. */
@@ -15,20 +16,27 @@ function flags(queue) {
     title: "Throttled: at its concurrency or rate limit right now" }, "throttled")] : null];
 }
 
+/** The room the chart has: the page's width less its padding and the panel's (CSS scales the rest). */
+function chartWidth() {
+  const main = document.getElementById("main");
+  return (main ? main.clientWidth : window.innerWidth) - (window.innerWidth <= 760 ? 58 : 76);
+}
+
 export default {
   id: "overview",
   path: /^\/overview$/,
   nav: { label: "Overview", href: "#/overview", shortcut: "o" },
   title: () => "Overview",
   load: async (params, state, has) => {
-    const [stats, queues, workers] = await Promise.all([
+    const [stats, queues, workers, throughput] = await Promise.all([
       api.stats(),
       has("GET /api/queues") ? api.queues() : null,
       has("GET /api/workers") ? api.workers() : null,
+      has("GET /api/throughput") ? api.throughput(60) : null,
     ]);
-    return { stats, queues: queues && new Map(queues.items.map((q) => [q.name, q])), workers: workers && workers.items };
+    return { stats, queues: queues && new Map(queues.items.map((q) => [q.name, q])), workers: workers && workers.items, throughput };
   },
-  render({ stats, queues: flow, workers }) {
+  render({ stats, queues: flow, workers, throughput }) {
     const total = STATES.reduce((sum, s) => sum + (stats.counts[s] || 0), 0);
     const queues = Object.keys(stats.queues).sort();
     const age = stats.oldest_pending_age_s;
@@ -44,6 +52,7 @@ export default {
         workers ? h("a", { class: "card workers-card", href: "#/workers", title: "Workers whose heartbeat is current" },
           h("span", { class: "card-label" }, "live workers"),
           h("span", { class: "card-value", dataset: { testid: "live-workers" } }, String(workers.length))) : null),
+      throughput ? throughputPanel(throughput, chartWidth()) : null,
       h("h2", {}, "Queues"),
       total === 0 ? empty("No jobs yet.",
         "Enqueue one with task.enqueue(...) in Python or POST /api/jobs; run `conveyor worker APP` to process them.") :

@@ -30,14 +30,16 @@ export default {
         h("div", { class: "scroll" }, h("table", { class: "grid workers", id: "workers" },
           h("thead", {}, h("tr", {}, ["id", "host", "pid", "queues", "concurrency", "running", "started", "last seen"]
             .map((c) => h("th", { scope: "col", class: c === "pid" || c === "concurrency" ? "n" : null }, c)))),
+          // data-label names each cell where a phone shows the rows as cards (the header is hidden).
           h("tbody", {}, list.items.map((w) => h("tr", { dataset: { worker: w.id } },
             h("th", { scope: "row", class: "id" }, h("code", {}, w.id), " ", copyButton(w.id, "worker id " + w.id)),
-            h("td", {}, w.host),
-            h("td", { class: "n" }, String(w.pid)),
-            h("td", {}, w.queues.length ? w.queues.join(", ") : h("span", { class: "muted" }, "all")),
-            h("td", { class: "n" }, String(w.concurrency)),
-            h("td", { dataset: { testid: "running" } }, runningJobs(w.running)),
-            h("td", {}, when(w.started_at)),
-            h("td", {}, when(w.last_seen_at)))))))]);
+            h("td", { dataset: { label: "host", testid: "host" } }, w.host),
+            h("td", { class: "n", dataset: { label: "pid", testid: "pid" } }, String(w.pid)),
+            h("td", { dataset: { label: "queues", testid: "queues" } },
+              w.queues.length ? w.queues.join(", ") : h("span", { class: "muted" }, "all")),
+            h("td", { class: "n", dataset: { label: "concurrency", testid: "concurrency" } }, String(w.concurrency)),
+            h("td", { dataset: { label: "running", testid: "running" } }, runningJobs(w.running)),
+            h("td", { dataset: { label: "started", testid: "started" } }, when(w.started_at)),
+            h("td", { dataset: { label: "last seen", testid: "last-seen" } }, when(w.last_seen_at)))))))]);
   },
 };
