@@ -33,11 +33,17 @@ def test_tiny_jobs_fill_the_buffer_up_to_the_cap() -> None:
 
 
 def test_the_buffer_covers_two_round_trips_at_the_completion_rate() -> None:
-    # 10 slots of 5 ms jobs finish 2,000 jobs/s; two 10 ms round trips need 40 of them.
-    assert fed(Prefetch(10, 30.0), run_time=0.005, round_trip=0.010).target() == 40
-    # Two 2 ms round trips need 8; but 100 start within 50 ms anyway: the concurrency's worth.
-    assert fed(Prefetch(10, 30.0), run_time=0.005, round_trip=0.002).target() == 10
+    # 10 slots of 5 ms jobs finish 2,000 jobs/s: two 10 ms round trips need 40 of them,
+    # two 2 ms round trips 8 (without the horizon, which the next test is about).
+    assert fed(Prefetch(10, 30.0, horizon=0.0), run_time=0.005, round_trip=0.010).target() == 40
     assert fed(Prefetch(10, 30.0, horizon=0.0), run_time=0.005, round_trip=0.002).target() == 8
+    # 100 ms jobs: two 1 s round trips need 100.
+    assert fed(Prefetch(5, 30.0), run_time=0.1, round_trip=1.0).target() == 100
+
+
+def test_jobs_that_start_within_the_horizon_are_buffered() -> None:
+    # Two 2 ms round trips need 8 of the 5 ms jobs, but 100 start within 50 ms anyway.
+    assert fed(Prefetch(10, 30.0), run_time=0.005, round_trip=0.002).target() == 100
 
 
 def test_medium_jobs_buffer_what_starts_within_the_horizon() -> None:

@@ -14,8 +14,8 @@ from what the worker observes:
 
 The buffer should cover ``cover`` claim round trips at that rate (the worker
 refills when it is half empty, so half of it must last one round trip), and
-hold at least as many jobs as start within ``horizon`` (50 ms) anyway, up to the
-concurrency (the classic fixed default, which rides out a slow claim), bounded:
+hold at least as many jobs as start within ``horizon`` (50 ms) anyway (a deeper
+buffer rides out a late refill: a busy GIL, a slow claim), bounded:
 
 - by ``cap`` jobs (500 per process by default): tiny jobs get large batches,
   which is where a claim's fixed cost is spread thinnest;
@@ -44,8 +44,8 @@ DEFAULT_COVER = 2.0
 DEFAULT_LEASE_SHARE = 0.25
 #: Below this many jobs' worth of cover, buffering saves too little to hold anything back.
 DEFAULT_USEFUL = 0.1
-#: Seconds within which a buffered job would start anyway: up to the concurrency of such jobs
-#: are buffered whatever the round trip (a deeper buffer rides out a slow claim).
+#: Seconds within which a buffered job would start anyway: such jobs are buffered whatever
+#: the round trip (a deeper buffer rides out a late refill).
 DEFAULT_HORIZON = 0.05
 #: Weight of the newest observation in the weighted means.
 ALPHA = 0.2
@@ -139,8 +139,9 @@ class Prefetch:
         round_trip = max(self.round_trip or MIN_ROUND_TRIP, MIN_ROUND_TRIP)
         need = rate * round_trip * self.cover
         # Jobs that start within the horizon anyway cost other workers next to nothing when
-        # buffered, and a deeper buffer absorbs a slow claim: keep up to the concurrency of them.
-        soon = min(self.concurrency, math.floor(rate * self.horizon))
+        # buffered, and a deeper buffer absorbs a refill that comes late (a busy GIL, a slow
+        # claim): a slot that finds the buffer empty idles until the next claim lands.
+        soon = math.floor(rate * self.horizon + 1e-9)  # (exp(log(x)) may fall a hair short of x)
         if need < self.useful and soon < 1:
             return 0
         need = max(need, soon)
