@@ -108,9 +108,8 @@ def run_session(
     ]  # fmt: skip
     if describe:
         command.append("--describe")
-    # This checkout's src/ first: Conveyor's sessions measure the source beside this harness,
-    # whichever checkout the venv's editable install points at (peers never import it).
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(ROOT), str(ROOT / "src")))}
+    # This tree's source first: the venv's installed conveyor may be another checkout's.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}
     try:
         done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:

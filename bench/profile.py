@@ -134,7 +134,7 @@ def trace_latency(adapter: Any, out: Path, probes: int) -> str:
         p50, p90, p99 = (values[min(len(values) - 1, int(len(values) * q))] for q in (0.5, 0.9, 0.99))
         spread = f"p50 {1000 * p50:7.3f}  p90 {1000 * p90:7.3f}  p99 {1000 * p99:7.3f} ms"
         lines.append(f"  {name:<42} {spread}  (n={len(values)})")
-    rows.sort(reverse=True)
+    rows.sort(key=lambda row: row[0], reverse=True)  # (a busy loop has no wake-up: None)
     lines.append("  slowest 2% (total | enqueue call | to wake-up | claim | hand-off, ms):")
     for total, call, wake, claim, handoff in rows[: max(1, len(rows) // 50)]:
         woke = "busy" if wake is None else f"{1000 * wake:.2f}"

@@ -7,14 +7,14 @@ import socket
 import statistics
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 import conveyor
 from backends import fresh_url, require_or_skip
-from conveyor.backends.base import ClaimRequest, JobQuery, Lease, NewJob, Outcome
+from conveyor.backends.base import ClaimedJob, ClaimRequest, ClaimsOnWake, JobQuery, Lease, NewJob, Outcome
 from conveyor.errors import (
     BackendUnavailable,
     BadURL,
@@ -251,6 +251,132 @@ def test_idle_wait_times_out(backend: RedisBackend) -> None:
     start = time.monotonic()
     backend.wait_for_jobs(["default"], 0.2)
     assert 0.15 < time.monotonic() - start < 0.5
+
+
+def _blpop_clients() -> int:
+    """How many clients of the test server are blocked in BLPOP now."""
+    admin = redis.Redis(host="127.0.0.1", port=6379)
+    try:
+        return sum(1 for c in admin.client_list() if c.get("cmd") == "blpop")
+    finally:
+        admin.close()
+
+
+def _start_blocked(target: Callable[[], None]) -> threading.Thread:
+    """Start ``target`` in a thread and return once one more client is blocked in BLPOP."""
+    before = _blpop_clients()
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 5.0
+    while _blpop_clients() <= before:
+        assert time.monotonic() < deadline, "the waiter never blocked in BLPOP"
+        time.sleep(0.005)
+    return thread
+
+
+def _request(limit: int = 10) -> ClaimRequest:
+    return ClaimRequest(("default",), limit, 30.0, "w")
+
+
+def test_wait_and_claim_returns_the_job_that_woke_it_leased(backend: RedisBackend) -> None:
+    assert backend.wait_and_claim(_request(), 0.01) == []  # nothing waits: times out empty
+    got: list[list[str]] = []
+    t = _start_blocked(lambda: got.append([j.id for j in backend.wait_and_claim(_request(), 5.0)]))
+    r = backend.enqueue_many([job(), job()])
+    t.join(5)
+    assert got == [[r[0].id, r[1].id]]
+    record = backend.get(r[0].id)
+    assert record is not None and record.state == "processing" and record.worker == "w"
+    assert claim(backend) == []  # leased once, not twice
+    check_redis_invariants(backend.url)
+
+
+def test_wait_and_claim_takes_a_delayed_job_when_it_falls_due(backend: RedisBackend) -> None:
+    (r,) = backend.enqueue_many([job(delay=0.3)])
+    start = time.monotonic()
+    jobs = backend.wait_and_claim(_request(), 5.0)
+    assert time.monotonic() - start < 2.0
+    assert [j.id for j in jobs] == [r.id] and jobs[0].attempt == 1
+
+
+def test_wait_and_claim_keeps_priorities_and_the_limit(backend: RedisBackend) -> None:
+    low = backend.enqueue_many([job(priority=0) for _ in range(3)])
+    high = backend.enqueue_many([job(priority=5)])
+    jobs = backend.wait_and_claim(_request(limit=2), 1.0)  # due now: claimed at once
+    assert [j.id for j in jobs] == [high[0].id, low[0].id]
+
+
+def test_wait_and_claim_reloads_its_script_after_a_flush(backend: RedisBackend) -> None:
+    backend.wait_and_claim(_request(), 0.01)  # connected, scripts known
+    backend.clients.once.script_flush()
+    got: list[list[str]] = []
+    t = _start_blocked(lambda: got.append([j.id for j in backend.wait_and_claim(_request(), 5.0)]))
+    (r,) = backend.enqueue_many([job()])
+    t.join(5)
+    assert got == [[r.id]]
+
+
+def test_a_worker_on_redis_claims_with_its_wake_up(url: str) -> None:
+    app = conveyor.App(url)
+    assert isinstance(app.backend, ClaimsOnWake)
+    done = threading.Event()
+
+    @app.task()
+    def ping() -> None:
+        done.set()
+
+    claimed_on_wake: list[int] = []
+    original = app.backend.wait_and_claim
+
+    def spy(request: ClaimRequest, timeout: float) -> list[ClaimedJob]:
+        jobs = original(request, timeout)
+        claimed_on_wake.append(len(jobs))
+        return jobs
+
+    app.backend.wait_and_claim = spy  # type: ignore[method-assign]
+    worker = conveyor.Worker(app, install_signal_handlers=False, schedules=False)
+    thread = _start_blocked(worker.run)
+    try:
+        ping.enqueue()
+        assert done.wait(10)
+        assert 1 in claimed_on_wake  # the job came with the wake-up, not by a later claim
+    finally:
+        worker.stop()
+        thread.join(10)
+        app.close()
+
+
+# -- the enqueue arguments ------------------------------------------------------------------
+def test_enqueue_runs_and_single_jobs_mixed_keep_their_order_and_fields(backend: RedisBackend) -> None:
+    stored = backend.enqueue_many([job()])[0]
+    twin = new_job_id()
+    batch = [
+        job(),
+        job(),
+        job(priority=3),  # another shape: a new run
+        job(key="k1", on_complete="cb"),  # a single-job record between runs
+        NewJob(twin, "t", "default", PAYLOAD, 3),
+        NewJob(twin, "t", "default", PAYLOAD, 3),  # the same id twice in one call: stored once
+        NewJob(stored.id, "t", "default", PAYLOAD, 3),  # already stored: reported
+        job(trace_context="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+        job(queue="other", delay=30.0),
+        job(key="k1"),  # keep mode: the holder answers
+    ]
+    results = backend.enqueue_many(batch)
+    assert [r.created for r in results] == [True, True, True, True, True, False, False, True, True, False]
+    assert [r.id for r in results[:5]] == [j.id for j in batch[:5]]
+    assert results[5].id == twin and results[6].id == stored.id and results[9].id == batch[3].id
+    assert all(r.state == "pending" for r in results)
+    keyed = backend.get(batch[3].id)
+    assert keyed is not None and keyed.key == "k1" and keyed.on_complete == "cb"
+    traced = backend.get(batch[7].id)
+    assert traced is not None and traced.trace_id == "0af7651916cd43dd8448eb211c80319c"
+    delayed = backend.get(batch[8].id)
+    assert delayed is not None and delayed.queue == "other"
+    assert (delayed.run_at - delayed.created_at).total_seconds() > 29
+    assert backend.stats().counts["pending"] == 8
+    assert claim(backend, limit=3) == [batch[2].id, stored.id, twin]  # twin's id is the older
+    check_redis_invariants(backend.url)
 
 
 # -- errors and the server -----------------------------------------------------------------

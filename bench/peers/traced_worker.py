@@ -47,6 +47,21 @@ def _traced_init(self: Any, *args: Any, **kwargs: Any) -> None:
 
     backend.wait_for_jobs = wait_for_jobs
     backend.claim = traced_claim
+    wait_and_claim = getattr(backend, "wait_and_claim", None)
+    if wait_and_claim is not None:
+        # The claim rides with the wake-up: its round trip is inside "enqueue -> wake-up",
+        # and the claim itself shows as taking no time.
+
+        def traced_wait_and_claim(request: Any, timeout: float) -> Any:
+            jobs = wait_and_claim(request, timeout)
+            state["woke"] = ended = time.time()
+            for job in jobs:
+                if job.task == "pickup":
+                    sent_at = json.loads(job.payload)["args"][0]
+                    common.SINK.write("trace", b"%.6f %.6f %.6f %.6f\n" % (sent_at, ended, ended, ended))
+            return jobs
+
+        backend.wait_and_claim = traced_wait_and_claim
 
 
 def _traced_pickup(sent_at: float) -> None:

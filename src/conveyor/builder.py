@@ -167,7 +167,7 @@ def encode_payload(task: str, args: object, kwargs: object, limit: int) -> str:
     """The JSON text stored for a job's arguments; InvalidPayload or PayloadTooLarge if unfit."""
     if not isinstance(args, (list, tuple)):
         raise InvalidPayload(f"args of {task} must be a list, got {type(args).__name__}")
-    if not isinstance(kwargs, Mapping):
+    if type(kwargs) is not dict and not isinstance(kwargs, Mapping):  # (the ABC check is slow)
         raise InvalidPayload(f"kwargs of {task} must be an object, got {type(kwargs).__name__}")
     try:
         text = (
@@ -209,8 +209,9 @@ def build_jobs(
     append = jobs.append
     # Bound after every other check, so a bad field or an unknown task is named first.
     bind_later: list[tuple[ArgumentCheck, Sequence[Any], Mapping[str, Any]]] = []
+    empty_fits = len(_EMPTY_PAYLOAD) <= max_payload_bytes
     for index, item in enumerate(items):
-        if not isinstance(item, Mapping):
+        if type(item) is not dict and not isinstance(item, Mapping):  # (the ABC check is slow)
             raise InvalidPayload(f"item {index} is not an object: {_shown(item)}")
         if "task" not in item:
             raise InvalidPayload(f"item {index} has no 'task'")
@@ -219,7 +220,10 @@ def build_jobs(
         if task is None:
             raise unknown_task(name, tasks)
         args, kwargs = item.get("args") or (), item.get("kwargs") or {}
-        payload = encode_payload(name, args, kwargs, max_payload_bytes)
+        if args or kwargs or not empty_fits:
+            payload = encode_payload(name, args, kwargs, max_payload_bytes)
+        else:
+            payload = _EMPTY_PAYLOAD  # what encode_payload gives for no arguments, without the call
         if task.arguments is not None:  # a declared task has no signature to check against
             bind_later.append((task.arguments, args, kwargs))
         d = task.defaults

@@ -19,6 +19,10 @@ def new_job_ids(count: int) -> list[str]:
     """
     global _last_ms, _seq
     ids: list[str] = []
+    append = ids.append
+    # random is reseeded in every forked child, so two processes never share a stream. The
+    # random parts of the whole batch are drawn at once: one number, cut into 16-digit pieces.
+    noise = f"{random.getrandbits(64 * count):0{16 * count}x}" if count > 0 else ""
     with _lock:
         ms = time.time_ns() // 1_000_000
         if ms > _last_ms:
@@ -26,14 +30,15 @@ def new_job_ids(count: int) -> list[str]:
             _seq = itertools.count()
         else:
             ms = _last_ms  # clock stepped back or same ms: keep order by sequence
-        for _ in range(count):
+        head = f"{ms:012x}"
+        for at in range(0, 16 * count, 16):
             seq = next(_seq)
             if seq > 0xFFFF:
                 _last_ms = ms = ms + 1
                 _seq = itertools.count(1)
                 seq = 0
-            # random is reseeded in every forked child, so two processes never share a stream.
-            ids.append(f"{ms:012x}{seq:04x}{random.getrandbits(64):016x}")
+                head = f"{ms:012x}"
+            append(f"{head}{seq:04x}{noise[at : at + 16]}")
     return ids
 
 

@@ -58,9 +58,12 @@ class NewJob(NamedTuple):
     trace_context: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class EnqueueResult:
-    """What ``enqueue_many`` did with one NewJob: created it, or matched its key."""
+class EnqueueResult(NamedTuple):
+    """What ``enqueue_many`` did with one NewJob: created it, or matched its key.
+
+    A named tuple, like NewJob: bulk enqueue returns one per job (a quarter of the
+    frozen dataclass's cost to build).
+    """
 
     id: str
     state: State
@@ -736,6 +739,19 @@ class Backend(Protocol):
 
         See :mod:`conveyor.backends.throughput` for what counts; bad ``minutes`` is InvalidWindow.
         """
+        ...
+
+
+@runtime_checkable
+class ClaimsOnWake(Protocol):
+    """A backend whose idle wait can end in a claim within the same round trip (Redis).
+
+    A worker with nothing to do calls ``wait_and_claim`` instead of ``wait_for_jobs``
+    followed by ``claim``: the woken worker then holds its jobs without a second round trip.
+    """
+
+    def wait_and_claim(self, request: ClaimRequest, timeout: float) -> list[ClaimedJob]:
+        """Wait like ``wait_for_jobs(request.queues, timeout)``, then claim ``request``; the leased jobs."""
         ...
 
 

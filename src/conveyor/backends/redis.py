@@ -19,7 +19,6 @@ query option goes to redis-py (``socket_timeout=``, ``ssl_cert_reqs=``...).
 from __future__ import annotations
 
 import os
-import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -28,7 +27,7 @@ from urllib.parse import urlsplit
 
 import redis
 
-from ..errors import ConfigurationError, InvalidName, SchemaMismatch
+from ..errors import ConfigurationError, SchemaMismatch
 from ..states import ALL_STATES, State
 from . import flow, kit
 from .base import (
@@ -36,8 +35,6 @@ from .base import (
     ActionRecord,
     AttemptRecord,
     BulkDeletion,
-    ClaimedJob,
-    ClaimRequest,
     EnqueueResult,
     FinishWatch,
     Gauges,
@@ -56,10 +53,11 @@ from .base import (
     WorkerRecord,
 )
 from .flow import GroupUsage, QueueSettings, QueueUpdate, QueueUsage
+from .redis_enqueue import enqueue_args, enqueue_results
 from .redis_maintenance import RedisMaintenance
 from .redis_observe import RedisObservability
+from .redis_pickup import RedisPickup
 from .redis_support import (
-    MAX_BLOCK,
     Clients,
     FinishSubscriber,
     check_server,
@@ -76,10 +74,6 @@ SCHEMA_VERSION = 1
 ENQUEUE_CHUNK = 2000
 #: Ids per script call in ``resubmit_many`` and ``delete_many``.
 RESUBMIT_CHUNK = 500
-#: Fields per job in the claim script's flat reply (docs/redis.md lists them): id, task,
-#: queue, payload, attempt, max_attempts, priority, key, on_complete, created_at, run_at,
-#: prior_attempts, group, trace_context.
-CLAIM_REPLY_WIDTH = 14
 
 
 def _num(value: float) -> str:
@@ -87,27 +81,7 @@ def _num(value: float) -> str:
     return repr(float(value))
 
 
-def enqueue_args(jobs: Sequence[NewJob]) -> list[Any]:
-    """The enqueue script's arguments for ``jobs`` (five per job), sync or async."""
-    args: list[Any] = []
-    for job in jobs:
-        run_at = "" if job.run_at is None else _num(job.run_at)
-        meta = (
-            f"{job.id}|{job.task}|{job.queue}|{job.priority}|{run_at}|{_num(job.delay)}|"
-            f"{job.max_attempts}|{job.key_mode}|{job.trace_context or ''}"
-        )
-        if meta.count("|") != 8:
-            raise InvalidName(f"job {job.id!r}: id, task and queue may not contain '|' ({meta!r})")
-        args += (meta, job.payload, job.key or "", job.on_complete or "", job.group or "")
-    return args
-
-
-def enqueue_results(flat: Sequence[Any]) -> list[EnqueueResult]:
-    """The enqueue script's reply (id, state, created per job) as EnqueueResults."""
-    return [EnqueueResult(flat[i], flat[i + 1], flat[i + 2] == 1) for i in range(0, len(flat), 3)]
-
-
-class RedisBackend(RedisMaintenance, RedisObservability):
+class RedisBackend(RedisPickup, RedisMaintenance, RedisObservability):
     """The Backend protocol on Redis 6.2+ or Valkey (see module docstring).
 
     Connections open on first use; a lost connection raises BackendUnavailable
@@ -207,16 +181,16 @@ class RedisBackend(RedisMaintenance, RedisObservability):
             )
         if not jobs:
             return []
-        args = enqueue_args(jobs)
-        step = ENQUEUE_CHUNK * 5
-        if len(args) <= step:
-            flat = self._run("enqueue", args, retry=True)
-        else:
-            flat = self._enqueue_chunks([args[i : i + step] for i in range(0, len(args), step)])
-        return enqueue_results(flat)
+        if len(jobs) <= ENQUEUE_CHUNK:
+            return enqueue_results(jobs, self._run("enqueue", enqueue_args(jobs), retry=True))
+        chunks = [jobs[i : i + ENQUEUE_CHUNK] for i in range(0, len(jobs), ENQUEUE_CHUNK)]
+        replies = self._enqueue_chunks([enqueue_args(chunk) for chunk in chunks])
+        return [
+            r for chunk, reply in zip(chunks, replies, strict=True) for r in enqueue_results(chunk, reply)
+        ]
 
     def _enqueue_chunks(self, chunks: list[list[Any]]) -> list[Any]:
-        """Several enqueue scripts in one MULTI/EXEC: all chunks or none, one round trip."""
+        """Several enqueue scripts in one MULTI/EXEC: all chunks or none, one round trip; their replies."""
         clients = self.clients
         script = clients.scripts["enqueue"]
         client = clients.retrying
@@ -235,57 +209,9 @@ class RedisBackend(RedisMaintenance, RedisObservability):
             # The slot is moving (a reshard): each chunk alone is atomic, and storing
             # a chunk twice is harmless (ids already stored are reported, not repeated).
             replies = [self._run("enqueue", chunk, retry=True) for chunk in chunks]
-        return [item for reply in replies for item in reply]
+        return list(replies)
 
-    # -- workers -----------------------------------------------------------------------
-    @translate_errors
-    def claim(self, request: ClaimRequest) -> list[ClaimedJob]:
-        """Lease up to ``limit`` due jobs in one script: priority desc, run_at, then id."""
-        queues = list(dict.fromkeys(request.queues))
-        if request.limit <= 0 or not queues:
-            return []
-        token = secrets.token_hex(8)
-        start_limit = request.limit if request.start_limit is None else request.start_limit
-        flat = self._run(
-            "claim",
-            [request.limit, _num(request.lease_seconds), request.worker_id, token, start_limit, *queues],
-        )
-        return [
-            ClaimedJob(
-                id=flat[i],
-                task=flat[i + 1],
-                queue=flat[i + 2],
-                payload=flat[i + 3],
-                attempt=int(flat[i + 4]),
-                max_attempts=int(flat[i + 5]),
-                lease_token=token,
-                priority=int(flat[i + 6]),
-                key=flat[i + 7],
-                on_complete=flat[i + 8],
-                created_at=float(flat[i + 9]),
-                run_at=float(flat[i + 10]),
-                prior_attempts=int(flat[i + 11] or 0),
-                group=flat[i + 12],
-                trace_context=flat[i + 13],
-            )
-            for i in range(0, len(flat), CLAIM_REPLY_WIDTH)
-        ]
-
-    @translate_errors
-    def wait_for_jobs(self, queues: Sequence[str], timeout: float) -> None:
-        """Block in BLPOP on the queues' wake-up lists, capped at the next due time."""
-        names = list(dict.fromkeys(queues))
-        if timeout <= 0 or not names:
-            return
-        micros = self._run("next_due", names, retry=True)
-        if micros == -1:
-            return  # due now
-        block = min(timeout, MAX_BLOCK) if micros == -2 else min(timeout, MAX_BLOCK, micros / 1_000_000)
-        if block < 0.002:
-            time.sleep(max(block, 0.0))  # a BLPOP timeout this short would round to "forever"
-            return
-        self.clients.blocking.blpop([f"{self.base}n:{q}" for q in names], timeout=block)
-
+    # -- workers (claim, wait_for_jobs and wait_and_claim are in redis_pickup) -------------
     @translate_errors
     def extend_leases(self, leases: Sequence[Lease], lease_seconds: float) -> LeaseRenewal:
         """Renew every lease still held (same token), in one script."""

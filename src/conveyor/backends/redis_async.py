@@ -29,7 +29,8 @@ from redis.exceptions import ClusterDownError
 from ..errors import BackendUnavailable, ConfigurationError
 from .aio import ThreadedAsyncBackend
 from .base import EnqueueResult, JobRecord, NewJob
-from .redis import ENQUEUE_CHUNK, RedisBackend, enqueue_args, enqueue_results
+from .redis import ENQUEUE_CHUNK, RedisBackend
+from .redis_enqueue import enqueue_args, enqueue_results
 from .redis_support import CONNECT_TIMEOUT, SOCKET_TIMEOUT, decode_record, script_source
 
 _NATIVE_SCRIPTS = ("enqueue", "get")
@@ -113,7 +114,7 @@ class AsyncRedisBackend(ThreadedAsyncBackend):
             return []
         if len(jobs) > ENQUEUE_CHUNK:
             return await super().enqueue_many(jobs)
-        return enqueue_results(await self._run("enqueue", enqueue_args(jobs)))
+        return enqueue_results(jobs, await self._run("enqueue", enqueue_args(jobs)))
 
     async def get(self, job_id: str) -> JobRecord | None:
         """One job with its attempt records, read atomically by the get script."""

@@ -287,11 +287,25 @@ def decode_record(job_id: str, flat: list[str], attempts: list[str] | None = Non
     return kit.job_record(row, (decode_attempt(job_id, text) for text in attempts or ()))
 
 
+# encode_attempt writes the fields in this order without looking them up by name (it runs
+# once per finished job): refuse to load if the kit's attempt fields ever change under it.
+if _SENT_ATTEMPT_FIELDS != (
+    "attempt", "worker", "started_at", "finished_at", "outcome", "error", "traceback",
+    "status_code", "response_excerpt", "trace_id",
+):  # fmt: skip
+    raise RuntimeError(f"encode_attempt is out of step with kit.ATTEMPT_FIELDS: {_SENT_ATTEMPT_FIELDS}")
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
 def encode_attempt(o: Outcome) -> str:
     """An attempt's audit record as stored: a compact JSON array of the kit's ATTEMPT_FIELDS
     after ``job_id`` (the job id is the list's key); ``decode_attempt`` reads it back."""
-    fields = kit.outcome_attempt(o)
-    return json.dumps([fields[name] for name in _SENT_ATTEMPT_FIELDS], separators=(",", ":"))
+    return _COMPACT_JSON.encode(
+        [
+            o.attempt, o.worker, o.started_at, o.finished_at, o.kind, o.error, o.traceback,
+            o.status_code, o.response_excerpt, o.trace_id,
+        ]
+    )  # fmt: skip
 
 
 def decode_attempt(job_id: str, text: str) -> AttemptRecord:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from ..backends.base import ClaimedJob, ClaimRequest, Outcome, WorkerBeat
+from ..backends.base import ClaimedJob, ClaimRequest, ClaimsOnWake, Outcome, WorkerBeat
 from ..context import JobContext
 from ..task import check_name
 from .attempt import Attempt
@@ -134,6 +134,8 @@ class Worker:
         self.fault = fault_point_from_environment()
         self.id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
         self.backend = app.backend
+        #: The backend, when it can claim in the round trip that wakes an idle worker (Redis).
+        self._wake_claimer = self.backend if isinstance(self.backend, ClaimsOnWake) else None
         #: Prometheus metrics (``--metrics-port``), or None: nothing is recorded.
         self.metrics = metrics
         self.executor = self._new_executor()
@@ -417,8 +419,16 @@ class Worker:
                         per_slot = True
                         continue
                     waited = time.monotonic()
-                    self.backend.wait_for_jobs(self.queues, self.idle_wait)
-                    if time.monotonic() - waited < _THROTTLED_WAKE:
+                    if self._wake_claimer is not None:
+                        # The claim rides with the wake-up (one round trip); the buffer only
+                        # emptied meanwhile, so the same room and start limit still hold.
+                        request = self._request(room, start_limit)
+                        jobs = self._wake_claimer.wait_and_claim(request, self.idle_wait)
+                    else:
+                        self.backend.wait_for_jobs(self.queues, self.idle_wait)
+                    if jobs:
+                        throttled = 0
+                    elif time.monotonic() - waited < _THROTTLED_WAKE:
                         # Due jobs that the claim could not take: a queue is paused or at its
                         # limit. Back off a little (doubling to a cap) instead of spinning.
                         throttled += 1
@@ -440,7 +450,7 @@ class Worker:
             if jobs:
                 if self.fault is not None:
                     self.fault.passed("after-claim")
-                self._dispatch(jobs)
+                self._dispatch(jobs)  # (which yields the GIL to a slot that was waiting)
 
     def _await_free_slots(self) -> None:
         """With the condition held: wait for a free run slot, then briefly for a few more, so a

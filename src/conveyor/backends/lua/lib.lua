@@ -52,6 +52,17 @@ local function zadd(key, score, member)
   t[#t + 1] = member
 end
 
+-- The pending additions to one sorted set, for a caller that appends score, member pairs
+-- itself (the bulk path of enqueue.lua): the same batch zadd() fills.
+local function zadd_batch(key)
+  local t = zadds[key]
+  if t == nil then
+    t = {}
+    zadds[key] = t
+  end
+  return t
+end
+
 local function zrem(key, member)
   local t = zrems[key]
   if t == nil then
@@ -174,6 +185,18 @@ local function wait_add(queue, priority, due, id)
   notify[queue] = (notify[queue] or 0) + 1
 end
 
+-- For `n` jobs an unmanaged queue's caller adds itself to the returned batch of the waiting
+-- set (score, member pairs): what wait_add does for each, but the set lookups once.
+local function wait_batch(queue, priority, n)
+  local key = waiting_key(queue, priority)
+  if not prio_seen[key] then
+    prio_seen[key] = true
+    zadd(B .. 'wp:' .. queue, priority, priority)
+  end
+  notify[queue] = (notify[queue] or 0) + n
+  return zadd_batch(key)
+end
+
 local function wait_remove(queue, priority, id)
   local key = waiting_key(queue, priority)
   zrem(key, id)
@@ -275,8 +298,10 @@ local function flush()
     for i = 1, math.min(n, MAX_TOKENS) do
       tokens[i] = '1'
     end
-    redis.call('RPUSH', key, unpack(tokens))
-    redis.call('LTRIM', key, 0, MAX_TOKENS - 1)
+    -- RPUSH answers the list's length: trim only when it passed the cap (rarely).
+    if redis.call('RPUSH', key, unpack(tokens)) > MAX_TOKENS then
+      redis.call('LTRIM', key, 0, MAX_TOKENS - 1)
+    end
   end
   notify = {}
 end
