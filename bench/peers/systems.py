@@ -19,6 +19,16 @@ class System:
         """True for Conveyor's own rows (run from the main venv)."""
         return self.key.startswith("conveyor")
 
+    @property
+    def tuned(self) -> bool:
+        """True for Conveyor's hand-tuned rows (``conveyor-<engine>-tuned``)."""
+        return self.key.endswith("-tuned")
+
+    @property
+    def default_key(self) -> str:
+        """The key of the same system at default settings."""
+        return self.key.removesuffix("-tuned")
+
 
 SYSTEMS: dict[str, System] = {
     s.key: s
@@ -26,6 +36,12 @@ SYSTEMS: dict[str, System] = {
         System("conveyor-sqlite", "bench.peers.conveyor_peer", "sqlite", "Conveyor (SQLite)"),
         System("conveyor-postgres", "bench.peers.conveyor_peer", "postgres", "Conveyor (PostgreSQL)"),
         System("conveyor-redis", "bench.peers.conveyor_peer", "redis", "Conveyor (Redis)"),
+        # The same at hand-tuned settings (conveyor_peer.CONFIG), to report default ÷ tuned.
+        System("conveyor-sqlite-tuned", "bench.peers.conveyor_peer", "sqlite", "Conveyor (SQLite, tuned)"),
+        System(
+            "conveyor-postgres-tuned", "bench.peers.conveyor_peer", "postgres", "Conveyor (PostgreSQL, tuned)"
+        ),
+        System("conveyor-redis-tuned", "bench.peers.conveyor_peer", "redis", "Conveyor (Redis, tuned)"),
         System("celery", "bench.peers.celery_peer", "redis", "Celery (Redis)"),
         System("rq", "bench.peers.rq_peer", "redis", "RQ (Redis)"),
         System("dramatiq", "bench.peers.dramatiq_peer", "redis", "Dramatiq (Redis)"),

@@ -30,7 +30,8 @@ from .common import (
 @click.option(
     "--prefetch",
     type=click.IntRange(min=0),
-    help="Jobs claimed ahead of free slots [= concurrency]; more is faster for tiny jobs.",
+    help="Jobs claimed ahead of free slots, fixed [adaptive: from observed run times and claim "
+    "round trips, up to 500 for tiny jobs, none for slow ones]; 0: none.",
 )
 @click.option("--burst", is_flag=True, help="Exit when nothing is due (for scripts and tests).")
 @click.option(

@@ -29,6 +29,7 @@ from .completer import Completer, Written
 from .executor import Executor
 from .faults import exit_on_memory_error, fault_point_from_environment, limit_memory
 from .metrics import WorkerMetrics, supervisor_run_dir
+from .prefetch import Prefetch
 from .recovery import RetryDelay, error_line
 from .services import (
     Alerter,
@@ -113,14 +114,14 @@ class Worker:
         names = list(queues) if queues else sorted({t.defaults.queue for t in app.tasks.values()})
         self.queues = tuple(check_name("queue", q) for q in names) or ("default",)
         self.concurrency = self.settings.concurrency
-        #: Jobs claimed beyond the running ones, so a slot never waits for a round trip.
-        self.prefetch = self.concurrency if prefetch is None else max(0, prefetch)
+        #: How many jobs are claimed beyond the running ones, so a slot rarely waits for a
+        #: round trip: adaptive by default, fixed with ``prefetch=N`` (see worker/prefetch.py).
+        self.prefetch_policy = Prefetch(self.concurrency, self.settings.lease, fixed=prefetch)
         self.idle_wait = idle_wait
-        # Refill when the prefetched buffer (jobs beyond the running ones) is half
-        # empty: claims come in batches, and a slot rarely waits for a round trip.
-        self._refill_below = min(
-            self.concurrency + self.prefetch, self.concurrency + max(1, self.prefetch // 2)
-        )
+        self._capacity = self._refill_below = 0
+        self._size_buffer()
+        #: True while the fetch loop waits for the buffer to drain below ``_refill_below``.
+        self._awaiting_refill = False
         #: Free run slots a claim from limited queues waits to gather (up to _GATHER_SLOTS seconds).
         self._slot_batch = max(1, self.concurrency // 4)
         self.install_signal_handlers = install_signal_handlers
@@ -364,21 +365,39 @@ class Worker:
             start_limit = self.concurrency - len(self.inflight)
         return ClaimRequest(self.queues, limit, self.settings.lease, self.id, max(0, start_limit))
 
+    @property
+    def prefetch(self) -> int:
+        """Jobs this worker holds claimed beyond the running ones, now (its policy's target)."""
+        return self.prefetch_policy.target()
+
+    def _size_buffer(self) -> None:
+        """With the condition held: the claim bounds from the prefetch policy's target now.
+
+        Refill when the buffer (jobs beyond the running ones) is half empty: claims come
+        in batches, and a slot rarely waits for a round trip.
+        """
+        target = self.prefetch_policy.target()
+        self._capacity = self.concurrency + target
+        self._refill_below = _refill_level(self.concurrency, target)
+
     def _fetch_loop(self, burst: bool) -> None:
-        capacity = self.concurrency + self.prefetch
-        refill_below = self._refill_below
         retry = RetryDelay()
+        policy = self.prefetch_policy
         throttled = 0  # empty claims in a row although jobs were due (limits, pause)
         # True while the work on offer is from limited queues only (a claim with every run slot
         # busy got nothing): such jobs are claimed per free slot, so wait for slots, not the buffer.
         per_slot = False
         while not self._stopping.is_set():
             with self._cv:
-                while not self._stopping.is_set() and self._busy >= refill_below:
+                self._size_buffer()
+                while not self._stopping.is_set() and self._busy >= self._refill_below:
+                    self._awaiting_refill = True
                     self._cv.wait(0.5)
+                    self._size_buffer()
+                self._awaiting_refill = False
                 if per_slot:
                     self._await_free_slots()
-                room = capacity - self._busy
+                room = self._capacity - self._busy
                 # A job holds its slot until its outcome is written (the completer batches
                 # writes), so limited queues are claimed for the jobs not in flight.
                 start_limit = self.concurrency - len(self.inflight)
@@ -386,8 +405,8 @@ class Worker:
                 return
             with self._cv:
                 idle_before = not self.inflight
-            woken = False
             try:
+                asked = time.perf_counter()
                 jobs = self.backend.claim(self._request(room, start_limit))
                 if not jobs:
                     if burst:
@@ -405,7 +424,6 @@ class Worker:
                         # emptied meanwhile, so the same room and start limit still hold.
                         request = self._request(room, start_limit)
                         jobs = self._wake_claimer.wait_and_claim(request, self.idle_wait)
-                        woken = bool(jobs)
                     else:
                         self.backend.wait_for_jobs(self.queues, self.idle_wait)
                     if jobs:
@@ -420,6 +438,9 @@ class Worker:
                 else:
                     throttled = 0
                     per_slot = per_slot and len(jobs) <= start_limit
+                    took = time.perf_counter() - asked
+                    with self._cv:
+                        policy.observe_claim(took, len(jobs))
                 retry.succeeded()
             except Exception as exc:  # noqa: BLE001 - the backend may be restarting
                 delay = retry.failed()
@@ -429,11 +450,7 @@ class Worker:
             if jobs:
                 if self.fault is not None:
                     self.fault.passed("after-claim")
-                self._dispatch(jobs)
-                if woken:
-                    # Let a run thread take the GIL and start the job now, rather than after
-                    # this thread's next claim has reached the network.
-                    time.sleep(0)
+                self._dispatch(jobs)  # (which yields the GIL to a slot that was waiting)
 
     def _await_free_slots(self) -> None:
         """With the condition held: wait for a free run slot, then briefly for a few more, so a
@@ -449,6 +466,8 @@ class Worker:
 
     def _dispatch(self, jobs: list[ClaimedJob]) -> None:
         tasks = self.app.tasks
+        with self._cv:
+            idle_slot = self._busy < self.concurrency
         for job in jobs:
             context = JobContext(
                 job.id,
@@ -464,6 +483,10 @@ class Worker:
                 self.inflight[job.id] = attempt
                 self._busy += 1
             self.executor.submit(attempt)
+        if idle_slot:
+            # A slot thread was waiting for this job: let it take the GIL now rather than
+            # when this thread next blocks, a claim's worth of Python later (pickup latency).
+            time.sleep(0)
 
     # -- outcomes ------------------------------------------------------------------
     def _report(self, attempt: Attempt, outcome: Outcome) -> None:
@@ -481,14 +504,15 @@ class Worker:
             outcome = replace(outcome, follow_ups=follow_ups)
         with self._cv:
             self._busy -= 1
+            if outcome.started_at is not None and outcome.finished_at is not None:
+                self.prefetch_policy.observe_run(outcome.finished_at - outcome.started_at)
             # Wake the fetch loop only when it may claim again (or all is done), not per job;
             # a freed run slot is such a moment too (limited queues are claimed per free slot).
-            if self._busy in (
-                self._refill_below - 1,
-                self.concurrency - 1,
-                self.concurrency - self._slot_batch,
-                0,
-            ):
+            if (
+                self._awaiting_refill
+                and self._busy < _refill_level(self.concurrency, self.prefetch_policy.target())
+            ) or self._busy in (self.concurrency - 1, self.concurrency - self._slot_batch, 0):
+                self._awaiting_refill = False
                 self._cv.notify_all()
         self.completer.submit(attempt, outcome)
 
@@ -541,7 +565,20 @@ class Worker:
 
     def stats(self) -> dict[str, Any]:
         """This worker's counters."""
-        return {"id": self.id, "queues": list(self.queues), "busy": self._busy, **self.counts}
+        with self._cv:
+            prefetch = self.prefetch_policy.describe()
+        return {
+            "id": self.id,
+            "queues": list(self.queues),
+            "busy": self._busy,
+            **self.counts,
+            "prefetch": prefetch,
+        }
+
+
+def _refill_level(concurrency: int, target: int) -> int:
+    """Claim again once fewer than this many jobs are claimed and undecided (half the buffer left)."""
+    return concurrency + min(target, max(1, target // 2))
 
 
 def _version() -> str:
