@@ -80,6 +80,18 @@ def test_the_policy_follows_a_change_of_job_length() -> None:
     assert policy.target() == DEFAULT_CAP
 
 
+def test_a_running_attempt_slower_than_the_past_ones_shrinks_the_buffer() -> None:
+    policy = fed(Prefetch(5, 30.0), run_time=20e-6, round_trip=0.002)
+    assert policy.target() == DEFAULT_CAP
+    policy.observe_running(0.5)  # a stall shorter than the evidence threshold changes nothing
+    assert policy.target() == DEFAULT_CAP
+    policy.observe_running(2.0)  # 5 slots x a quarter of the 30 s lease / 2 s = 18
+    assert policy.target() == 18
+    assert policy.describe()["running_for"] == 2.0
+    policy.observe_running(0.0)  # it ended; the past run times rule again
+    assert policy.target() == DEFAULT_CAP
+
+
 def test_empty_claims_say_nothing_about_batches() -> None:
     policy = Prefetch(5, 30.0)
     policy.observe_claim(5.0, 0)
@@ -161,4 +173,46 @@ def test_two_workers_share_a_backlog_of_slow_jobs(backend_url: str) -> None:
     # (0 at a 1 ms claim round trip; 1 once a loaded machine makes a claim take over 6 ms)
     assert first.prefetch <= 1 and second.prefetch <= 1, (first.stats(), second.stats())
     assert second.counts["completed"] >= jobs // 4, (first.counts, second.counts)
+    app.close()
+
+
+def test_a_worker_that_learned_tiny_jobs_gives_back_slow_ones_it_buffered(sqlite_url: str) -> None:
+    app = conveyor.App(sqlite_url)
+    release = threading.Event()
+
+    @app.task()
+    def tiny() -> None: ...
+
+    @app.task()
+    def slow(n: int) -> None:
+        release.wait(60)
+
+    app.backend.migrate()
+    app.enqueue_many([{"task": "tiny"}] * 1000)
+    worker = conveyor.Worker(app, concurrency=2, idle_wait=0.05, install_signal_handlers=False)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while worker.counts["completed"] < 1000:
+            assert time.monotonic() < deadline, worker.counts
+            time.sleep(0.01)
+        assert worker.prefetch >= 100, worker.stats()["prefetch"]  # it learned: tiny jobs
+        slow_jobs = 200
+        app.enqueue_many([{"task": "slow", "args": [n]} for n in range(slow_jobs)])
+        # It claims a large batch of them at once (it cannot know they are slow), then, once
+        # its running ones have run for a second, gives back what would wait longest.
+        deadline = time.monotonic() + 30
+        while worker.counts["released"] < slow_jobs // 2:
+            assert time.monotonic() < deadline, (worker.counts, worker.stats())
+            time.sleep(0.02)
+        assert worker.stats()["busy"] <= worker.concurrency + slow_jobs // 4, worker.stats()
+        pending = app.jobs(status="pending", task="slow").total
+        assert pending >= slow_jobs // 2, pending  # back in the queue, for any worker
+        assert all(job.attempt == 0 for job in app.jobs(status="pending", task="slow", limit=500))
+    finally:
+        release.set()
+        worker.stop()
+        thread.join(60)
+    assert not thread.is_alive()
     app.close()

@@ -20,7 +20,10 @@ buffer rides out a late refill: a busy GIL, a slow claim), bounded:
 - by ``cap`` jobs (500 per process by default): tiny jobs get large batches,
   which is where a claim's fixed cost is spread thinnest;
 - by the lease: never more than can start within ``lease_share`` of the lease
-  (``buffered * mean run time / concurrency <= lease * lease_share``);
+  (``buffered * mean run time / concurrency <= lease * lease_share``), where the
+  mean is at least as long as the oldest attempt running now has run (jobs slower
+  than the past ones show it before they end); the worker releases buffered jobs
+  well beyond a target that fell, so they go back to the queue for other workers;
 - to none at all when a buffered job would save less than ``useful`` of a slot
   per round trip and none would start within the horizon: slow jobs are claimed
   as slots free, so two workers share a backlog of them instead of the first
@@ -51,6 +54,9 @@ DEFAULT_HORIZON = 0.05
 ALPHA = 0.2
 #: The shortest claim round trip assumed (a first claim, or a clock too coarse to see it).
 MIN_ROUND_TRIP = 0.0005
+#: A running attempt counts as evidence of slower jobs once it has run this long (seconds):
+#: shorter stalls (the GIL, a page fault) of a fast stream must not shrink its batches.
+RUNNING_EVIDENCE = 1.0
 #: The shortest run time assumed, so that a no-op's near-zero time does not divide by zero.
 MIN_RUN_TIME = 1e-6
 
@@ -91,6 +97,9 @@ class Prefetch:
         self.round_trip: float | None = None
         #: The sizes of the latest claims that returned jobs (for stats, tests and tuning).
         self.claims: deque[int] = deque(maxlen=64)
+        #: Seconds the oldest running attempt has run so far (0 when none runs): a lower bound
+        #: on run times the finished attempts have not shown yet (jobs slower than the past ones).
+        self.running_for = 0.0
         self._target = self._compute()
 
     @property
@@ -125,6 +134,19 @@ class Prefetch:
         )
         self._target = self._compute()
 
+    def observe_running(self, seconds: float) -> None:
+        """The oldest attempt running now has run for ``seconds`` (0 when none runs).
+
+        Jobs much slower than the ones before them say so only when they end; until then
+        the lease bound uses this lower bound (once it reaches ``RUNNING_EVIDENCE``), so a
+        worker that learned tiny jobs does not keep hundreds of slow ones buffered
+        against their leases.
+        """
+        running_for = seconds if seconds >= RUNNING_EVIDENCE else 0.0
+        if running_for != self.running_for:
+            self.running_for = running_for
+            self._target = self._compute()
+
     def target(self) -> int:
         """Jobs to hold claimed beyond the running ones, now."""
         return self._target
@@ -145,7 +167,7 @@ class Prefetch:
         if need < self.useful and soon < 1:
             return 0
         need = max(need, soon)
-        mean = max(self.run_time, MIN_RUN_TIME)
+        mean = max(self.run_time, self.running_for, MIN_RUN_TIME)
         within_lease = math.floor(self.lease * self.lease_share * self.concurrency / mean)
         return max(0, min(self.cap, math.ceil(need), within_lease))
 
@@ -157,5 +179,6 @@ class Prefetch:
             "run_time": self.run_time,
             "typical_run_time": self.typical_run_time,
             "round_trip": self.round_trip,
+            "running_for": self.running_for,
             "largest_claim": max(self.claims, default=0),
         }

@@ -305,9 +305,7 @@ class Worker:
     def _release_unstarted(self) -> None:
         with self._cv:
             waiting = [attempt for attempt in self.inflight.values() if attempt.started_at is None]
-        for attempt in waiting:
-            if attempt.decide():
-                self._report(attempt, attempt.outcome("released", self.id))
+        self._release(waiting)
 
     def _release_running(self) -> None:
         with self._cv:
@@ -389,18 +387,26 @@ class Worker:
         per_slot = False
         while not self._stopping.is_set():
             with self._cv:
+                shed = self._excess_buffered()
                 self._size_buffer()
-                while not self._stopping.is_set() and self._busy >= self._refill_below:
+                while not shed and not self._stopping.is_set() and self._busy >= self._refill_below:
                     self._awaiting_refill = True
                     self._cv.wait(0.5)
+                    shed = self._excess_buffered()
                     self._size_buffer()
                 self._awaiting_refill = False
-                if per_slot:
-                    self._await_free_slots()
-                room = self._capacity - self._busy
-                # A job holds its slot until its outcome is written (the completer batches
-                # writes), so limited queues are claimed for the jobs not in flight.
-                start_limit = self.concurrency - len(self.inflight)
+                if not shed and per_slot:
+                    shed = self._await_free_slots()
+                if not shed:
+                    room = self._capacity - self._busy
+                    # A job holds its slot until its outcome is written (the completer batches
+                    # writes), so limited queues are claimed for the jobs not in flight.
+                    start_limit = self.concurrency - len(self.inflight)
+            if shed:
+                # Slower jobs than the buffer was sized for: what would wait longest goes back
+                # to the queue (not an attempt), for other workers.
+                self._release(shed)
+                continue
             if self._stopping.is_set():
                 return
             with self._cv:
@@ -447,42 +453,84 @@ class Worker:
                 log.warning("claim failed (%s); retrying in %.1fs", error_line(exc), delay)
                 self._stopping.wait(delay)
                 continue
+            if jobs and self._stopping.is_set():
+                # Claimed after the stop was asked (the claim that rides with a wake-up runs on
+                # the server whatever the worker does meanwhile): give them back unstarted.
+                self._release([self._attempt_for(job) for job in jobs])
+                return
             if jobs:
                 if self.fault is not None:
                     self.fault.passed("after-claim")
                 self._dispatch(jobs)  # (which yields the GIL to a slot that was waiting)
 
-    def _await_free_slots(self) -> None:
+    def _await_free_slots(self) -> list[Attempt]:
         """With the condition held: wait for a free run slot, then briefly for a few more, so a
-        claim from a limited queue takes several jobs rather than one per round trip."""
+        claim from a limited queue takes several jobs rather than one per round trip. Returns
+        early with the buffered attempts to give back if the buffer outgrew its target meanwhile."""
         while not self._stopping.is_set() and len(self.inflight) >= self.concurrency:
             self._cv.wait(0.5)
+            if shed := self._excess_buffered():
+                return shed
         deadline = time.monotonic() + _GATHER_SLOTS
         while not self._stopping.is_set() and len(self.inflight) > self.concurrency - self._slot_batch:
             left = deadline - time.monotonic()
             if left <= 0:
-                return
+                break
             self._cv.wait(left)
+        return []
+
+    def _excess_buffered(self) -> list[Attempt]:
+        """With the condition held: the most recently claimed of the buffered (unstarted)
+        attempts beyond the adaptive target, after telling the policy how long the oldest running
+        attempt has run; none unless the buffer is well above the target (hysteresis)."""
+        policy = self.prefetch_policy
+        if not policy.adaptive:
+            return []
+        now = time.time()
+        oldest: float | None = None
+        waiting: list[Attempt] = []
+        for attempt in self.inflight.values():
+            started = attempt.started_at
+            if started is None:
+                if not attempt.decided:
+                    waiting.append(attempt)
+            elif oldest is None or started < oldest:
+                oldest = started
+        policy.observe_running(0.0 if oldest is None else now - oldest)
+        target = policy.target()
+        excess = len(waiting) - target
+        if excess <= max(self.concurrency, target):
+            return []
+        return waiting[-excess:]
+
+    def _release(self, attempts: list[Attempt]) -> None:
+        """Give claimed attempts that have not started back to the queue (no attempt counted)."""
+        for attempt in attempts:
+            if attempt.decide():
+                self._report(attempt, attempt.outcome("released", self.id))
+
+    def _attempt_for(self, job: ClaimedJob) -> Attempt:
+        """A claimed job as an Attempt this worker holds (in flight until its outcome is written)."""
+        context = JobContext(
+            job.id,
+            job.task,
+            job.queue,
+            job.attempt,
+            job.max_attempts,
+            job.prior_attempts,
+            trace_context=job.trace_context,
+        )
+        attempt = Attempt(job, self.app.tasks.get(job.task), context)
+        with self._cv:
+            self.inflight[job.id] = attempt
+            self._busy += 1
+        return attempt
 
     def _dispatch(self, jobs: list[ClaimedJob]) -> None:
-        tasks = self.app.tasks
         with self._cv:
             idle_slot = self._busy < self.concurrency
         for job in jobs:
-            context = JobContext(
-                job.id,
-                job.task,
-                job.queue,
-                job.attempt,
-                job.max_attempts,
-                job.prior_attempts,
-                trace_context=job.trace_context,
-            )
-            attempt = Attempt(job, tasks.get(job.task), context)
-            with self._cv:
-                self.inflight[job.id] = attempt
-                self._busy += 1
-            self.executor.submit(attempt)
+            self.executor.submit(self._attempt_for(job))
         if idle_slot:
             # A slot thread was waiting for this job: let it take the GIL now rather than
             # when this thread next blocks, a claim's worth of Python later (pickup latency).
