@@ -81,6 +81,15 @@ def test_lazy_public_names_still_resolve() -> None:
     assert out.split() == ["True", "BatchResult", "True"]
 
 
+def test_lazy_public_names_are_listed_before_they_are_loaded() -> None:
+    out = fresh_python(
+        "import sys, conveyor\n"
+        "listed = 'Worker' in dir(conveyor)\n"
+        "print(listed, 'Worker' in vars(conveyor), 'conveyor.worker' in sys.modules)"
+    )
+    assert out.split() == ["True", "False", "False"], "dir() lists Worker without importing the worker"
+
+
 def test_a_sqlite_worker_runs_a_job_without_heavy_modules(tmp_path: Path) -> None:
     (tmp_path / "tasks.py").write_text(APP_SOURCE)
     seen = tmp_path / "modules.json"
@@ -115,7 +124,7 @@ def test_a_burst_supervisor_exits_once_its_processes_are_done(tmp_path: Path) ->
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,  # before the fix, the supervisor restarted its finished children for ever
+        timeout=120,  # a supervisor that restarted its finished children would never exit
     )
     assert done.returncode == 0, done.stderr
     assert seen.exists()

@@ -365,6 +365,44 @@ def test_nothing_of_opentelemetry_is_imported_by_import_conveyor_or_without_it(h
     assert done.stdout.strip() == "ok"
 
 
+UNCONFIGURED_CHILD = """
+import conveyor
+from conveyor.testing import drain
+from conveyor.tracing import incoming, recording
+
+app = conveyor.App("memory://unconfigured-child")
+children = []
+
+@app.task()
+def parent():
+    children.append(child.enqueue().id)
+
+@app.task()
+def child():
+    pass
+
+assert not recording(), "no tracer provider is configured here"
+with incoming("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"):
+    job = parent.enqueue()
+assert drain(app).completed == 2
+(child_id,) = children
+print(job.refresh().attempts[-1].trace_id, app.get(child_id).trace_id)
+"""
+
+
+def test_without_a_tracer_provider_a_job_enqueued_by_a_task_inherits_the_stored_trace() -> None:
+    # OpenTelemetry's API is installed but no provider is configured: no span starts per attempt,
+    # yet a job the task enqueues stores its parent's trace, as under a no-op span.
+    done = subprocess.run(
+        [sys.executable, "-c", UNCONFIGURED_CHILD],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0af7651916cd43dd8448eb211c80319c"] * 2
+
+
 # -- one log line per attempt outcome ------------------------------------------------------------------
 def test_one_log_line_per_attempt_outcome_without_arguments_or_results(
     app: conveyor.App, caplog: pytest.LogCaptureFixture

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import conveyor
-from backends import fresh_url, require_or_skip
+from backends import REDIS_URL, fresh_url, require_or_skip
 from conveyor.backends.base import ClaimedJob, ClaimRequest, ClaimsOnWake, JobQuery, Lease, NewJob, Outcome
 from conveyor.errors import (
     BackendUnavailable,
@@ -255,7 +255,7 @@ def test_idle_wait_times_out(backend: RedisBackend) -> None:
 
 def _blpop_clients() -> int:
     """How many clients of the test server are blocked in BLPOP now."""
-    admin = redis.Redis(host="127.0.0.1", port=6379)
+    admin = redis.Redis.from_url(REDIS_URL)
     try:
         return sum(1 for c in admin.client_list() if c.get("cmd") == "blpop")
     finally:

@@ -115,3 +115,8 @@ __all__ = [
     "sign",
     "verify_signature",
 ]
+
+
+def __dir__() -> list[str]:
+    """The module's names, with the public ones imported on first use (``Worker``) before they are."""
+    return sorted(set(globals()) | set(__all__))

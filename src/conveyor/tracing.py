@@ -27,7 +27,7 @@ import os
 import re
 import sys
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -146,21 +146,25 @@ class ConsumerSpan:
 
 
 class StoredTrace(ConsumerSpan):
-    """Stands in for a span nothing would record: carries the stored trace id, starts and ends nothing.
+    """Stands in for a span nothing would record: carries the stored trace, starts and ends nothing.
 
-    What a no-op tracer's span would have given the attempt record (its parent's trace
-    id), without loading OpenTelemetry or building a context per job.
+    What a no-op tracer's span would have given the attempt (its parent's trace id in
+    the attempt record, its parent's context for jobs the task enqueues), without
+    loading OpenTelemetry or building a context per job.
     """
 
-    __slots__ = ()
+    __slots__ = ("traceparent",)
 
-    def __init__(self, trace_id: str) -> None:
+    traceparent: str
+
+    def __init__(self, traceparent: str) -> None:
         self.span = None
-        self.trace_id = trace_id
+        self.traceparent = traceparent
+        self.trace_id = traceparent[3:35]
 
     def activate(self) -> AbstractContextManager[object]:
-        """Nothing to make current."""
-        return nullcontext()
+        """The stored traceparent is the incoming one inside the block: jobs enqueued there inherit it."""
+        return incoming(self.traceparent)
 
     def end(self, outcome: str, error: BaseException | None) -> None:
         """Nothing to end."""
@@ -178,7 +182,7 @@ def start_consumer_span(
         if traceparent is None or not available():
             return None
         stored = valid_traceparent(traceparent)
-        return None if stored is None else StoredTrace(stored[3:35])
+        return None if stored is None else StoredTrace(stored)
     from opentelemetry import trace
 
     global _tracer
