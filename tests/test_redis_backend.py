@@ -346,6 +346,31 @@ def test_a_worker_on_redis_claims_with_its_wake_up(url: str) -> None:
         app.close()
 
 
+def test_a_job_claimed_with_the_wake_up_after_a_stop_is_given_back_unstarted(url: str) -> None:
+    app = conveyor.App(url)
+    ran = threading.Event()
+
+    @app.task()
+    def ping() -> None:
+        ran.set()
+
+    worker = conveyor.Worker(app, idle_wait=5.0, install_signal_handlers=False, schedules=False)
+    thread = _start_blocked(worker.run)  # idle: blocked in BLPOP with its claim queued behind it
+    try:
+        worker.stop()
+        job = ping.enqueue()  # wakes the BLPOP; the server runs the claim behind it
+        thread.join(15)
+        assert not thread.is_alive()
+        assert not ran.is_set()
+        assert worker.counts["released"] == 1, worker.counts
+        stored = app.get(job.id)
+        assert stored.status == "pending" and stored.attempt == 0
+    finally:
+        worker.stop()
+        thread.join(10)
+        app.close()
+
+
 # -- the enqueue arguments ------------------------------------------------------------------
 def test_enqueue_runs_and_single_jobs_mixed_keep_their_order_and_fields(backend: RedisBackend) -> None:
     stored = backend.enqueue_many([job()])[0]
