@@ -112,7 +112,8 @@ def test_permanent_on_and_retry_on_classify_errors(app: conveyor.App) -> None:
     def p() -> None:
         raise KeyError("missing")
 
-    @app.task(max_attempts=5, backoff=fixed(0), retry_on=(ConnectionError,))
+    # A retry not due within this batch: with no delay, process_batch may run it again at once.
+    @app.task(max_attempts=5, backoff=fixed(60), retry_on=(ConnectionError,))
     def r(kind: str) -> None:
         raise ConnectionError("x") if kind == "conn" else TypeError("y")
 
@@ -121,7 +122,7 @@ def test_permanent_on_and_retry_on_classify_errors(app: conveyor.App) -> None:
     worker.process_batch(10)
     assert app.get(jp.id).state == "failed" and app.get(jp.id).attempt == 1
     assert app.get(jr_other.id).state == "failed" and app.get(jr_other.id).attempt == 1
-    assert app.get(jr_conn.id).state == "retry"
+    assert app.get(jr_conn.id).state == "retry" and app.get(jr_conn.id).attempt == 1
 
 
 def test_retry_after_sets_the_delay_and_counts_the_attempt(app: conveyor.App) -> None:
