@@ -54,6 +54,7 @@ listener that (re)connects wakes every watch, since what it missed is unknown.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -408,6 +409,11 @@ def alert_record(row: Fields) -> AlertRecord:
         queue=row["queue"] or None,
     )
     return AlertRecord(spec, _seconds(row["last_fired_at"]))
+
+
+def spec_params(spec: ScheduleSpec | AlertSpec) -> dict[str, Any]:
+    """A schedule's or alert's fields as the named parameters of its SQL ``*_save`` statement."""
+    return {field.name: getattr(spec, field.name) for field in dataclasses.fields(spec)}
 
 
 def by_position(names: tuple[str, ...], row: Iterable[Any]) -> dict[str, Any]:

@@ -65,20 +65,7 @@ class PostgresMaintenance:
         """Create or update schedules (an unchanged timing keeps its next tick)."""
         with self._conn() as conn, conn.transaction():
             for spec in specs:
-                conn.execute(
-                    self._msql["schedule_save"],
-                    {
-                        "name": spec.name,
-                        "task": spec.task,
-                        "cron": spec.cron,
-                        "every": spec.every,
-                        "tz": spec.tz,
-                        "payload": spec.payload,
-                        "queue": spec.queue,
-                        "missed": spec.missed,
-                        "next_run_at": spec.next_run_at,
-                    },
-                )
+                conn.execute(self._msql["schedule_save"], kit.spec_params(spec))
 
     def schedule_list(self) -> list[ScheduleRecord]:
         """Every schedule, by name."""
@@ -125,16 +112,7 @@ class PostgresMaintenance:
         """Create or update alerts (``last_fired_at`` is kept)."""
         with self._conn() as conn, conn.transaction():
             for spec in specs:
-                conn.execute(
-                    self._msql["alert_save"],
-                    {
-                        "name": spec.name,
-                        "url": spec.url,
-                        "threshold": spec.threshold,
-                        "window": spec.window,
-                        "queue": spec.queue,
-                    },
-                )
+                conn.execute(self._msql["alert_save"], kit.spec_params(spec))
 
     def alert_list(self) -> list[AlertRecord]:
         """Every alert, by name."""

@@ -8,7 +8,7 @@ is one statement of postgres.sql on the database clock.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, LiteralString
+from typing import TYPE_CHECKING, Any, LiteralString
 
 from psycopg import sql
 
@@ -27,11 +27,11 @@ ESTIMATED_STATES = frozenset({"completed", "cancelled"})
 class PostgresObservability:
     """The worker registry, progress, ``queue_gauges`` and ``throughput`` on PostgreSQL."""
 
-    queries: Queries
-    schema: str
+    if TYPE_CHECKING:  # supplied by PostgresBackend
+        queries: Queries
+        schema: str
 
-    def _execute(self, query: LiteralString | sql.Composed, params: dict[str, Any]) -> list[Any]:
-        raise NotImplementedError  # PostgresBackend's
+        def _execute(self, query: LiteralString | sql.Composed, params: dict[str, Any]) -> list[Any]: ...
 
     def workers_beat(self, beats: Sequence[WorkerBeat], ttl_seconds: float) -> None:
         """Register or renew workers until ``ttl_seconds`` from the database's now."""

@@ -41,20 +41,7 @@ class SQLiteMaintenance:
         """Create or update schedules (an unchanged timing keeps its next tick)."""
         with self._write() as conn:
             for spec in specs:
-                conn.execute(
-                    SQL["schedule_save"],
-                    {
-                        "name": spec.name,
-                        "task": spec.task,
-                        "cron": spec.cron,
-                        "every": spec.every,
-                        "tz": spec.tz,
-                        "payload": spec.payload,
-                        "queue": spec.queue,
-                        "missed": spec.missed,
-                        "next_run_at": spec.next_run_at,
-                    },
-                )
+                conn.execute(SQL["schedule_save"], kit.spec_params(spec))
 
     def schedule_list(self) -> list[ScheduleRecord]:
         """Every schedule, by name."""
@@ -102,16 +89,7 @@ class SQLiteMaintenance:
         """Create or update alerts (``last_fired_at`` is kept)."""
         with self._write() as conn:
             for spec in specs:
-                conn.execute(
-                    SQL["alert_save"],
-                    {
-                        "name": spec.name,
-                        "url": spec.url,
-                        "threshold": spec.threshold,
-                        "window": spec.window,
-                        "queue": spec.queue,
-                    },
-                )
+                conn.execute(SQL["alert_save"], kit.spec_params(spec))
 
     def alert_list(self) -> list[AlertRecord]:
         """Every alert, by name."""
